@@ -1,0 +1,1 @@
+"""wfm-forecast: the shared package behind the numbered pipeline steps."""

@@ -1,0 +1,276 @@
+"""Every table of the pipeline, declared once, with its grain.
+
+Table names appear as strings only here. `gold_*` tables are a public contract
+with Power BI users: add columns, never rename or drop one without a migration
+note in docs/. Timestamps: `*_utc` columns hold naive UTC; the others hold the
+center's local wall-clock time (naive), which is what an analyst reads.
+"""
+
+from sqlalchemy import (
+    Boolean, Column, Date, DateTime, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint,
+)
+
+metadata = MetaData()
+
+_ID = String(200)  # ids from ACD exports: long enough for joined keys ("AA0101|34536|990201")
+_NAME = String(100)
+
+# --- bronze: source rows as received (mapped to canonical names, typed), append-only -----------------
+
+# One row per load of one source (a file, or one incremental SQL query).
+bronze_load_log = Table(
+    "bronze_load_log", metadata,
+    Column("load_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("source_kind", String(10), nullable=False),       # cdr | interval
+    Column("source_name", String(500), nullable=False),      # file path or "sql:<hash of query>"
+    Column("content_sha256", String(64)),                     # files: the same content is never loaded twice
+    Column("rows_read", Integer, nullable=False),
+    Column("rows_loaded", Integer, nullable=False),
+    Column("rows_duplicate", Integer, nullable=False),
+    Column("rows_rejected", Integer, nullable=False),
+    Column("watermark", String(40)),                          # SQL sources: newest start_time loaded
+    Column("loaded_at", DateTime, nullable=False),
+    Column("status", String(20), nullable=False),             # loaded | skipped_same_content
+)
+
+# One row per call leg as exported by the ACD (a transfer adds legs; a redial is a new call).
+bronze_cdr = Table(
+    "bronze_cdr", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("load_id", Integer, nullable=False),
+    Column("source_name", String(500), nullable=False),
+    Column("source_row", Integer, nullable=False),            # 1-based data row in the file (header excluded)
+    Column("row_hash", String(32), nullable=False),           # 128-bit hash of the row's source values
+    Column("call_id", _ID, nullable=False),
+    Column("queue", _NAME, nullable=False),
+    Column("start_time", DateTime, nullable=False),
+    Column("start_time_utc", DateTime, nullable=False),
+    Column("start_date", Date, nullable=False),               # local date of start_time: the unit of rebuilds
+    Column("answer_time", DateTime),
+    Column("end_time", DateTime),
+    Column("outcome", String(20), nullable=False),            # answered | abandoned | short_abandon | other
+    Column("outcome_raw", String(100)),
+    Column("handle_seconds", Float),
+    Column("wait_seconds", Float),
+    Column("customer_id", _ID),
+    Column("caller_id", _ID),
+    Column("agent_id", _ID),
+    Column("parent_call_id", _ID),
+    Column("channel", String(50)),
+    UniqueConstraint("row_hash", name="uq_bronze_cdr_row_hash"),
+    Index("ix_bronze_cdr_start_date", "start_date"),
+)
+
+# One row per queue per reported interval, as exported by the ACD's interval report.
+bronze_interval = Table(
+    "bronze_interval", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("load_id", Integer, nullable=False),
+    Column("source_name", String(500), nullable=False),
+    Column("source_row", Integer, nullable=False),
+    Column("row_hash", String(32), nullable=False),
+    Column("queue", _NAME, nullable=False),
+    Column("interval_start", DateTime, nullable=False),
+    Column("interval_start_utc", DateTime, nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("offered", Float, nullable=False),
+    Column("handled", Float),
+    Column("abandoned", Float),
+    Column("aht_seconds", Float),
+    UniqueConstraint("row_hash", name="uq_bronze_interval_row_hash"),
+    Index("ix_bronze_interval_start_date", "start_date"),
+)
+
+# One row per source row that could not be used, with why; never silently dropped.
+bronze_rejects = Table(
+    "bronze_rejects", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("load_id", Integer, nullable=False),
+    Column("source_name", String(500), nullable=False),
+    Column("source_row", Integer),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text),
+    Column("row_hash", String(32), nullable=False),           # the same bad row in the same source is kept once
+    UniqueConstraint("row_hash", name="uq_bronze_rejects_row_hash"),
+)
+
+# --- silver: cleaned, attributed, on a complete calendar ------------------------------------------------
+
+# One row per customer contact: transfer legs and true redials collapsed into their first touch.
+silver_calls = Table(
+    "silver_calls", metadata,
+    Column("contact_id", _ID, nullable=False),
+    Column("queue", _NAME, nullable=False),
+    Column("start_time", DateTime, nullable=False),
+    Column("start_time_utc", DateTime, nullable=False),
+    Column("date", Date, nullable=False),
+    Column("interval_start", DateTime, nullable=False),
+    Column("interval_start_utc", DateTime, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("handle_seconds", Float),
+    Column("wait_seconds", Float),
+    Column("customer_id", _ID),
+    Column("caller_id", _ID),
+    Column("legs", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("is_open_hours", Boolean, nullable=False),
+    Column("is_holiday", Boolean, nullable=False),
+    Column("holiday_name", _NAME),
+    Column("counts_as_offered", Boolean, nullable=False),
+    Index("ix_silver_calls_date", "date"),
+)
+
+# One row per queue per interval of the configured length, every interval of every day (closed ones too).
+silver_interval = Table(
+    "silver_interval", metadata,
+    Column("queue", _NAME, primary_key=True),
+    Column("interval_start_utc", DateTime, primary_key=True),
+    Column("interval_start", DateTime, nullable=False),
+    Column("date", Date, nullable=False),
+    Column("offered", Float, nullable=False),
+    Column("handled", Float),
+    Column("abandoned", Float),
+    Column("short_abandoned", Float),
+    Column("offered_outside_hours", Float, nullable=False),
+    Column("aht_seconds", Float),
+    Column("is_open", Boolean, nullable=False),
+    Index("ix_silver_interval_date", "date"),
+)
+
+# One row per queue per local date, every date (closed ones too).
+silver_daily = Table(
+    "silver_daily", metadata,
+    Column("queue", _NAME, primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("offered", Float, nullable=False),
+    Column("handled", Float),
+    Column("abandoned", Float),
+    Column("short_abandoned", Float),
+    Column("offered_outside_hours", Float, nullable=False),
+    Column("aht_seconds", Float),
+    Column("is_open", Boolean, nullable=False),
+    Column("is_holiday", Boolean, nullable=False),
+    Column("holiday_name", _NAME),
+)
+
+# One row per local date that silver was built for: what bronze held then, so the next run rebuilds only changed days.
+silver_day_state = Table(
+    "silver_day_state", metadata,
+    Column("date", Date, primary_key=True),
+    Column("bronze_rows", Integer, nullable=False),
+    Column("bronze_max_load_id", Integer, nullable=False),
+    Column("run_id", String(32), nullable=False),
+)
+
+# One row per check per run (per queue where a check is per queue).
+data_quality_checks = Table(
+    "data_quality_checks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("step", String(40), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("check_name", String(60), nullable=False),
+    Column("severity", String(10), nullable=False),           # info | warning | critical
+    Column("passed", Boolean, nullable=False),
+    Column("queue", _NAME),
+    Column("value", Float),
+    Column("threshold", Float),
+    Column("detail", Text, nullable=False),
+    Column("checked_at", DateTime, nullable=False),
+)
+
+# One row per step run.
+pipeline_runs = Table(
+    "pipeline_runs", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("step", String(40), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("status", String(20), nullable=False),             # running | success | failed | skipped
+    Column("rows_written", Integer),
+    Column("message", Text),
+)
+
+# --- gold: what Power BI reads (public contract) --------------------------------------------------------
+
+# One row per customer per segmentation run.
+gold_dim_customer_behavior = Table(
+    "gold_dim_customer_behavior", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("customer_id", _ID, primary_key=True),
+    Column("segment", Integer, nullable=False),
+    Column("segment_label", String(200), nullable=False),
+    Column("features", Text, nullable=False),                 # JSON of the customer's behaviour features
+)
+
+# One row per model version.
+model_registry = Table(
+    "model_registry", metadata,
+    Column("version", String(40), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("data_hash", String(64), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("feature_importance", Text, nullable=False),
+    Column("artifact_path", String(500), nullable=False),
+    Column("artifact_sha256", Text, nullable=False),          # JSON {file name: sha256}
+    Column("status", String(20), nullable=False),             # staging | production | archived
+    Column("status_reason", Text),
+    Column("promoted_at", DateTime),
+)
+
+# One row per forecast origin per queue per forecast date.
+gold_forecast_daily = Table(
+    "gold_forecast_daily", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("forecast_origin", Date, primary_key=True),
+    Column("queue", _NAME, primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("horizon_day", Integer, nullable=False),
+    Column("p10", Float, nullable=False),
+    Column("p50", Float, nullable=False),
+    Column("p90", Float, nullable=False),
+    Column("method", String(20), nullable=False),             # lightgbm | seasonal_naive
+    Column("model_version", String(40)),
+    Column("fallback_reason", Text),
+)
+
+# One row per forecast origin per queue per interval.
+gold_forecast_interval = Table(
+    "gold_forecast_interval", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("forecast_origin", Date, primary_key=True),
+    Column("queue", _NAME, primary_key=True),
+    Column("interval_start_utc", DateTime, primary_key=True),
+    Column("interval_start", DateTime, nullable=False),
+    Column("p10", Float, nullable=False),
+    Column("p50", Float, nullable=False),
+    Column("p90", Float, nullable=False),
+    Column("aht_seconds", Float),
+)
+
+# One row per forecast origin per queue per interval: the staffing range.
+gold_staffing_interval = Table(
+    "gold_staffing_interval", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("forecast_origin", Date, primary_key=True),
+    Column("queue", _NAME, primary_key=True),
+    Column("interval_start_utc", DateTime, primary_key=True),
+    Column("interval_start", DateTime, nullable=False),
+    Column("volume_p10", Float, nullable=False),
+    Column("volume_p50", Float, nullable=False),
+    Column("volume_p90", Float, nullable=False),
+    Column("aht_seconds", Float),
+    Column("workload_minutes", Float, nullable=False),
+    Column("agents_p10", Integer, nullable=False),
+    Column("agents_p50", Integer, nullable=False),
+    Column("agents_p90", Integer, nullable=False),
+    Column("staff_p10", Integer, nullable=False),
+    Column("staff_p50", Integer, nullable=False),
+    Column("staff_p90", Integer, nullable=False),
+    Column("service_level_p50", Float),
+    Column("occupancy_p50", Float),
+)
