@@ -286,7 +286,9 @@ def _format_validation_error(name: str, exc: ValidationError, raw: dict) -> str:
     if isinstance(ctx_err, _KeyError):
         prefix = loc[:1] if loc and loc[0] == "source" else ()
         full = ".".join(("source", *ctx_err.loc) if not prefix else (*prefix, *ctx_err.loc))
-        hint = f" (known: {', '.join(ctx_err.choices)})" if ctx_err.choices else ""
+        close = difflib.get_close_matches(str(ctx_err.loc[-1]), list(ctx_err.choices), n=1)
+        hint = f"; did you mean {close[0]}?" if close else (
+            f" (known: {', '.join(ctx_err.choices)})" if ctx_err.choices else "")
         return f"{name}: {full}: {ctx_err.msg}{hint}"
     key = ".".join(loc) or "(top level)"
     if err["type"] == "extra_forbidden":

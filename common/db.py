@@ -132,8 +132,8 @@ def _sqlite_column_values(s: pd.Series, col) -> list:
     """One column as a list of values the sqlite3 driver stores the way SQLAlchemy reads them back."""
     if isinstance(col.type, DateTime):
         ts = pd.to_datetime(s).to_numpy(dtype="datetime64[us]")
-        text = np.char.replace(np.datetime_as_string(ts, unit="us").astype(str), "T", " ")
-        return [None if t == "NaT" else t for t in text.tolist()]
+        text = np.datetime_as_string(ts, unit="us").astype(str)
+        return [None if t == "NaT" else t.replace("T", " ") for t in text.tolist()]
     if isinstance(col.type, Date):
         ts = pd.to_datetime(s).to_numpy(dtype="datetime64[D]")
         return [None if t == "NaT" else t for t in np.datetime_as_string(ts, unit="D").tolist()]

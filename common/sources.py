@@ -66,15 +66,15 @@ def check_csv_header(path: Path, spec: SourceConfig) -> list[str]:
         raise DataError(f"{path}: not valid {spec.encoding} text ({exc.reason} at byte {exc.start}); "
                         "set source.encoding (e.g. cp1252 or latin-1)") from None
     columns = [str(c).strip() for c in header.columns]
+    missing = []
     for key, value in spec.columns.items():
         wanted = [value] if isinstance(value, str) else value if isinstance(value, list) else \
             [c for c in (value.column, value.date, value.time) if c]
-        for col in wanted:
-            if col not in columns:
-                shown = ", ".join(columns[:30])
-                hint = " (is source.delimiter right?)" if len(columns) == 1 else ""
-                raise DataError(f"{path}: column {col!r} (source.columns.{key}) is not in the header{hint}; "
-                                f"the header has: {shown}")
+        missing += [f"{col!r} (source.columns.{key})" for col in wanted if col not in columns]
+    if missing:
+        hint = " (is source.delimiter right?)" if len(columns) == 1 else ""
+        raise DataError(f"{path}: column {', '.join(missing)} not in the header{hint}; "
+                        f"the header has: {', '.join(columns[:30])}")
     return columns
 
 
@@ -87,16 +87,15 @@ def iter_csv_chunks(path: Path, spec: SourceConfig) -> Iterator[RawChunk]:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            reader = pd.read_csv(
-                path, sep=spec.delimiter, encoding=_csv_encoding(spec.encoding), dtype=str, keep_default_na=False,
-                na_filter=False, chunksize=spec.chunk_rows, on_bad_lines="warn", skipinitialspace=False,
-                encoding_errors="strict")
-            for frame in reader:
-                frame.columns = [str(c).strip() for c in frame.columns]
-                bad = tuple(_bad_lines(caught))
-                caught.clear()
-                yield RawChunk(frame, first, bad)
-                first += len(frame)
+            with pd.read_csv(
+                    path, sep=spec.delimiter, encoding=_csv_encoding(spec.encoding), dtype=str, keep_default_na=False,
+                    na_filter=False, chunksize=spec.chunk_rows, on_bad_lines="warn", encoding_errors="strict") as reader:
+                for frame in reader:
+                    frame.columns = [str(c).strip() for c in frame.columns]
+                    bad = tuple(_bad_lines(caught))
+                    caught.clear()
+                    yield RawChunk(frame, first, bad)
+                    first += len(frame)
             bad = tuple(_bad_lines(caught))
             if bad:
                 yield RawChunk(pd.DataFrame(columns=columns, dtype=str), first, bad)
@@ -174,8 +173,8 @@ def _mapped_text(raw: pd.DataFrame, spec: SourceConfig) -> pd.DataFrame:
 
 def row_hashes(text: pd.DataFrame) -> pd.Series:
     """A 128-bit content hash per row (two independent 64-bit hashes): same values -> same hash, across files and runs."""
-    a = pd.util.hash_pandas_object(text, index=False, hash_key="wfm-forecast-k1")
-    b = pd.util.hash_pandas_object(text, index=False, hash_key="wfm-forecast-k2")
+    a = pd.util.hash_pandas_object(text, index=False, hash_key="wfm-forecast-k01")
+    b = pd.util.hash_pandas_object(text, index=False, hash_key="wfm-forecast-k02")
     return pd.Series([f"{x:016x}{y:016x}" for x, y in zip(a.to_numpy(), b.to_numpy())], index=text.index, dtype="str")
 
 

@@ -1,0 +1,385 @@
+"""Quantile LightGBM forecaster, seasonal naive benchmark, recursive loop and backtest.
+
+Every forecast frame has the grain one row per series per future date:
+`series, date, horizon_day (1..H), p10, p50, p90` (one `p<100*q>` column per
+quantile). Post-processing is the same everywhere: quantiles sorted per row,
+clipped at 0, closed days (`is_open` False) exactly 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from common.errors import ConfigError, DataError, ModelError
+from common.features import (
+    FEATURE_LAGS, ROLLING_WINDOWS, build_features, feature_columns, lookback_days, warmup_days, y_unit_features,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARAMS = {
+    "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 10,
+    "feature_fraction": 0.9, "lambda_l2": 1.0, "max_bin": 255,
+}
+_ROUNDS_ALIASES = ("n_estimators", "num_iterations", "num_iteration", "num_boost_round", "num_trees",
+                   "num_rounds", "num_round", "n_iter", "nrounds", "max_iter")
+_META_FILE = "meta.json"
+_FORMAT_VERSION = 1
+_CALENDAR = ["series", "date", "is_open", "is_holiday"]
+
+
+def quantile_column(q: float) -> str:
+    """Column name of quantile q: 0.1 -> 'p10', 0.975 -> 'p97.5'."""
+    return f"p{round(q * 100, 6):g}"
+
+
+def postprocess_quantiles(raw: np.ndarray, is_open: np.ndarray) -> np.ndarray:
+    """Rows of quantile predictions sorted ascending, clipped at 0, closed days 0 (NaN -> 0)."""
+    out = np.sort(np.nan_to_num(np.asarray(raw, dtype=float), nan=0.0), axis=1)
+    out = np.clip(out, 0.0, None)
+    out[~np.asarray(is_open, dtype=bool)] = 0.0
+    return out
+
+
+class QuantileForecaster:
+    """One global LightGBM per quantile across series (series id categorical), forecasting recursively."""
+
+    def __init__(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9), params: dict | None = None, seed: int = 42,
+                 num_threads: int = 1, target: str = "ratio", lags: Sequence[int] = FEATURE_LAGS,
+                 windows: Sequence[int] = ROLLING_WINDOWS) -> None:
+        self.quantiles = quantiles
+        self.params = params
+        self.seed = seed
+        self.num_threads = num_threads
+        self.target = target
+        self.lags = lags
+        self.windows = windows
+
+    # ---- training -------------------------------------------------------------------------------
+    def fit(self, history: pd.DataFrame, holidays: pd.DataFrame, *,
+            exogenous: pd.DataFrame | None = None) -> QuantileForecaster:
+        """Train one model per quantile on the open days of `history` after the feature warm-up."""
+        quantiles = self._checked_quantiles()
+        lgb_params, rounds = self._lightgbm_params()
+        feats = build_features(history, holidays, self.lags, self.windows, exogenous)
+        names = feature_columns(feats)
+        warm = warmup_days(self.lags, self.windows)
+        position = feats.groupby("series", observed=True).cumcount().to_numpy()
+        level = feats["level"].to_numpy()
+        y = feats["y"].to_numpy()
+        rows = (feats["is_open"].to_numpy() == 1) & np.isfinite(y) & (position >= warm)
+        if self.target == "ratio":
+            rows &= np.isfinite(level) & (level > 0)
+        n_rows, min_rows = int(rows.sum()), int(lgb_params["min_data_in_leaf"])
+        if n_rows < max(min_rows, 1):
+            longest = int(position.max()) + 1 if len(position) else 0
+            raise DataError(
+                f"history too short to train: {n_rows} training rows, need >= {max(min_rows, 1)} "
+                f"(min_data_in_leaf); the longest series has {longest} days and the first {warm} days of each "
+                f"series are warm-up for lags {list(self.lags)} / rolling windows {list(self.windows)}; "
+                "only open days with a known y after that are used"
+            )
+        train = feats.loc[rows]
+        X = self._matrix(train, names)
+        label = y[rows] / level[rows] if self.target == "ratio" else y[rows]
+        models = {}
+        for q in quantiles:
+            params = {**lgb_params, "objective": "quantile", "alpha": q}
+            data = lgb.Dataset(X, label=label, feature_name=names, categorical_feature=["series"],
+                               params=params, free_raw_data=True)
+            models[q] = lgb.train(params, data, num_boost_round=rounds)
+        self.models_ = models
+        self.quantiles_ = quantiles
+        self.feature_names_ = names
+        self.categories_ = [str(c) for c in feats["series"].cat.categories]
+        self.lookback_ = lookback_days(names)
+        self.lightgbm_params_ = {**lgb_params, "num_boost_round": rounds}
+        self.n_train_rows_ = n_rows
+        self.train_end_ = str(pd.Timestamp(train["date"].max()).date())
+        log.info("fit: %d quantile models on %d rows, %d series, %d features, target=%s",
+                 len(models), n_rows, len(self.categories_), len(names), self.target)
+        return self
+
+    # ---- forecasting ----------------------------------------------------------------------------
+    def forecast(self, history: pd.DataFrame, future: pd.DataFrame, holidays: pd.DataFrame, *,
+                 exogenous: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Recursive forecast of `future` (calendar rows right after `history`): one row per series per date."""
+        self._check_fitted()
+        unknown = sorted(set(future["series"].astype("str")) - set(self.categories_))
+        if unknown:
+            raise DataError(f"forecast: series {unknown} were not in the training data (known: {self.categories_}); "
+                            "retrain or forecast them with seasonal naive")
+
+        def make_features(frame: pd.DataFrame) -> pd.DataFrame:
+            return build_features(frame, holidays, self.lags, self.windows, exogenous,
+                                  feature_names=self.feature_names_, categories=self.categories_)
+
+        return recursive_forecast(history, future, make_features, self.predict_features,
+                                  self.quantiles_, lookback=self.lookback_)
+
+    def predict_features(self, features: pd.DataFrame) -> np.ndarray:
+        """Raw predictions in units of y, one column per quantile, for rows of `build_features`."""
+        self._check_fitted()
+        X = self._matrix(features, self.feature_names_)
+        preds = np.column_stack([self.models_[q].predict(X, num_threads=self.num_threads) for q in self.quantiles_])
+        if self.target == "ratio":
+            level = features["level"].to_numpy()
+            ok = np.isfinite(level) & (level > 0)
+            # no open day with data for 91 days (or all zero): nothing to scale by, forecast 0
+            preds = np.where(ok[:, None], preds * np.where(ok, level, 0.0)[:, None], 0.0)
+        return preds
+
+    def feature_importance(self) -> pd.DataFrame:
+        """One row per quantile per feature: `quantile, feature, gain, splits`."""
+        self._check_fitted()
+        return pd.DataFrame([
+            {"quantile": q, "feature": f, "gain": float(g), "splits": int(s)}
+            for q, model in self.models_.items()
+            for f, g, s in zip(model.feature_name(), model.feature_importance("gain"),
+                               model.feature_importance("split"))
+        ])
+
+    # ---- artifacts ------------------------------------------------------------------------------
+    def to_files(self, directory: Path) -> list[Path]:
+        """Write one LightGBM text model per quantile (`model_p10.txt`, ...) and `meta.json`; return the paths."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for q, model in self.models_.items():
+            path = directory / f"model_{quantile_column(q)}.txt"
+            path.write_bytes(model.model_to_string().encode("utf-8"))
+            paths.append(path)
+        meta = {
+            "format_version": _FORMAT_VERSION,
+            "init": {"quantiles": list(self.quantiles_), "params": self.params, "seed": self.seed,
+                     "num_threads": self.num_threads, "target": self.target,
+                     "lags": [int(v) for v in self.lags], "windows": [int(v) for v in self.windows]},
+            "feature_names": self.feature_names_, "categories": self.categories_,
+            "lightgbm_params": self.lightgbm_params_, "lookback_days": self.lookback_,
+            "n_train_rows": self.n_train_rows_, "train_end": self.train_end_,
+            "model_files": {quantile_column(q): p.name for q, p in zip(self.models_, paths)},
+        }
+        meta_path = directory / _META_FILE
+        meta_path.write_bytes((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        return [*paths, meta_path]
+
+    @classmethod
+    def from_files(cls, directory: Path) -> QuantileForecaster:
+        """Load a forecaster written by `to_files`; ModelError if a file is missing or unreadable."""
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / _META_FILE).read_text(encoding="utf-8"))
+            model = cls(**meta["init"])
+            model.quantiles_ = tuple(float(q) for q in meta["init"]["quantiles"])
+            model.models_ = {
+                q: lgb.Booster(model_str=(directory / meta["model_files"][quantile_column(q)]).read_text("utf-8"))
+                for q in model.quantiles_
+            }
+        except (OSError, KeyError, TypeError, ValueError, lgb.basic.LightGBMError) as exc:
+            raise ModelError(f"cannot load model from {directory}: {exc}") from exc
+        model.feature_names_ = list(meta["feature_names"])
+        model.categories_ = list(meta["categories"])
+        model.lookback_ = int(meta["lookback_days"])
+        model.lightgbm_params_ = meta["lightgbm_params"]
+        model.n_train_rows_ = int(meta["n_train_rows"])
+        model.train_end_ = meta["train_end"]
+        if any(m.feature_name() != model.feature_names_ for m in model.models_.values()):
+            raise ModelError(f"cannot load model from {directory}: model files and meta.json disagree on features")
+        return model
+
+    # ---- helpers --------------------------------------------------------------------------------
+    def _checked_quantiles(self) -> tuple[float, ...]:
+        qs = tuple(sorted(float(q) for q in self.quantiles))
+        if not qs or any(not 0 < q < 1 for q in qs) or len(set(qs)) != len(qs) or 0.5 not in qs:
+            raise ConfigError(f"forecast.quantiles == {list(self.quantiles)}, must be distinct values in (0, 1) "
+                              "including 0.5 (the recursion feeds the median forward)")
+        if self.target not in ("ratio", "raw"):
+            raise ConfigError(f"forecaster target == {self.target!r}, must be 'ratio' or 'raw'")
+        return qs
+
+    def _lightgbm_params(self) -> tuple[dict, int]:
+        params = {**DEFAULT_PARAMS, **(self.params or {})}
+        rounds = int(DEFAULT_PARAMS["n_estimators"])
+        for alias in _ROUNDS_ALIASES:
+            if alias in params:
+                rounds = int(params.pop(alias))
+        if rounds < 1:
+            raise ConfigError(f"model params n_estimators == {rounds}, must be >= 1")
+        # determinism: same data + params -> byte-identical model text
+        params.update(seed=self.seed, deterministic=True, num_threads=self.num_threads,
+                      force_row_wise=True, verbosity=-1)
+        return params, rounds
+
+    def _matrix(self, feats: pd.DataFrame, names: list[str]) -> np.ndarray:
+        codes = feats["series"].cat.codes.to_numpy().astype(float)
+        codes[codes < 0] = np.nan
+        X = np.column_stack([codes if n == "series" else feats[n].to_numpy(dtype=float) for n in names])
+        if self.target == "ratio":
+            scaled = [names.index(n) for n in y_unit_features(names)]
+            level = feats["level"].to_numpy(dtype=float)
+            ok = np.isfinite(level) & (level > 0)
+            X[:, scaled] = np.divide(X[:, scaled], level[:, None], out=np.full((len(X), len(scaled)), np.nan),
+                                     where=ok[:, None])
+        return X
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "models_"):
+            raise ModelError("QuantileForecaster is not fitted: call fit() or from_files() first")
+
+
+def recursive_forecast(
+    history: pd.DataFrame,
+    future: pd.DataFrame,
+    make_features: Callable[[pd.DataFrame], pd.DataFrame],
+    predict: Callable[[pd.DataFrame], np.ndarray],
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+    lookback: int | None = None,
+) -> pd.DataFrame:
+    """Forecast `future` day by day; each day's post-processed median becomes y for the next days' features.
+
+    `make_features(frame) -> build_features result`; `predict(feature rows) -> (n, len(quantiles))` raw values.
+    `lookback=None` rebuilds features on the whole history every day (the plain oracle); an int rebuilds
+    only the last `lookback` days before the day being forecast, which gives the same numbers when
+    `lookback` covers the longest lag/window. Grain: one row per series per future date.
+    """
+    quantiles = tuple(sorted(quantiles))
+    median = quantiles.index(0.5)
+    last = _check_future(history, future)
+    frame = pd.concat([history.loc[:, [*_CALENDAR, "y"]], future.loc[:, _CALENDAR].assign(y=np.nan)],
+                      ignore_index=True).astype({"series": "str", "y": float})
+    frame = frame.sort_values(["series", "date"], kind="stable").reset_index(drop=True)
+    y = frame["y"].to_numpy(copy=True)
+    dates = frame["date"].to_numpy()
+    out = []
+    for day in np.unique(future["date"].to_numpy()):
+        window = dates <= day
+        if lookback is not None:
+            window &= dates >= day - np.timedelta64(lookback, "D")
+        feats = make_features(frame.loc[window].assign(y=y[window]))
+        rows = feats.loc[feats["date"].to_numpy() == day]
+        values = postprocess_quantiles(predict(rows), rows["is_open"].to_numpy() == 1)
+        names = rows["series"].astype("str").to_numpy()
+        today = np.flatnonzero(dates == day)
+        y[today[pd.Index(frame["series"].to_numpy()[today]).get_indexer(names)]] = values[:, median]
+        out.append(pd.DataFrame({"series": names, "date": rows["date"].to_numpy(),
+                                 **{quantile_column(q): values[:, i] for i, q in enumerate(quantiles)}}))
+    result = pd.concat(out, ignore_index=True) if out else pd.DataFrame(
+        {"series": pd.Series(dtype="str"), "date": pd.Series(dtype="datetime64[ns]"),
+         **{quantile_column(q): pd.Series(dtype=float) for q in quantiles}})
+    return _with_horizon(result, last)
+
+
+def seasonal_naive_forecast(history: pd.DataFrame, future: pd.DataFrame,
+                            quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
+    """Weekly seasonal naive with empirical bands: one row per series per future date.
+
+    Point: y of the latest open day of `history` with the same weekday (a week
+    before the origin, or earlier when that day was closed); if the weekday was
+    never open, the mean of the last 28 days' open days (else 0). The median
+    quantile is the point itself (the textbook benchmark); other quantiles add
+    the empirical quantile of y - naive over the open days of the last 8 weeks
+    (naive = previous open same weekday), when there are >= 5 such errors.
+    """
+    quantiles = tuple(sorted(quantiles))
+    last = _check_future(history, future)
+    hist = history.loc[:, ["series", "date", "y", "is_open"]].astype({"series": "str"})
+    hist = hist.loc[hist["is_open"].astype(bool) & hist["y"].notna()].sort_values(["series", "date"])
+    hist = hist.assign(weekday=hist["date"].dt.day_of_week)
+    hist = hist.assign(naive=hist.groupby(["series", "weekday"])["y"].shift(1))
+    fut = future.loc[:, ["series", "date", "is_open"]].astype({"series": "str"})
+    fut = fut.assign(weekday=fut["date"].dt.day_of_week).sort_values(["series", "date"]).reset_index(drop=True)
+    points = hist.groupby(["series", "weekday"])["y"].last().rename("point").reset_index()
+    fut = fut.merge(points, on=["series", "weekday"], how="left")
+    parts = []
+    for series, rows in fut.groupby("series", sort=True):
+        h = hist.loc[hist["series"] == series]
+        end = last[series]
+        recent = h.loc[h["date"] > end - pd.Timedelta(days=28), "y"]
+        fallback = float(recent.mean()) if len(recent) else 0.0
+        point = rows["point"].fillna(fallback).to_numpy(dtype=float)
+        errors = h.loc[h["date"] > end - pd.Timedelta(days=56)]
+        errors = (errors["y"] - errors["naive"]).dropna().to_numpy()
+        offsets = [0.0 if q == 0.5 or len(errors) < 5 else float(np.quantile(errors, q)) for q in quantiles]
+        values = postprocess_quantiles(point[:, None] + np.asarray(offsets)[None, :],
+                                       rows["is_open"].to_numpy(dtype=bool))
+        parts.append(pd.DataFrame({"series": series, "date": rows["date"].to_numpy(),
+                                   **{quantile_column(q): values[:, i] for i, q in enumerate(quantiles)}}))
+    result = pd.concat(parts, ignore_index=True)
+    return _with_horizon(result, last)
+
+
+def backtest(make_model: Callable[[], QuantileForecaster] | None, history: pd.DataFrame, holidays: pd.DataFrame,
+             origins: int = 4, horizon: int = 14, step_days: int = 7, retrain: bool = True,
+             quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
+    """Rolling-origin backtest of the recursive forecast and of seasonal naive.
+
+    The latest origin is placed so that its horizon ends on the last date of
+    `history` (every origin has a full horizon of actuals); earlier origins step
+    back by `step_days`. Each origin trains on dates < origin (once, at the
+    earliest origin, when `retrain` is False). Grain: one row per method per
+    origin per series per date: `origin, series, date, horizon_day, y, is_open,
+    p10, p50, p90, method` (`lightgbm` | `seasonal_naive`). `quantiles` is used
+    only without a model (the model's own quantiles win).
+    """
+    for name, value in (("origins", origins), ("horizon", horizon), ("step_days", step_days)):
+        if int(value) < 1:
+            raise ConfigError(f"backtest {name} == {value}, must be >= 1")
+    hist = history.astype({"series": "str"})
+    first, last = hist["date"].min(), hist["date"].max()
+    starts = [last - pd.Timedelta(days=horizon - 1 + (k - 1) * step_days) for k in range(origins, 0, -1)]
+    if starts[0] <= first:
+        raise DataError(f"backtest: the earliest origin {starts[0].date()} is not after the first date {first.date()}; "
+                        f"use fewer than origins={origins} or a shorter horizon={horizon} / step_days={step_days}")
+    if make_model is not None:
+        quantiles = tuple(sorted(make_model().quantiles))
+    model = None
+    parts = []
+    for origin in starts:
+        train = hist.loc[hist["date"] < origin]
+        actual = hist.loc[(hist["date"] >= origin) & (hist["date"] < origin + pd.Timedelta(days=horizon))]
+        actual = actual.loc[actual["series"].isin(set(train["series"]))]
+        future = actual.drop(columns="y")
+        methods = {"seasonal_naive": seasonal_naive_forecast(train, future, quantiles)}
+        if make_model is not None:
+            if model is None or retrain:
+                model = make_model().fit(train, holidays)
+            methods["lightgbm"] = model.forecast(train, future, holidays)
+        for method, fc in methods.items():
+            fc = fc.merge(actual.loc[:, ["series", "date", "y", "is_open"]], on=["series", "date"], how="left")
+            parts.append(fc.assign(origin=origin, method=method))
+        log.info("backtest origin %s: %d series x %d days", origin.date(), actual["series"].nunique(), horizon)
+    cols = ["origin", "series", "date", "horizon_day", "y", "is_open", *map(quantile_column, quantiles), "method"]
+    return pd.concat(parts, ignore_index=True).loc[:, cols].sort_values(
+        ["method", "origin", "series", "date"], kind="stable").reset_index(drop=True)
+
+
+def _check_future(history: pd.DataFrame, future: pd.DataFrame) -> dict[str, pd.Timestamp]:
+    """Last history date per series; refuses future rows that do not continue their series day by day."""
+    last = history.astype({"series": "str"}).groupby("series")["date"].max()
+    fut = future.loc[:, ["series", "date"]].astype({"series": "str"}).sort_values(["series", "date"])
+    unknown = sorted(set(fut["series"]) - set(last.index))
+    if unknown:
+        raise DataError(f"future calendar has series {unknown} with no history")
+    for series, dates in fut.groupby("series")["date"]:
+        expected = pd.date_range(last[series] + pd.Timedelta(days=1), periods=len(dates), freq="D")
+        if not np.array_equal(dates.to_numpy().astype("datetime64[D]"), expected.to_numpy().astype("datetime64[D]")):
+            raise DataError(f"future calendar for series {series!r} must be consecutive days starting "
+                            f"{expected[0].date()} (the day after its history ends), got {dates.iloc[0].date()}.."
+                            f"{dates.iloc[-1].date()} ({len(dates)} rows)")
+    return {str(k): v for k, v in last.items()}
+
+
+def _with_horizon(forecast: pd.DataFrame, last: dict[str, pd.Timestamp]) -> pd.DataFrame:
+    origin_end = forecast["series"].map(last)
+    horizon = ((forecast["date"] - origin_end) // pd.Timedelta(days=1)).astype(int)
+    cols = [c for c in forecast.columns if c not in ("series", "date")]
+    out = forecast.assign(horizon_day=horizon).loc[:, ["series", "date", "horizon_day", *cols]]
+    return out.sort_values(["series", "date"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,39 @@
+"""Shared fixtures: a config file wired to a temporary SQLite database and inbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_config(directory: Path, **sections) -> Path:
+    """Write the repository's config.yaml with `sections` merged over it into `directory`, pointing at local data."""
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    base["database"]["url"] = "sqlite:///data/wfm.db"
+    base["source"]["csv_glob"] = "inbox/*.csv"
+    for key, value in sections.items():
+        node = base
+        parts = key.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    (directory / "inbox").mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    """The default config, with its database and inbox inside a temporary folder."""
+    return write_config(tmp_path)
+
+
+def write_csv(path: Path, text: str) -> Path:
+    """Write CSV text with each line's indentation stripped (tests keep their fixtures inline, readable)."""
+    path.write_text("".join(line.strip() + "\n" for line in text.strip().splitlines()), encoding="utf-8")
+    return path
