@@ -154,6 +154,42 @@ class ValidationConfig(_Strict):
         return self
 
 
+class SeriesConfig(_Strict):
+    by: Literal["queue", "queue_segment"] = "queue"  # queue_segment needs customer ids (CDR sources)
+
+
+class SegmentationConfig(_Strict):
+    enabled: bool = True
+    window_days: int = Field(180, ge=7)
+    k: int | None = Field(None, ge=2, le=20)          # fixed number of segments; null = choose by silhouette in k_range
+    k_range: tuple[int, int] = (2, 6)
+    min_contacts: int = Field(2, ge=1)                # customers with fewer contacts in the window are not segmented
+    peak_hours: str = "09:00-12:00"                   # local time window counted as peak for the peak-share feature
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _k_range(self) -> SegmentationConfig:
+        lo, hi = self.k_range
+        if not 2 <= lo <= hi <= 20:
+            raise ValueError(f"k_range {list(self.k_range)} must be [low, high] with 2 <= low <= high <= 20")
+        return self
+
+
+class TrainingConfig(_Strict):
+    retrain_weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None  # null = every night
+    backtest_origins: int = Field(4, ge=1, le=52)
+    backtest_step_days: int = Field(7, ge=1)
+    retrain_per_origin: bool = True                   # false: one model for all origins (faster, slightly optimistic)
+    promotion_margin: float = Field(0.02, ge=0, lt=1) # candidate must beat production wMAPE by this share
+    target: Literal["ratio", "raw"] = "ratio"         # ratio: model calls / recent level (trees do not extrapolate)
+    params: dict[str, Any] = Field(default_factory=dict)  # LightGBM parameters over the defaults
+    seed: int = 42
+    num_threads: int = Field(1, ge=1)
+    model_dir: str = "models"
+    exogenous_table: str | None = None                # table with date[, series] and numeric daily columns
+    min_history_days: int = Field(56, ge=14)          # series with less open history get seasonal naive
+
+
 class ForecastConfig(_Strict):
     horizon_days: int = Field(14, ge=1, le=92)
     quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
@@ -195,6 +231,9 @@ class Config(_Strict):
     source: SourceConfig
     rules: RulesConfig = RulesConfig()
     validation: ValidationConfig = ValidationConfig()
+    series: SeriesConfig = SeriesConfig()
+    segmentation: SegmentationConfig = SegmentationConfig()
+    training: TrainingConfig = TrainingConfig()
     forecast: ForecastConfig = ForecastConfig()
     staffing: StaffingConfig = StaffingConfig()
     report: ReportConfig = ReportConfig()
