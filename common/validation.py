@@ -65,7 +65,7 @@ def check_silver_schema(intervals: pd.DataFrame, daily: pd.DataFrame) -> list[Ch
 
 def check_completeness(intervals: pd.DataFrame, min_share: float, min_calls_per_interval: float,
                        ignore_dates: Iterable[date] = ()) -> list[CheckResult]:
-    """Per day: the share of expected open intervals that hold any contact, over queues busy enough to judge.
+    """Per day: the share of its open intervals (of queues busy enough to judge) in which any contact arrived.
 
     A quiet queue (fewer than `min_calls_per_interval` contacts per open interval on average) can have empty
     intervals by chance, so it is not judged. A day below `min_share` usually means a missing or cut export.
@@ -80,8 +80,10 @@ def check_completeness(intervals: pd.DataFrame, min_share: float, min_calls_per_
     if frame.empty:
         return [CheckResult("completeness", CRITICAL, True,
                             f"no queue busy enough to judge (>= {min_calls_per_interval} per open interval)")]
+    # Judge time coverage, not each queue: an interval counts as covered when any judged queue has a contact in it.
     has_data = (frame["offered"] + frame["offered_outside_hours"] + frame.get("short_abandoned", 0).fillna(0)) > 0
-    share = has_data.groupby(frame["date"]).mean()
+    covered = has_data.groupby([frame["date"], frame["interval_start_utc"]]).any()
+    share = covered.groupby(level="date").mean()
     bad = share[share < min_share]
     if bad.empty:
         return [CheckResult("completeness", CRITICAL, True,
