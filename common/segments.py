@@ -1,0 +1,309 @@
+"""Customer behaviour segments: per-customer features from silver_calls, K-Means, readable labels.
+
+Three pure pieces, wired together by `1_5_segment_customers.py`:
+
+1. `customer_features` turns contacts into one row of behaviour features per customer.
+2. `CustomerSegmenter` (scikit-learn estimator contract) standardises them and runs K-Means, with k
+   fixed or chosen by silhouette; segments are numbered by a deterministic key of their centroid, so
+   segment 0 is the same kind of customer from one night to the next.
+3. `segment_labels` names each segment from its centroid alone (`frequent · long calls`), and
+   `segment_rows` produces the rows of `gold_dim_customer_behavior`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+from common.errors import ConfigError, DataError
+
+QUEUE_PREFIX = "queue_share__"
+# Counts and durations are right-skewed (most customers call 2-3 times, a few call 200 times; handle times are
+# roughly log-normal). Standardised raw, a handful of extreme customers would own most of the variance and
+# K-Means would spend whole clusters on them; log1p compresses the tail so clusters describe typical behaviour.
+# Rates and shares are already bounded in [0, 1] and stay linear.
+LOG_FEATURES = ("contacts", "contacts_per_active_week", "mean_handle_seconds")
+# Segment numbering key: least frequent callers first, then shorter calls first.
+ORDER_KEY = ("contacts", "mean_handle_seconds")
+# |z| of a centroid below this is "typical": not distinctive enough to name.
+LABEL_Z = 0.5
+FREQUENCY_WORDS = ("rare", "occasional", "frequent")  # contacts z <= -LABEL_Z, between, >= LABEL_Z
+PHRASES = {  # feature: (phrase when the centroid is high, phrase when low)
+    "contacts_per_active_week": ("bursty", "spread out"),
+    "peak_share": ("peak hours", "off-peak"),
+    "mean_handle_seconds": ("long calls", "short calls"),
+    "abandon_rate": ("abandons often", "rarely abandons"),
+    "redial_rate": ("redials often", "rarely redials"),
+}
+SEPARATOR = " · "
+_REQUIRED = ("customer_id", "queue", "start_time", "date", "outcome", "handle_seconds", "attempts")
+_WINDOW_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def _peak_window(peak_hours: str) -> tuple[int, int]:
+    """`"HH:MM-HH:MM"` -> (start, end) minutes after local midnight; the window is [start, end)."""
+    match = _WINDOW_RE.match(peak_hours) if isinstance(peak_hours, str) else None
+    if match is None:
+        raise ConfigError(f'segmentation.peak_hours: {peak_hours!r} is not a time window; use "HH:MM-HH:MM"')
+    sh, sm, eh, em = (int(g) for g in match.groups())
+    start, end = sh * 60 + sm, eh * 60 + em
+    if sh > 23 or sm > 59 or em > 59 or end > 24 * 60 or end <= start:
+        raise ConfigError(f'segmentation.peak_hours: {peak_hours!r} must end after it starts, within 00:00-24:00; '
+                          'use "HH:MM-HH:MM"')
+    return start, end
+
+
+def customer_features(calls: pd.DataFrame, as_of: date, window_days: int, peak_hours: str = "09:00-12:00",
+                      min_contacts: int = 2) -> pd.DataFrame:
+    """Behaviour features of each customer over the trailing window.
+
+    Grain: one row per customer_id with at least `min_contacts` contacts whose local `date` is in
+    [as_of - window_days, as_of); rows sorted by customer_id. Contacts without a customer_id are ignored.
+    All contacts count (outside opening hours and `other` outcomes too): this is behaviour, not demand.
+
+    Columns: customer_id; contacts; contacts_per_active_week (contacts / Monday-to-Sunday calendar weeks with
+    at least one contact: calendar weeks, not weeks counted back from as_of, so a re-run one day later moves
+    no contact into another week); peak_share (share starting in the local `peak_hours` window [start, end));
+    mean_handle_seconds (mean over answered contacts with a handle time; a customer with none gets the median
+    of the included customers' means, so "never answered" does not read as "zero-second calls" - 0 if
+    nobody was answered); abandon_rate (abandoned + short_abandon over contacts); redial_rate (contacts that
+    collapsed a redial chain, attempts > 1, over contacts); then `queue_share__<queue>` per queue seen in the
+    window by an included customer (share of the customer's contacts; sorted by queue; a row's shares sum to 1).
+    """
+    if window_days < 1:
+        raise ConfigError(f"segmentation.window_days == {window_days}, must be >= 1")
+    if min_contacts < 1:
+        raise ConfigError(f"segmentation.min_contacts == {min_contacts}, must be >= 1")
+    peak_start, peak_end = _peak_window(peak_hours)
+    missing = [c for c in _REQUIRED if c not in calls.columns]
+    if missing:
+        raise DataError(f"silver_calls is missing column(s) {', '.join(missing)} needed for customer features")
+
+    end = pd.Timestamp(as_of)
+    start = end - timedelta(days=window_days)
+    day = pd.to_datetime(calls["date"])
+    keep = calls["customer_id"].notna().to_numpy() & (day >= start).to_numpy() & (day < end).to_numpy()
+    c = calls.loc[keep]
+    cust_codes, cust = pd.factorize(c["customer_id"].astype("str"), sort=True)
+    n = len(cust)
+
+    def per_customer(values: np.ndarray) -> np.ndarray:
+        return np.bincount(cust_codes, weights=values, minlength=n)
+
+    contacts = np.bincount(cust_codes, minlength=n).astype("int64")
+    days = pd.to_datetime(c["date"]).to_numpy(dtype="datetime64[D]").astype("int64")
+    week = (days + 3) // 7  # 1970-01-01 was a Thursday: +3 makes each block of 7 days start on a Monday
+    week = week - week.min(initial=0)
+    n_weeks = int(week.max(initial=0)) + 1
+    active_weeks = np.bincount(np.unique(cust_codes * n_weeks + week) // n_weeks, minlength=n)
+
+    start_time = pd.to_datetime(c["start_time"])
+    minute = (start_time.dt.hour * 60 + start_time.dt.minute).to_numpy()
+    in_peak = ((minute >= peak_start) & (minute < peak_end)).astype(float)
+    outcome = c["outcome"].astype("str").to_numpy()
+    abandoned = np.isin(outcome, ["abandoned", "short_abandon"]).astype(float)
+    redialed = (pd.to_numeric(c["attempts"]).fillna(1).to_numpy() > 1).astype(float)
+    handle = pd.to_numeric(c["handle_seconds"]).astype("float64").to_numpy()
+    has_handle = (outcome == "answered") & ~np.isnan(handle)
+    handle_sum = per_customer(np.where(has_handle, handle, 0.0))
+    handle_n = per_customer(has_handle.astype(float))
+
+    # Every customer here has at least one contact, so dividing by `contacts` is safe.
+    mean_handle = np.divide(handle_sum, handle_n, out=np.full(n, np.nan), where=handle_n > 0)
+    out = pd.DataFrame({
+        "customer_id": pd.Series(cust, dtype="str"),
+        "contacts": contacts,
+        "contacts_per_active_week": contacts / active_weeks,
+        "peak_share": per_customer(in_peak) / contacts,
+        "mean_handle_seconds": mean_handle,
+        "abandon_rate": per_customer(abandoned) / contacts,
+        "redial_rate": per_customer(redialed) / contacts,
+    })
+    queue_codes, queues = pd.factorize(c["queue"].astype("str"), sort=True)
+    mix = np.bincount(cust_codes * len(queues) + queue_codes, minlength=n * len(queues)).reshape(n, len(queues))
+    shares = pd.DataFrame(mix / contacts[:, None], columns=[QUEUE_PREFIX + q for q in queues])
+    out = pd.concat([out, shares], axis=1)
+
+    out = out.loc[out["contacts"] >= min_contacts].reset_index(drop=True)
+    # A queue only excluded customers used would be an all-zero column: no information, only noise in the JSON.
+    unused = [q for q in shares.columns if not (out[q] > 0).any()]
+    out = out.drop(columns=unused)
+    median = out["mean_handle_seconds"].median()
+    out["mean_handle_seconds"] = out["mean_handle_seconds"].fillna(0.0 if pd.isna(median) else median)
+    return out
+
+
+def feature_columns(features: pd.DataFrame) -> list[str]:
+    """The model's inputs in a features frame: every column but customer_id, in frame order."""
+    return [c for c in features.columns if c != "customer_id"]
+
+
+def _phrase(feature: str, high: bool) -> str:
+    if feature.startswith(QUEUE_PREFIX):
+        queue = feature.removeprefix(QUEUE_PREFIX)
+        return f"mostly {queue}" if high else f"seldom {queue}"
+    return PHRASES[feature][0 if high else 1]
+
+
+def _ranked_phrases(z: pd.Series) -> list[str]:
+    """Phrases for the centroid's distinctive non-frequency features, most distinctive (largest |z|) first."""
+    others = z.drop(labels=["contacts"], errors="ignore")
+    others = others[others.abs() >= LABEL_Z]
+    # Ties in |z| are broken by feature name, so the label never depends on column order.
+    ranked = sorted(others.items(), key=lambda kv: (-abs(kv[1]), kv[0]))
+    return [_phrase(name, value > 0) for name, value in ranked]
+
+
+def segment_labels(centroid_z: pd.DataFrame) -> list[str]:
+    """A unique readable label per segment, from its centroid's z-scores against the whole population.
+
+    Grain of the input: one row per segment, one column per feature (standardised units, the space K-Means
+    works in). A label is the frequency word from `contacts` (rare | occasional | frequent, at |z| >= 0.5)
+    and the phrase of the most distinctive other feature (largest |z|, at least 0.5; high/low variants),
+    e.g. `frequent · long calls`, `rare · peak hours`, or just `occasional` when nothing else stands out.
+    It depends on the centroid only. When two segments would share a label, each of them gets its next most
+    distinctive phrase; if they still coincide, the segment number is appended (`rare · short calls (3)`).
+    """
+    bases, extras = [], []
+    for _, z in centroid_z.iterrows():
+        cz = float(z.get("contacts", 0.0))
+        word = FREQUENCY_WORDS[0] if cz <= -LABEL_Z else FREQUENCY_WORDS[2] if cz >= LABEL_Z else FREQUENCY_WORDS[1]
+        phrases = _ranked_phrases(z)
+        bases.append(SEPARATOR.join([word, *phrases[:1]]))
+        extras.append(phrases[1:2])
+    counts = pd.Series(bases).value_counts()
+    labels = [SEPARATOR.join([b, *extra]) if counts[b] > 1 else b for b, extra in zip(bases, extras)]
+    counts = pd.Series(labels).value_counts()
+    return [f"{lab} ({i})" if counts[lab] > 1 else lab for i, lab in enumerate(labels)]
+
+
+class CustomerSegmenter(BaseEstimator):
+    """K-Means on standardised customer features, with stable segment numbers and readable labels.
+
+    Parameters are stored as given (scikit-learn contract). `k`: fixed number of segments, or None to choose
+    it in `k_range` (inclusive) by the best silhouette (ties: the smaller k). The silhouette is scored on a
+    seeded sample of at most `silhouette_sample` customers, and k is chosen by fitting K-Means on that same
+    sample, so choosing k stays fast with a million customers; the final model is fitted on everyone.
+
+    After `fit`: `feature_names_`, `scaler_` (StandardScaler on log1p of LOG_FEATURES, raw elsewhere),
+    `kmeans_` (its cluster numbers are not the segment numbers), `k_`, `silhouette_` (final model, on the
+    sample), `silhouette_by_k_` (empty when k was fixed), `cluster_to_segment_`, `labels_` (segment of each
+    fitted row), `centroids_` (one row per segment, original units; log features are back-transformed, so
+    they are geometric-style means), `centroid_z_` (the same in standardised units), `segment_labels_`.
+    """
+
+    def __init__(self, k: int | None = None, k_range: tuple[int, int] = (2, 6), seed: int = 42,
+                 silhouette_sample: int = 20_000) -> None:
+        self.k = k
+        self.k_range = k_range
+        self.seed = seed
+        self.silhouette_sample = silhouette_sample
+
+    def _check_params(self) -> None:
+        if self.k is not None and self.k < 2:
+            raise ConfigError(f"segmentation.k == {self.k}, must be >= 2 (or null to choose by silhouette)")
+        lo, hi = self.k_range
+        if not 2 <= lo <= hi:
+            raise ConfigError(f"segmentation.k_range == {list(self.k_range)}, must be [low, high] with 2 <= low <= high")
+        if self.silhouette_sample < 10:
+            raise ConfigError(f"silhouette_sample == {self.silhouette_sample}, must be >= 10")
+
+    def _transform(self, features: pd.DataFrame) -> np.ndarray:
+        missing = [c for c in self.feature_names_ if c not in features.columns]
+        if missing:
+            raise DataError(f"features lack column(s) {', '.join(missing)} the segmenter was fitted on")
+        x = features[self.feature_names_].to_numpy(dtype="float64", copy=True)
+        for i, name in enumerate(self.feature_names_):
+            if name in LOG_FEATURES:
+                x[:, i] = np.log1p(x[:, i])
+        return x
+
+    def fit(self, features: pd.DataFrame, y: None = None) -> CustomerSegmenter:
+        """Fit on a `customer_features` frame (one row per customer); return self."""
+        self._check_params()
+        self.feature_names_ = feature_columns(features)
+        if features[self.feature_names_].isna().any().any():
+            raise DataError("customer features contain missing values; build them with customer_features")
+        x = self._transform(features)
+        self.scaler_ = StandardScaler().fit(x)
+        z = self.scaler_.transform(x)
+        n_distinct = len(np.unique(z, axis=0))
+        ks = [self.k] if self.k is not None else list(range(self.k_range[0], self.k_range[1] + 1))
+        ks = [k for k in ks if k < n_distinct]  # silhouette needs 2 <= clusters <= distinct points - 1
+        if not ks:
+            wanted = self.k if self.k is not None else self.k_range[0]
+            raise DataError(f"{len(z)} customers with {n_distinct} distinct feature rows cannot make {wanted} "
+                            f"segments; need at least {wanted + 1} distinct customers")
+        rng = np.random.default_rng(self.seed)
+        sample = np.sort(rng.choice(len(z), size=min(len(z), self.silhouette_sample), replace=False))
+        self.silhouette_by_k_: dict[int, float] = {}
+        if self.k is None:
+            zs = z[sample]
+            sample_distinct = len(np.unique(zs, axis=0))
+            for k in (k for k in ks if k < sample_distinct):
+                labels = KMeans(n_clusters=k, n_init=10, random_state=self.seed).fit_predict(zs)
+                self.silhouette_by_k_[k] = float(silhouette_score(zs, labels)) if len(set(labels)) > 1 else -1.0
+            # max() keeps the first best, and ks ascend: ties go to the smaller k.
+            self.k_ = max(self.silhouette_by_k_, key=self.silhouette_by_k_.get) if self.silhouette_by_k_ else ks[0]
+        else:
+            self.k_ = self.k
+        self.kmeans_ = KMeans(n_clusters=self.k_, n_init=10, random_state=self.seed).fit(z)
+
+        centers_z = pd.DataFrame(self.kmeans_.cluster_centers_, columns=self.feature_names_)
+        centers = self._original_units(self.kmeans_.cluster_centers_)
+        # Segment numbers follow the centroid, not K-Means' arbitrary cluster numbers: ORDER_KEY[0] is the
+        # primary key (lexsort sorts by its last key first), then the rest of the features break exact ties.
+        keys = [*ORDER_KEY, *(c for c in self.feature_names_ if c not in ORDER_KEY)]
+        order = np.lexsort([centers[c].to_numpy() for c in reversed(keys) if c in centers.columns])
+        self.cluster_to_segment_ = np.empty(self.k_, dtype="int64")
+        self.cluster_to_segment_[order] = np.arange(self.k_)
+        self.centroids_ = centers.iloc[order].reset_index(drop=True).rename_axis("segment")
+        self.centroid_z_ = centers_z.iloc[order].reset_index(drop=True).rename_axis("segment")
+        self.segment_labels_ = segment_labels(self.centroid_z_)
+        self.labels_ = self.cluster_to_segment_[self.kmeans_.predict(z)]
+        labels_s = self.labels_[sample]
+        self.silhouette_ = float(silhouette_score(z[sample], labels_s)) if len(set(labels_s)) > 1 else float("nan")
+        return self
+
+    def _original_units(self, centers: np.ndarray) -> pd.DataFrame:
+        x = self.scaler_.inverse_transform(centers)
+        for i, name in enumerate(self.feature_names_):
+            if name in LOG_FEATURES:
+                x[:, i] = np.expm1(x[:, i])
+        return pd.DataFrame(x, columns=self.feature_names_)
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """Segment number of each row of a `customer_features` frame (columns as at fit time)."""
+        if not hasattr(self, "kmeans_"):
+            raise NotFittedError("CustomerSegmenter is not fitted yet; call fit(features) first")
+        z = self.scaler_.transform(self._transform(features))
+        return self.cluster_to_segment_[self.kmeans_.predict(z)]
+
+
+def segment_rows(features: pd.DataFrame, segmenter: CustomerSegmenter, decimals: int = 3) -> pd.DataFrame:
+    """Rows for `gold_dim_customer_behavior` (without run_id/as_of).
+
+    Grain: one row per customer of `features`. Columns: customer_id, segment (int), segment_label, features
+    (JSON object text of that customer's feature values rounded to `decimals`, keys in column order).
+    """
+    segments = segmenter.predict(features)
+    names = feature_columns(features)
+    values = features[names].round(decimals)
+    if "contacts" in values.columns:
+        values["contacts"] = values["contacts"].astype("int64")  # a count reads as 7, not 7.0
+    json_text = values.to_json(orient="records", lines=True, double_precision=max(decimals, 1)).splitlines()
+    labels = np.asarray(segmenter.segment_labels_, dtype=object)
+    return pd.DataFrame({
+        "customer_id": features["customer_id"].astype("str").to_numpy(),
+        "segment": segments.astype("int64"),
+        "segment_label": pd.Series(labels[segments], dtype="str").to_numpy(),
+        "features": pd.Series(json_text, dtype="str").to_numpy(),
+    })
