@@ -68,7 +68,7 @@ if [ -z "$as_of" ]; then
   as_of="$("$py" -c 'import sys; from common.config import load_config; from common.cli import today_in; print(today_in(load_config(sys.argv[1]).timezone))' "$config")"
 fi
 log="logs/run_daily_${as_of}_$(date +%H%M%S).log"
-exec > >(tee -a "$log") 2>&1
+exec > >(tee -a "$log") 2> >(tee -a "$log" >&2)
 echo "run_daily.sh: as_of=$as_of config=$config from=$from_step log=$log"
 
 if [ "$demo" = 1 ]; then

@@ -1,0 +1,75 @@
+"""run_daily.sh end to end on a short generated demo, in a copy of the project (its own data/ and logs/)."""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import REPO
+
+AS_OF = "2025-03-10"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A copy of the project's code sharing this checkout's .venv (so nothing is installed again)."""
+    root = tmp_path_factory.mktemp("project")
+    for item in REPO.iterdir():
+        if item.name in (".git", ".venv", "data", "logs", "output", "models") or item.name.startswith("."):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, root / item.name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(item, root / item.name)
+    (root / ".venv").symlink_to(REPO / ".venv")
+    return root
+
+
+def run_daily(project: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "run_daily.sh", *args], cwd=project, capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
+    done = run_daily(project, "--demo", "--demo-days", "35", "--as-of", AS_OF)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    assert "all steps succeeded" in done.stdout
+    engine = sa.create_engine(f"sqlite:///{project / 'data' / 'wfm.db'}")
+    with engine.connect() as conn:
+        runs = pd.read_sql("select step, status from pipeline_runs", conn)
+        daily = pd.read_sql("select * from silver_daily", conn)
+        rejects = pd.read_sql("select reason from bronze_rejects", conn)
+    assert set(runs["status"]) == {"success"}
+    assert {"0_load_bronze", "1_build_silver"} <= set(runs["step"])
+    assert sorted(daily["queue"].unique()) == ["Billing", "Sales", "Support", "VIP"]
+    assert daily["date"].nunique() == 35
+    assert len(rejects) == 5  # the demo export carries five malformed rows on purpose
+    assert list((project / "logs").glob(f"run_daily_{AS_OF}_*.log"))
+
+
+def test_second_concurrent_run_is_refused(project: Path) -> None:
+    (project / "data").mkdir(exist_ok=True)
+    with open(project / "data" / ".run_daily.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running night would hold it
+        done = run_daily(project, "--as-of", AS_OF)
+    assert done.returncode == 3
+    assert "another run is in progress" in done.stderr
+
+
+def test_from_resumes_at_the_named_step(project: Path) -> None:
+    done = run_daily(project, "--as-of", AS_OF, "--from", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "skipping step 0" in done.stdout
+    assert "step 1: 1_build_silver.py" in done.stdout
+
+
+def test_a_failing_step_stops_the_run_and_names_it(project: Path) -> None:
+    done = run_daily(project, "--as-of", AS_OF, "--set", "rules.interval_minutes=7")
+    assert done.returncode == 2
+    assert "FAILED at step 0 (0_load_bronze.py)" in done.stderr
+    assert "rules.interval_minutes" in done.stderr + done.stdout
