@@ -1,0 +1,363 @@
+"""Step 2's logic: training history from silver, the rolling-origin backtest, its metrics, the version, promotion.
+
+The backtest replays the real nightly forecast: at each origin O (a week apart,
+the latest one's horizon ending on the last known day) a model trained on
+dates < O forecasts O .. O+H-1 recursively. Three methods are scored on the
+same points: the candidate (`candidate`), weekly seasonal naive
+(`seasonal_naive`) and the current production model (`production`), loaded
+from its files and never retrained, so it is "what we have now". Production
+is scored only on origins after its last training day when there are any;
+when it was trained after every origin (the usual nightly case) it is scored
+on all of them and flagged `in_sample`: it has seen those days, so its numbers
+are optimistic and beating it by the margin is a conservative test.
+Every metric is on open days (y > 0), as in `common.metrics`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sqlalchemy import MetaData, Table
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import NoSuchTableError
+
+from common import db, tables
+from common.config import TrainingConfig, safe_identifier
+from common.errors import ConfigError, DataError, PipelineError
+from common.forecaster import QuantileForecaster, quantile_column, seasonal_naive_forecast
+from common.metrics import accuracy_table, open_mask, pinball_loss
+
+log = logging.getLogger(__name__)
+
+SILVER_COLUMNS = ("queue", "date", "offered", "is_open", "is_holiday")
+CANDIDATE, NAIVE, PRODUCTION = "candidate", "seasonal_naive", "production"
+METRIC_COLUMNS = ("n_points", "wmape", "mae", "rmse", "bias", "total_volume_error", "pinball", "coverage", "mape", "mase")
+
+
+# --- inputs ----------------------------------------------------------------------------------------------
+
+def read_daily_history(conn: Connection, as_of: date) -> pd.DataFrame:
+    """Daily history known on `as_of`: one row per queue per date < as_of: series, date, y, is_open, is_holiday."""
+    t = tables.silver_daily
+    raw = db.read_table(conn, t, where=t.c.date < as_of, columns=SILVER_COLUMNS)
+    frame = pd.DataFrame({
+        "series": raw["queue"].astype("str"), "date": raw["date"].astype("datetime64[ns]"),
+        "y": raw["offered"].astype(float), "is_open": raw["is_open"].astype(bool),
+        "is_holiday": raw["is_holiday"].astype(bool),
+    })
+    return frame.sort_values(["series", "date"], kind="stable").reset_index(drop=True)
+
+
+def read_exogenous(conn: Connection, table_name: str, before: date) -> pd.DataFrame:
+    """Daily drivers from `training.exogenous_table`, dates < `before`: one row per date [per series].
+
+    The table is found by reflection (it is the user's, not declared in
+    `tables.py`); a `queue` column is the series key. Columns: date[, series], numeric drivers.
+    """
+    name = safe_identifier(table_name, "training.exogenous_table")
+    try:
+        table = Table(name, MetaData(), autoload_with=conn)
+    except NoSuchTableError:
+        raise ConfigError(f"training.exogenous_table: table {name!r} does not exist in the database") from None
+    if "date" not in table.c:
+        raise DataError(f"training.exogenous_table {name!r} has no 'date' column; it needs date[, queue], "
+                        f"numeric columns (has: {', '.join(table.c.keys())})")
+    frame = db.read_table(conn, table, where=table.c.date < before)
+    frame = frame.assign(date=pd.to_datetime(frame["date"]).dt.normalize().astype("datetime64[ns]"))
+    if "queue" in frame.columns:
+        if "series" in frame.columns:
+            raise DataError(f"training.exogenous_table {name!r} has both 'queue' and 'series'; keep one as the key")
+        frame = frame.rename(columns={"queue": "series"})
+    keys = ["series", "date"] if "series" in frame.columns else ["date"]
+    if "series" in keys:
+        frame = frame.astype({"series": "str"})
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def split_by_history(history: pd.DataFrame, min_open_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(history of series with >= `min_open_days` open days, one row per left-out series: series, open_days)."""
+    open_days = history.groupby("series")["is_open"].sum().astype(int)
+    short = open_days[open_days < min_open_days]
+    kept = history.loc[~history["series"].isin(short.index)].reset_index(drop=True)
+    return kept, short.rename("open_days").rename_axis("series").reset_index()
+
+
+def make_forecaster(training: TrainingConfig, quantiles: Sequence[float]) -> QuantileForecaster:
+    """An unfitted forecaster with the configured quantiles, LightGBM params over the defaults, seed and threads."""
+    return QuantileForecaster(quantiles=tuple(quantiles), params=dict(training.params), seed=training.seed,
+                              num_threads=training.num_threads, target=training.target)
+
+
+# --- identity: data hash and version ---------------------------------------------------------------------
+
+def data_hash(*frames: pd.DataFrame | None) -> str:
+    """sha256 over the frames' column names and values, in row order (the caller sorts them); None is skipped."""
+    digest = hashlib.sha256()
+    for i, frame in enumerate(frames):
+        if frame is None:
+            continue
+        digest.update(f"frame {i}: {len(frame)} rows\n".encode())
+        for col in frame.columns:
+            s = frame[col]
+            digest.update(f"column {col}\n".encode())
+            if pd.api.types.is_datetime64_any_dtype(s):
+                digest.update(s.to_numpy().astype("datetime64[s]").astype(np.int64).tobytes())
+            elif pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+                digest.update(s.to_numpy(dtype=float, na_value=np.nan).tobytes())
+            else:
+                digest.update("\x1f".join(s.astype("str").fillna("\x00").tolist()).encode())
+    return digest.hexdigest()
+
+
+def model_params(model: QuantileForecaster) -> dict:
+    """Everything besides the data that decides a fitted model's bytes (LightGBM version included)."""
+    return {
+        "lightgbm": dict(sorted(model.lightgbm_params_.items())), "quantiles": [float(q) for q in model.quantiles_],
+        "target": model.target, "lags": [int(v) for v in model.lags], "windows": [int(v) for v in model.windows],
+        "lightgbm_version": lgb.__version__,
+    }
+
+
+def model_version(as_of: date, data_hash_hex: str, params: dict) -> str:
+    """`v<as-of yyyymmdd>-<8 hex of sha256(data hash + params)>`: the same data and config give the same version."""
+    text = data_hash_hex + json.dumps(params, sort_keys=True, default=str)
+    return f"v{as_of:%Y%m%d}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that produced an artifact, for the record."""
+    return {"python": platform.python_version(), "lightgbm": lgb.__version__, "numpy": np.__version__,
+            "pandas": pd.__version__}
+
+
+# --- backtest --------------------------------------------------------------------------------------------
+
+class NotEnoughHistory(DataError):
+    """Too little history to train and backtest yet: step 2 skips, step 3 uses seasonal naive."""
+
+
+def backtest_origins(first: pd.Timestamp, last: pd.Timestamp, count: int, horizon: int, step_days: int,
+                     min_train_days: int = 1) -> list[pd.Timestamp]:
+    """Origins, oldest first: the latest one's horizon ends on `last`, earlier ones step back `step_days`.
+
+    NotEnoughHistory when the earliest origin has fewer than `min_train_days` days of history before it.
+    """
+    origins = [last - pd.Timedelta(days=horizon - 1 + k * step_days) for k in range(count - 1, -1, -1)]
+    have = (origins[0] - first).days
+    if have < min_train_days:
+        raise NotEnoughHistory(
+            f"training.backtest_origins == {count} (step {step_days} days, horizon {horizon}): the earliest origin "
+            f"{origins[0].date()} has {max(have, 0)} days of history since {first.date()}, needs >= {min_train_days} "
+            "(feature warm-up + 4 weeks); lower training.backtest_origins or wait for more history")
+    return origins
+
+
+def production_origins(origins: Sequence[pd.Timestamp], train_end: str | None) -> tuple[list[pd.Timestamp], bool]:
+    """(origins to score production on, in_sample): those after its last training day, else all of them (flagged)."""
+    if train_end is None:
+        return list(origins), True
+    after = [o for o in origins if o > pd.Timestamp(train_end)]
+    return (after, False) if after else (list(origins), True)
+
+
+@dataclass(frozen=True)
+class ProductionModel:
+    """The production model to compare with, and the origins to score it on."""
+
+    version: str
+    model: QuantileForecaster
+    origins: tuple[pd.Timestamp, ...]
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """One row per method per origin per series per date (see `rolling_backtest`), and why production stopped."""
+
+    frame: pd.DataFrame
+    production_error: str | None = None
+
+
+def rolling_backtest(history: pd.DataFrame, holidays: pd.DataFrame, make_model: Callable[[], QuantileForecaster],
+                     origins: Sequence[pd.Timestamp], horizon: int, retrain: bool = True,
+                     exogenous: pd.DataFrame | None = None, production: ProductionModel | None = None) -> BacktestResult:
+    """Backtest the recursive forecast at each origin for the candidate, seasonal naive and production.
+
+    Grain of `frame`: one row per method per origin per series per date:
+    `method, origin, series, date, horizon_day, y, is_open, p10, p50, p90`.
+    The candidate trains on dates < origin (once, at the earliest origin, when
+    `retrain` is False). Production forecasts only the series it knows; a
+    PipelineError from it (e.g. an exogenous column it needs is gone) stops
+    its scoring with the reason, the rest goes on.
+    """
+    quantiles = tuple(sorted(make_model().quantiles))
+    hist = history.astype({"series": "str"})
+    model, prod_error, parts = None, None, []
+    for origin in origins:
+        train = hist.loc[hist["date"] < origin]
+        actual = hist.loc[(hist["date"] >= origin) & (hist["date"] < origin + pd.Timedelta(days=horizon))]
+        actual = actual.loc[actual["series"].isin(set(train["series"]))]
+        future = actual.drop(columns="y")
+        forecasts = {NAIVE: seasonal_naive_forecast(train, future, quantiles)}
+        if model is None or retrain:
+            model = make_model().fit(train, holidays, exogenous=exogenous)
+        forecasts[CANDIDATE] = model.forecast(train, future, holidays, exogenous=exogenous)
+        if production is not None and prod_error is None and origin in production.origins:
+            known = set(production.model.categories_)
+            try:
+                forecasts[PRODUCTION] = production.model.forecast(
+                    train.loc[train["series"].isin(known)], future.loc[future["series"].isin(known)], holidays,
+                    exogenous=exogenous)
+            except PipelineError as exc:
+                prod_error = f"production {production.version} could not forecast the backtest: {exc}"
+                log.warning("backtest: %s", prod_error)
+        for method, fc in forecasts.items():
+            fc = fc.merge(actual.loc[:, ["series", "date", "y", "is_open"]], on=["series", "date"], how="left")
+            parts.append(fc.assign(origin=origin, method=method))
+        log.info("backtest origin %s: %d series x %d days, methods %s", origin.date(), actual["series"].nunique(),
+                 horizon, ", ".join(forecasts))
+    cols = ["method", "origin", "series", "date", "horizon_day", "y", "is_open", *map(quantile_column, quantiles)]
+    frame = pd.concat(parts, ignore_index=True).loc[:, cols]
+    if prod_error is not None:
+        frame = frame.loc[frame["method"] != PRODUCTION]
+    frame = frame.sort_values(["method", "origin", "series", "date"], kind="stable").reset_index(drop=True)
+    return BacktestResult(frame, prod_error)
+
+
+# --- metrics ---------------------------------------------------------------------------------------------
+
+def accuracy_summary(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """One row per group of `by`: `accuracy_table`'s metrics plus `pinball_p10`, `pinball_p50`, ... per quantile."""
+    table = accuracy_table(frame, by)
+    qcols = sorted((c for c in frame.columns if c.startswith("p") and c[1:].replace(".", "").isdigit()),
+                   key=lambda c: float(c[1:]))
+    groups = frame.groupby(by, sort=True, observed=True, dropna=False) if by else [((), frame)]
+    extra = []
+    for _, group in groups:
+        m = open_mask(group)
+        y = group["y"].to_numpy(dtype=float)[m]
+        extra.append({f"pinball_{c}": pinball_loss(y, group[c].to_numpy(dtype=float)[m], float(c[1:]) / 100)
+                      for c in qcols})
+    return pd.concat([table.reset_index(drop=True), pd.DataFrame(extra, index=table.index)], axis=1)
+
+
+def _records(summary: pd.DataFrame, keys: list[str]) -> dict:
+    """Nested dict {key1: {key2: {metric: value}}} of an `accuracy_summary` frame (6 decimals, NaN -> None)."""
+    out: dict = {}
+    metrics = [c for c in summary.columns if c not in keys]
+    for row in summary.itertuples(index=False):
+        values = row._asdict()
+        node = out
+        for k in keys[:-1]:
+            node = node.setdefault(str(values[k]), {})
+        node[str(values[keys[-1]])] = {m: _clean(values[m]) for m in metrics}
+    return out
+
+
+def _clean(value: object) -> object:
+    if isinstance(value, int | np.integer):
+        return int(value)
+    value = float(value)
+    return round(value, 6) if np.isfinite(value) else None
+
+
+def backtest_metrics(frame: pd.DataFrame) -> dict:
+    """{"overall": {method: metrics}, "per_series": {method: {series: metrics}}, "per_horizon_day": {...}}."""
+    return {
+        "overall": _records(accuracy_summary(frame, ["method"]), ["method"]),
+        "per_series": _records(accuracy_summary(frame, ["method", "series"]), ["method", "series"]),
+        "per_horizon_day": _records(accuracy_summary(frame, ["method", "horizon_day"]), ["method", "horizon_day"]),
+    }
+
+
+def production_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """The backtest rows of every method on the (origin, series, date) points production forecast."""
+    keys = frame.loc[frame["method"] == PRODUCTION, ["origin", "series", "date"]].drop_duplicates()
+    return frame.merge(keys, on=["origin", "series", "date"], how="inner")
+
+
+# --- promotion -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scores:
+    """Backtest wMAPEs the promotion rule reads (fractions, e.g. 0.081)."""
+
+    candidate: float                              # candidate, all backtest points
+    naive: float                                  # seasonal naive, the same points
+    production: float | None = None               # production, on the points it was scored on
+    candidate_on_production: float | None = None  # candidate, on those same points
+    production_version: str | None = None
+    production_note: str = ""                     # why production was not scored, or the in-sample caveat
+    production_in_sample: bool = False            # production was scored on days it was trained on (optimistic)
+    is_refresh: bool = False                      # same parameters and features as production, trained on newer data
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with the candidate: status `production` or `staging`, and why (one line)."""
+
+    status: str
+    reason: str
+
+
+def decide_promotion(scores: Scores, margin: float) -> Decision:
+    """Promote when the candidate beats seasonal naive and beats production's wMAPE by `margin` (relative).
+
+    Without a scored production model (none, or unusable: see
+    `production_note`), beating naive is enough. NaN scores never promote.
+    """
+    cand, naive = scores.candidate, scores.naive
+    if not np.isfinite(cand):
+        return Decision("staging", "no backtest points with actuals: the candidate could not be scored")
+    if not (np.isfinite(naive) and cand < naive):
+        return Decision("staging", f"candidate wMAPE {_pct(cand)} does not beat seasonal naive {_pct(naive)}")
+    beats_naive = f"candidate wMAPE {_pct(cand)} beats seasonal naive {_pct(naive)}"
+    if scores.production is None:
+        why = f"; {scores.production_note}" if scores.production_note else "; no production model"
+        return Decision("production", beats_naive + why)
+    prod, same = scores.production, scores.candidate_on_production
+    note = f" ({scores.production_note})" if scores.production_note else ""
+    if same is None or not np.isfinite(same) or not np.isfinite(prod) or prod <= 0:
+        return Decision("staging", f"{beats_naive}, but could not be compared with production "
+                                   f"{scores.production_version}{note}")
+    gain = 1 - same / prod
+    versus = (f"candidate wMAPE {_pct(same)} vs production {scores.production_version} {_pct(prod)} on the same "
+              f"points: {_pct(abs(gain))} {'better' if gain >= 0 else 'worse'}")
+    if same < prod * (1 - margin):
+        return Decision("production", f"{beats_naive}; {versus} (training.promotion_margin {_pct(margin)}){note}")
+    if scores.production_in_sample and scores.is_refresh:
+        # Production has seen the backtest days, so the margin rule would keep a stale model forever; with the same
+        # setup the candidate differs only in having newer data: a refresh, promoted when it still beats naive.
+        return Decision("production", f"{beats_naive}; refresh of the production setup on newer data ({versus}; "
+                                      "production scored in-sample, so the margin rule does not apply)")
+    return Decision("staging", f"{versus}, needs more than {_pct(margin)} (training.promotion_margin){note}")
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def format_accuracy(overall: dict[str, dict]) -> str:
+    """The overall accuracy table for the log: one line per method (label: metrics dict)."""
+    width = max(len("method"), *(len(label) for label in overall))
+    head = f"{'method':<{width}} {'points':>7} {'wMAPE':>7} {'MAE':>9} {'RMSE':>9} {'bias':>7} {'total':>7} " \
+           f"{'pinball':>9} {'p10-p90':>7}"
+    lines = [head]
+    for label, m in overall.items():
+        def pct(key: str) -> str:
+            return "-" if m.get(key) is None else f"{100 * m[key]:.1f}%"
+
+        def num(key: str) -> str:
+            return "-" if m.get(key) is None else f"{m[key]:.1f}"
+
+        lines.append(f"{label:<{width}} {m.get('n_points', 0):>7} {pct('wmape'):>7} {num('mae'):>9} {num('rmse'):>9} "
+                     f"{pct('bias'):>7} {pct('total_volume_error'):>7} {num('pinball'):>9} {pct('coverage'):>7}")
+    return "\n".join(lines)

@@ -1,0 +1,190 @@
+"""Tests for common.registry: artifacts with sha256, promotion, rollback, verified loading."""
+
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common import db, registry, training
+from common.config import load_config
+from common.errors import ConfigError, ModelError
+from common.forecaster import QuantileForecaster
+from conftest import write_config
+
+FAST = {"n_estimators": 10, "min_data_in_leaf": 5}
+HOLIDAYS = pd.DataFrame({"date": pd.to_datetime(["2024-04-01"]), "holiday_name": "x"})
+T1, T2, T3 = datetime(2025, 1, 1, 2), datetime(2025, 1, 8, 2), datetime(2025, 1, 15, 2)
+
+
+def history(n_days: int = 120, bump: float = 0.0) -> pd.DataFrame:
+    """Two Mon-Fri series with a weekly shape; `bump` changes one value (different data)."""
+    rng = np.random.default_rng(3)
+    dates = pd.date_range("2024-01-01", periods=n_days, freq="D")
+    parts = []
+    for i, s in enumerate(("A", "B")):
+        is_open = dates.day_of_week < 5
+        y = np.where(is_open, rng.poisson((80 + 40 * i) * np.array([1.2, 1, 1, 0.9, 0.8, 1, 1])[dates.day_of_week]), 0)
+        parts.append(pd.DataFrame({"series": s, "date": dates, "y": y.astype(float), "is_open": is_open,
+                                   "is_holiday": False}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame.loc[frame.index[-3], "y"] += bump
+    return frame
+
+
+@pytest.fixture(scope="module")
+def model():
+    return QuantileForecaster(params=FAST).fit(history(), HOLIDAYS)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    cfg = load_config(write_config(tmp_path))
+    engine = db.make_engine(cfg.database_url)
+    db.ensure_schema(engine)
+    return cfg, engine
+
+
+def register(cfg, engine, model, version: str, status: str, now: datetime) -> dict[str, str]:
+    """Write `model` as `version` and save its row with `status`; return its {file: sha256}."""
+    shas = registry.write_artifacts(cfg.path(cfg.training.model_dir) / version, model, {"version": version})
+    entry = {"version": version, "created_at": now, "data_hash": "d" * 64, "params": {}, "metrics": {},
+             "feature_importance": {}, "artifact_path": f"{cfg.training.model_dir}/{version}", "artifact_sha256": shas}
+    with engine.begin() as conn:
+        registry.save_version(conn, entry, status, f"test {status}", now=now)
+    return shas
+
+
+def statuses(engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        frame = registry.read_registry(conn)
+    return dict(zip(frame["version"], frame["status"]))
+
+
+def test_artifacts_are_lightgbm_text_and_json_with_their_sha256(setup, model):
+    cfg, engine = setup
+    shas = register(cfg, engine, model, "v1", "production", T1)
+    folder = cfg.path("models") / "v1"
+    assert sorted(shas) == ["meta.json", "model_p10.txt", "model_p50.txt", "model_p90.txt", "training.json"]
+    assert all(registry.file_sha256(folder / name) == sha for name, sha in shas.items())
+    assert (folder / "model_p50.txt").read_text().startswith("tree")  # LightGBM's text format, not a pickle
+    assert not list(cfg.path("models").glob(".tmp-*"))  # the scratch folder is gone
+
+
+def test_saving_a_new_production_archives_the_old_one(setup, model):
+    cfg, engine = setup
+    register(cfg, engine, model, "v1", "production", T1)
+    register(cfg, engine, model, "v2", "production", T2)
+    assert statuses(engine) == {"v1": "archived", "v2": "production"}
+
+
+def test_saving_the_same_version_again_replaces_its_row(setup, model):
+    cfg, engine = setup
+    register(cfg, engine, model, "v1", "production", T1)
+    register(cfg, engine, model, "v1", "staging", T2)  # a re-run that would not promote keeps production
+    with engine.connect() as conn:
+        frame = registry.read_registry(conn)
+    assert frame["version"].tolist() == ["v1"] and frame["status"].tolist() == ["production"]
+    assert frame["promoted_at"].tolist() == [pd.Timestamp(T1)]
+
+
+def test_promote_makes_the_version_production_and_archives_the_current_one(setup, model):
+    cfg, engine = setup
+    register(cfg, engine, model, "v1", "production", T1)
+    register(cfg, engine, model, "v2", "staging", T2)
+    with engine.begin() as conn:
+        previous = registry.promote(conn, cfg, "v2", "manual", now=T3)
+    assert previous == "v1"
+    assert statuses(engine) == {"v1": "archived", "v2": "production"}
+    with engine.connect() as conn:
+        assert registry.production_row(conn)["promoted_at"] == T3
+
+
+def test_promote_unknown_version_names_the_known_ones(setup, model):
+    cfg, engine = setup
+    register(cfg, engine, model, "v1", "production", T1)
+    with engine.begin() as conn, pytest.raises(ConfigError, match="'v9': no such version.*known: v1"):
+        registry.promote(conn, cfg, "v9", "manual")
+
+
+def test_rollback_restores_the_previous_production_and_cannot_go_past_it(setup, model):
+    cfg, engine = setup
+    register(cfg, engine, model, "v1", "production", T1)
+    register(cfg, engine, model, "v2", "production", T2)
+    with engine.begin() as conn:
+        assert registry.rollback(conn, cfg, now=T3) == ("v2", "v1")
+    assert statuses(engine) == {"v1": "production", "v2": "archived"}
+    # v2 was rolled away from: it is not "the previous production" of v1, so there is nothing earlier to go to
+    with engine.begin() as conn, pytest.raises(ModelError, match="no earlier production model"):
+        registry.rollback(conn, cfg)
+
+
+def test_rollback_without_a_previous_production_is_refused(setup, model):
+    cfg, engine = setup
+    register(cfg, engine, model, "v1", "production", T1)
+    register(cfg, engine, model, "v2", "staging", T2)  # staging was never production: not a rollback target
+    with engine.begin() as conn, pytest.raises(ModelError, match="v1 is production and no earlier production"):
+        registry.rollback(conn, cfg)
+
+
+def test_load_production_gives_the_version_and_a_model_predicting_like_the_saved_one(setup, model):
+    cfg, engine = setup
+    register(cfg, engine, model, "v1", "production", T1)
+    version, loaded = registry.load_production(engine, cfg)
+    hist = history()
+    future = pd.DataFrame({"series": ["A", "B"], "date": pd.Timestamp("2024-04-30"), "is_open": True,
+                           "is_holiday": False})  # the day after the 120 days 2024-01-01..2024-04-29
+    assert version == "v1"
+    pd.testing.assert_frame_equal(loaded.forecast(hist, future, HOLIDAYS), model.forecast(hist, future, HOLIDAYS))
+
+
+def test_a_changed_byte_in_a_model_file_is_refused_naming_the_file(setup, model):
+    cfg, engine = setup
+    register(cfg, engine, model, "v1", "production", T1)
+    path = cfg.path("models") / "v1" / "model_p50.txt"
+    data = bytearray(path.read_bytes())
+    data[-2] = ord("7") if data[-2] != ord("7") else ord("8")  # one byte, the file still parses as text
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"model v1: artifact file .*model_p50\.txt has sha256 .* corrupt"):
+        registry.load_production(engine, cfg)
+
+
+def test_a_missing_artifact_is_refused(setup, model):
+    cfg, engine = setup
+    register(cfg, engine, model, "v1", "production", T1)
+    (cfg.path("models") / "v1" / "meta.json").unlink()
+    with pytest.raises(ModelError, match=r"artifact file .*meta\.json is missing"):
+        registry.load_production(engine, cfg)
+
+
+def test_promoting_a_corrupt_version_is_refused_and_production_stays(setup, model):
+    cfg, engine = setup
+    register(cfg, engine, model, "v1", "production", T1)
+    register(cfg, engine, model, "v2", "staging", T2)
+    (cfg.path("models") / "v2" / "model_p90.txt").write_text("tree\n")
+    with engine.begin() as conn, pytest.raises(ModelError, match="model_p90.txt"):
+        registry.promote(conn, cfg, "v2", "manual")
+    assert statuses(engine) == {"v1": "production", "v2": "staging"}
+
+
+def test_no_production_model_is_a_model_error(setup):
+    cfg, engine = setup
+    with pytest.raises(ModelError, match="no production model"):
+        registry.load_production(engine, cfg)
+
+
+def test_retraining_on_the_same_data_gives_the_same_bytes_and_version(tmp_path):
+    def train(bump: float, folder: str):
+        hist = history(bump=bump)
+        m = QuantileForecaster(params=FAST).fit(hist, HOLIDAYS)
+        shas = registry.write_artifacts(tmp_path / folder, m, {"params": training.model_params(m)})
+        version = training.model_version(date(2024, 4, 30), training.data_hash(hist, HOLIDAYS),
+                                         training.model_params(m))
+        return shas, version
+
+    shas_a, version_a = train(0.0, "a")
+    shas_b, version_b = train(0.0, "b")
+    shas_c, version_c = train(5.0, "c")  # one actual 5 calls higher
+    assert shas_a == shas_b and version_a == version_b
+    assert version_a.startswith("v20240430-") and len(version_a) == len("v20240430-") + 8
+    assert version_c != version_a
