@@ -75,7 +75,7 @@ if [ "$demo" = 1 ]; then
   "$py" -m common.demo --config "$config" --as-of "$as_of" --days "$demo_days"
 fi
 
-steps=(0:0_load_bronze.py 1:1_build_silver.py)
+steps=(0:0_load_bronze.py 1:1_build_silver.py 1_5:1_5_segment_customers.py 2:2_train.py)
 started=0
 for entry in "${steps[@]}"; do
   id="${entry%%:*}"; script="${entry#*:}"
@@ -92,7 +92,7 @@ for entry in "${steps[@]}"; do
   fi
 done
 if [ "$started" = 0 ]; then
-  echo "run_daily.sh: --from $from_step is not a step (0, 1)" >&2
+  echo "run_daily.sh: --from $from_step is not a step (${steps[*]%%:*})" >&2
   exit 2
 fi
 echo "run_daily.sh: all steps succeeded for $as_of"
