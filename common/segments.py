@@ -201,7 +201,7 @@ class CustomerSegmenter(BaseEstimator):
     """
 
     def __init__(self, k: int | None = None, k_range: tuple[int, int] = (2, 6), seed: int = 42,
-                 silhouette_sample: int = 20_000) -> None:
+                 silhouette_sample: int = 5_000) -> None:
         self.k = k
         self.k_range = k_range
         self.seed = seed
