@@ -190,9 +190,23 @@ class TrainingConfig(_Strict):
     min_history_days: int = Field(56, ge=14)          # series with less open history get seasonal naive
 
 
+class ForecastGuardsConfig(_Strict):
+    """Post-prediction checks of step 3; a series failing one gets the seasonal naive forecast."""
+
+    max_total_deviation: float = Field(0.40, gt=0)      # horizon p50 total vs trailing same-weekday mean: +-share
+    total_weeks: int = Field(4, ge=1, le=52)            # weeks of history behind that same-weekday mean
+    max_interval_ratio: float = Field(5.0, gt=1)        # an interval above this many times the day's mean open interval
+    min_shape_correlation: float = Field(0.8, ge=-1, le=1)  # intraday shape vs the same weekday's history
+    shape_weeks: int = Field(8, ge=1, le=52)            # weeks of interval history behind that shape
+
+
 class ForecastConfig(_Strict):
     horizon_days: int = Field(14, ge=1, le=92)
     quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
+    profile_weeks: int = Field(8, ge=1, le=52)          # same-weekday intraday profile from this many recent weeks
+    aht_weeks: int = Field(8, ge=1, le=52)              # same-weekday/interval AHT from this many recent weeks
+    default_aht_seconds: float = Field(300, gt=0)       # AHT when a queue has no handled contact in those weeks
+    guards: ForecastGuardsConfig = ForecastGuardsConfig()
 
     @field_validator("quantiles")
     @classmethod
@@ -225,6 +239,42 @@ class ReportConfig(_Strict):
     smtp: SmtpConfig = SmtpConfig()
 
 
+class EvaluationConfig(_Strict):
+    """Step 4: stored forecasts scored against actuals, summarised over a trailing window of origins."""
+
+    window_days: int = Field(28, ge=1, le=366)          # summary over forecast origins in the trailing N days
+
+
+class AlertsConfig(_Strict):
+    """Step 4's alert rules (WFM practice defaults); a warning threshold must be below its critical one."""
+
+    horizon_day: int = Field(1, ge=1, le=92)            # MAPE and bias rules judge forecasts made this many days ahead
+    mape_warning: float = Field(0.10, gt=0)             # daily MAPE above this on mape_warning_days open days running
+    mape_warning_days: int = Field(3, ge=1, le=31)
+    mape_critical: float = Field(0.15, gt=0)            # daily MAPE above this on the latest open day
+    bias_warning: float = Field(0.03, gt=0)             # weekly |bias| above this, same sign, bias_warning_weeks running
+    bias_warning_weeks: int = Field(2, ge=1, le=12)
+    bias_critical: float = Field(0.05, gt=0)            # weekly |bias| above this in the last complete week
+    freshness_warning_hours: float = Field(2, gt=0)     # newest contact this late vs the end of the last open interval
+    freshness_critical_hours: float = Field(6, gt=0)
+    drift_warning_psi: float = Field(0.1, gt=0)         # population stability index, recent vs reference window
+    drift_critical_psi: float = Field(0.3, gt=0)
+    drift_recent_days: int = Field(28, ge=7, le=366)
+    drift_reference_days: int = Field(364, ge=28, le=3660)
+    drift_bins: int = Field(10, ge=2, le=50)
+    naive_window_days: int = Field(28, ge=7, le=366)    # model vs seasonal naive over origins in the trailing N days
+    naive_min_days: int = Field(10, ge=1)               # open days needed before that comparison is judged
+
+    @model_validator(mode="after")
+    def _warning_below_critical(self) -> AlertsConfig:
+        for name in ("mape", "bias", "freshness", "drift"):
+            unit = "_hours" if name == "freshness" else "_psi" if name == "drift" else ""
+            warning, critical = getattr(self, f"{name}_warning{unit}"), getattr(self, f"{name}_critical{unit}")
+            if warning > critical:
+                raise ValueError(f"{name}_warning{unit} ({warning}) must not be above {name}_critical{unit} ({critical})")
+        return self
+
+
 class Config(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     timezone: str = "Europe/Stockholm"
@@ -237,6 +287,8 @@ class Config(_Strict):
     forecast: ForecastConfig = ForecastConfig()
     staffing: StaffingConfig = StaffingConfig()
     report: ReportConfig = ReportConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    alerts: AlertsConfig = AlertsConfig()
     # Where the config file lives: relative paths in it are resolved against this folder.
     base_dir: Path = Path(".")
 

@@ -274,3 +274,86 @@ gold_staffing_interval = Table(
     Column("service_level_p50", Float),
     Column("occupancy_p50", Float),
 )
+
+# One row per forecast origin per queue per local date: the day's staffing range (from gold_staffing_interval).
+gold_staffing_daily = Table(
+    "gold_staffing_daily", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("forecast_origin", Date, primary_key=True),
+    Column("queue", _NAME, primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("volume_p50", Float, nullable=False),
+    Column("staff_hours_p10", Float, nullable=False),         # sum of staff_pX over the day's intervals x interval hours
+    Column("staff_hours_p50", Float, nullable=False),
+    Column("staff_hours_p90", Float, nullable=False),
+    Column("peak_staff_p10", Integer, nullable=False),         # highest staff_pX of any interval that day
+    Column("peak_staff_p50", Integer, nullable=False),
+    Column("peak_staff_p90", Integer, nullable=False),
+)
+
+# One row per forecast origin per queue per date per method: a forecast point next to its actual (step 4).
+# method: the stored forecast's (lightgbm | seasonal_naive), naive_benchmark (weekly seasonal naive recomputed
+# at the origin), or backtest_lightgbm | backtest_naive (4_evaluate.py --backtest; only the latest backtest is kept).
+gold_forecast_accuracy = Table(
+    "gold_forecast_accuracy", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("forecast_origin", Date, primary_key=True),
+    Column("queue", _NAME, primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("method", String(20), primary_key=True),
+    Column("horizon_day", Integer, nullable=False),
+    Column("weekday", Integer, nullable=False),               # 0 = Monday
+    Column("model_version", String(40)),
+    Column("actual", Float, nullable=False),                  # silver_daily.offered
+    Column("p10", Float, nullable=False),
+    Column("p50", Float, nullable=False),
+    Column("p90", Float, nullable=False),
+    Column("error", Float, nullable=False),                   # p50 - actual: positive = over-forecast
+    Column("abs_error", Float, nullable=False),
+    Column("is_open", Boolean, nullable=False),               # silver_daily.is_open: metrics use open days only
+    Column("in_band", Boolean, nullable=False),               # p10 <= actual <= p90
+    Index("ix_gold_forecast_accuracy_date", "date"),
+)
+
+# One row per as-of per scope per scope value per method: accuracy over the origins of a trailing window.
+# scope: overall (scope_value 'all') | queue | horizon_day | weekday ('0' = Monday) | method (lightgbm | seasonal_naive).
+# method: forecast (what was published) | naive_benchmark | backtest_lightgbm | backtest_naive.
+gold_forecast_accuracy_summary = Table(
+    "gold_forecast_accuracy_summary", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("as_of", Date, primary_key=True),
+    Column("scope", String(20), primary_key=True),
+    Column("scope_value", _NAME, primary_key=True),
+    Column("method", String(20), primary_key=True),
+    Column("window_days", Integer, nullable=False),           # origins in [as_of - window_days, as_of); backtest: origin span
+    Column("n_days", Integer, nullable=False),                # open forecast days scored (origin x queue x date)
+    Column("wmape", Float),
+    Column("mape", Float),
+    Column("mae", Float),
+    Column("rmse", Float),
+    Column("bias", Float),                                    # sum(p50 - actual) / sum(actual)
+    Column("total_volume_error", Float),                      # mean over origin x queue of |sum p50 - sum actual| / sum actual
+    Column("pinball_p10", Float),
+    Column("pinball_p50", Float),
+    Column("pinball_p90", Float),
+    Column("coverage", Float),                                # share of actuals within p10..p90
+    Column("wmape_naive", Float),                             # naive benchmark's wMAPE on the same points
+    Column("beats_naive", Boolean),                           # wMAPE below it on the points both have; null on naive rows
+)
+
+# One row per alert per as-of (replaced per as-of). created_at is naive UTC, like every bookkeeping timestamp.
+gold_alerts = Table(
+    "gold_alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("as_of", Date, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("severity", String(10), nullable=False),           # warning | critical
+    Column("rule", String(40), nullable=False),
+    Column("queue", _NAME),                                   # null: the whole center (e.g. data freshness)
+    Column("metric", String(60), nullable=False),
+    Column("value", Float),
+    Column("threshold", Float),
+    Column("message", Text, nullable=False),
+    Index("ix_gold_alerts_as_of", "as_of"),
+)

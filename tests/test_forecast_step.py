@@ -1,0 +1,188 @@
+"""Step 3 end to end on directly inserted silver rows: model or fallback, replace by origin, staffing present."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from common import db, registry, tables
+from common.calendar import interval_grid, parse_opening_hours
+from common.cdr import aggregate_daily
+from common.config import load_config
+from common.forecaster import QuantileForecaster
+from common.silver import closed_dates_for
+from tests.conftest import write_config
+
+forecast_step = importlib.import_module("3_forecast")
+
+AS_OF = date(2025, 3, 10)          # a Monday
+FIRST = AS_OF - timedelta(days=150)
+LAST = AS_OF + timedelta(days=1)   # silver up to 03-11, so a later as-of also has its history
+TINY = {"n_estimators": 30, "min_data_in_leaf": 5}
+# default opening hours: Mon-Fri 08-18; Support also Sat 10-14 (config.yaml's queue override)
+BASE = {"Support": 120.0, "Billing": 60.0, "Newline": 40.0}
+WEEKDAY = np.array([1.3, 1.1, 1.0, 0.95, 0.85, 0.5, 0.0])
+
+
+def silver_frames(cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """silver_interval and silver_daily for Support and Billing (150 days) and Newline (its last 5 days)."""
+    closed = closed_dates_for(cfg, FIRST, LAST)
+    hours = parse_opening_hours(cfg.rules.opening_hours.model_dump())
+    grid = interval_grid(list(BASE), FIRST, LAST, 30, cfg.timezone, hours, closed)
+    grid = grid.loc[(grid["queue"] != "Newline") | (grid["date"] > pd.Timestamp(LAST - timedelta(days=5)))]
+    rng = np.random.default_rng(7)
+    hour = grid["interval_start"].dt.hour + grid["interval_start"].dt.minute / 60
+    shape = np.exp(-((hour - 11.0) ** 2) / 8.0)  # one late-morning peak
+    level = grid["queue"].map(BASE) * WEEKDAY[grid["date"].dt.day_of_week] / 10
+    offered = np.where(grid["is_open"], rng.poisson(np.maximum(level * shape * 2, 0.1)), 0).astype(float)
+    intervals = grid.assign(
+        offered=offered, handled=offered, abandoned=0.0, short_abandoned=0.0, offered_outside_hours=0.0,
+        aht_seconds=np.where(offered > 0, 240.0 + 10 * grid["interval_start"].dt.hour, np.nan))
+    return intervals.reset_index(drop=True), aggregate_daily(intervals, closed)
+
+
+def model_history(daily: pd.DataFrame) -> pd.DataFrame:
+    frame = daily.loc[(daily["queue"] != "Newline") & (daily["date"] < pd.Timestamp(AS_OF))]
+    return frame.rename(columns={"queue": "series", "offered": "y"}).loc[
+        :, ["series", "date", "y", "is_open", "is_holiday"]].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Silver frames and a tiny model trained on Support and Billing (once for the module)."""
+    cfg = load_config(write_config(tmp_path_factory.mktemp("cfg")))
+    intervals, daily = silver_frames(cfg)
+    model = QuantileForecaster(params=TINY).fit(model_history(daily), closed_dates_for(cfg, FIRST, LAST))
+    return intervals, daily, model
+
+
+def setup_db(tmp_path: Path, data, register: bool = True) -> Path:
+    """A config and database holding the silver rows and, if asked, the model as production."""
+    path = write_config(tmp_path)
+    cfg = load_config(path)
+    engine = db.make_engine(cfg.database_url)
+    db.ensure_schema(engine)
+    intervals, daily, model = data
+    with engine.begin() as conn:
+        db.insert_frame(conn, tables.silver_interval, intervals)
+        db.insert_frame(conn, tables.silver_daily, daily)
+    if register:
+        version = "v20250309-test0001"
+        shas = registry.write_artifacts(cfg.path(cfg.training.model_dir) / version, model, {"version": version})
+        entry = {"version": version, "created_at": db.utc_now(), "data_hash": "d" * 64, "params": {}, "metrics": {},
+                 "feature_importance": {}, "artifact_path": f"{cfg.training.model_dir}/{version}",
+                 "artifact_sha256": shas}
+        with engine.begin() as conn:
+            registry.save_version(conn, entry, "production", "test")
+    return path
+
+
+def run(path: Path, as_of: date = AS_OF) -> int:
+    return forecast_step.main(["--config", str(path), "--as-of", as_of.isoformat()])
+
+
+def read(path: Path, table) -> pd.DataFrame:
+    with db.make_engine(load_config(path).database_url).connect() as conn:
+        return db.read_table(conn, table)
+
+
+def by_queue(forecast: pd.DataFrame) -> dict[str, set]:
+    return {q: set(rows["method"]) for q, rows in forecast.groupby("queue")}
+
+
+def test_model_forecasts_known_queues_and_a_new_short_queue_gets_its_open_day_mean(tmp_path, data):
+    path = setup_db(tmp_path, data)
+    assert run(path) == 0
+    fc = read(path, tables.gold_forecast_daily)
+    assert len(fc) == 3 * 14 and set(fc["forecast_origin"]) == {pd.Timestamp(AS_OF)}
+    assert by_queue(fc) == {"Billing": {"lightgbm"}, "Support": {"lightgbm"}, "Newline": {"seasonal_naive"}}
+    assert fc["horizon_day"].groupby(fc["queue"]).agg(list).map(sorted).eq([list(range(1, 15))] * 3).all()
+    lgbm = fc.loc[fc["method"] == "lightgbm"]
+    assert lgbm["model_version"].eq("v20250309-test0001").all() and lgbm["fallback_reason"].isna().all()
+    newline = fc.loc[fc["queue"] == "Newline"]
+    assert newline["fallback_reason"].str.contains("unknown to the production model").all()
+    assert newline["fallback_reason"].str.contains("too short for seasonal naive").all()
+    # Newline's history before the as-of: 03-07 (Fri, open), 03-08 and 03-09 (weekend, closed) = 3 known days < 7,
+    # so every open day gets the mean of its open days, i.e. the offered of 03-07 alone
+    silver_daily = data[1]
+    open_days = silver_daily.loc[(silver_daily["queue"] == "Newline") & silver_daily["is_open"]
+                                 & (silver_daily["date"] < pd.Timestamp(AS_OF))]
+    assert len(open_days) == 1
+    expected = open_days["offered"].iloc[0]
+    newline_open = newline.loc[newline["date"].dt.day_of_week < 5]
+    assert np.allclose(newline_open[["p10", "p50", "p90"]].to_numpy(), expected)
+    # closed days (weekends for Billing, Sunday for Support) are exactly 0
+    sundays = fc.loc[fc["date"].dt.day_of_week == 6]
+    assert (sundays[["p10", "p50", "p90"]].to_numpy() == 0).all()
+    assert (fc["p10"] <= fc["p50"]).all() and (fc["p50"] <= fc["p90"]).all()
+
+
+def test_intervals_sum_to_their_day_and_staffing_ranges_are_ordered(tmp_path, data):
+    path = setup_db(tmp_path, data)
+    assert run(path) == 0
+    fc = read(path, tables.gold_forecast_daily)
+    iv = read(path, tables.gold_forecast_interval)
+    assert len(iv) == 3 * 14 * 48  # no DST change in 2025-03-10..23
+    sums = iv.groupby([iv["queue"], iv["interval_start"].dt.normalize().rename("date")])[["p10", "p50", "p90"]].sum()
+    joined = fc.set_index(["queue", "date"])[["p10", "p50", "p90"]].join(sums.add_suffix("_iv"))
+    for q in ("p10", "p50", "p90"):
+        assert np.allclose(joined[q], joined[f"{q}_iv"], rtol=1e-9, atol=1e-9)
+    staff = read(path, tables.gold_staffing_interval)
+    assert len(staff) == len(iv)
+    assert (staff["agents_p10"] <= staff["agents_p50"]).all() and (staff["agents_p50"] <= staff["agents_p90"]).all()
+    assert (staff["staff_p50"] >= staff["agents_p50"]).all() and staff["agents_p50"].max() > 0
+    daily_staff = read(path, tables.gold_staffing_daily)
+    assert len(daily_staff) == 3 * 14
+    assert (daily_staff["staff_hours_p10"] <= daily_staff["staff_hours_p90"]).all()
+    checks = read(path, tables.data_quality_checks)
+    checks = checks.loc[checks["step"] == "3_forecast"]
+    # one row per queue per check: history_recency, forecast_model and the four guards
+    assert checks.groupby("queue").size().to_dict() == {"Billing": 6, "Newline": 6, "Support": 6}
+    assert (checks["severity"] == "warning").all()
+
+
+def test_no_production_model_gives_seasonal_naive_for_every_queue_and_exit_0(tmp_path, data):
+    path = setup_db(tmp_path, data, register=False)
+    assert run(path) == 0
+    fc = read(path, tables.gold_forecast_daily)
+    assert set(fc["method"]) == {"seasonal_naive"} and fc["model_version"].isna().all()
+    assert fc["fallback_reason"].str.contains("no production model").all()
+    assert len(read(path, tables.gold_staffing_interval)) == 3 * 14 * 48
+
+
+def test_a_corrupted_artifact_falls_back_with_the_hash_reason(tmp_path, data):
+    path = setup_db(tmp_path, data)
+    artifact = next((tmp_path / "models").glob("*/model_p50.txt"))
+    artifact.write_text(artifact.read_text().replace("tree", "tree ", 1))
+    assert run(path) == 0
+    fc = read(path, tables.gold_forecast_daily)
+    assert set(fc["method"]) == {"seasonal_naive"}
+    assert fc["fallback_reason"].str.contains("model_p50.txt has sha256").all()
+
+
+def test_same_as_of_twice_gives_identical_rows_and_other_origins_are_kept(tmp_path, data):
+    path = setup_db(tmp_path, data)
+    assert run(path) == 0
+    first = {t.name: read(path, t) for t in forecast_step.GOLD_TABLES}
+    assert run(path) == 0
+    for t in forecast_step.GOLD_TABLES:
+        again = read(path, t)
+        assert again["run_id"].nunique() == 1 and set(again["run_id"]) != set(first[t.name]["run_id"])
+        keys = [c.name for c in t.primary_key.columns]
+        a = first[t.name].drop(columns="run_id").sort_values(keys).reset_index(drop=True)
+        b = again.drop(columns="run_id").sort_values(keys).reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b)
+    assert run(path, AS_OF + timedelta(days=1)) == 0
+    fc = read(path, tables.gold_forecast_daily)
+    assert fc.groupby("forecast_origin").size().to_dict() == {pd.Timestamp(AS_OF): 42,
+                                                             pd.Timestamp(AS_OF + timedelta(days=1)): 42}
+    with db.make_engine(load_config(path).database_url).connect() as conn:
+        runs = conn.execute(select(tables.pipeline_runs.c.status).where(
+            tables.pipeline_runs.c.step == "3_forecast")).scalars().all()
+    assert runs == ["success"] * 3
