@@ -75,7 +75,7 @@ if [ "$demo" = 1 ]; then
   "$py" -m common.demo --config "$config" --as-of "$as_of" --days "$demo_days"
 fi
 
-steps=(0:0_load_bronze.py 1:1_build_silver.py 1_5:1_5_segment_customers.py 2:2_train.py 3:3_forecast.py)
+steps=(0:0_load_bronze.py 1:1_build_silver.py 1_5:1_5_segment_customers.py 2:2_train.py 3:3_forecast.py 4:4_evaluate.py)
 started=0
 for entry in "${steps[@]}"; do
   id="${entry%%:*}"; script="${entry#*:}"
