@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     --set) extra+=(--set "$2"); shift 2 ;;
     -h|--help) usage; cat <<'EOT'
 
-Steps: 0 load bronze, 1 build silver (later: 1_5 segment, 2 train, 3 forecast, 4 evaluate, 5 report).
+Steps: 0 load bronze, 1 build silver, 1_5 segment customers, 2 train, 3 forecast, 4 evaluate, 5 report.
   --config PATH     config file (default: env WFM_CONFIG, else config.yaml)
   --as-of DATE      the run's date (default: today in the configured timezone)
   --from STEP       resume at STEP (0, 1, 1_5, 2, 3, 4, 5), e.g. after fixing a failed step
@@ -75,7 +75,7 @@ if [ "$demo" = 1 ]; then
   "$py" -m common.demo --config "$config" --as-of "$as_of" --days "$demo_days"
 fi
 
-steps=(0:0_load_bronze.py 1:1_build_silver.py 1_5:1_5_segment_customers.py 2:2_train.py 3:3_forecast.py 4:4_evaluate.py)
+steps=(0:0_load_bronze.py 1:1_build_silver.py 1_5:1_5_segment_customers.py 2:2_train.py 3:3_forecast.py 4:4_evaluate.py 5:5_report.py)
 started=0
 for entry in "${steps[@]}"; do
   id="${entry%%:*}"; script="${entry#*:}"
@@ -88,6 +88,9 @@ for entry in "${steps[@]}"; do
   set -e
   if [ $rc -ne 0 ]; then
     echo "run_daily.sh: FAILED at step $id ($script) with exit code $rc; fix it and resume with: ./run_daily.sh --as-of $as_of --from $id" >&2
+    # The alert mail (or .eml under output/failures/ without SMTP) must never replace the step's own exit code.
+    "$py" -m common.mail --config "$config" --failure --subject "wfm-forecast FAILED at step $id for $as_of (exit $rc)" \
+      --log-file "$log" || true
     exit $rc
   fi
 done

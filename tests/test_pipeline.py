@@ -49,7 +49,7 @@ def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
     status = dict(zip(runs["step"], runs["status"]))
     # 35 days is too little history to train on: step 2 says so and skips; step 3 falls back to seasonal naive.
     assert status == {"0_load_bronze": "success", "1_build_silver": "success", "1_5_segment_customers": "success",
-                      "2_train": "skipped", "3_forecast": "success"}
+                      "2_train": "skipped", "3_forecast": "success", "4_evaluate": "success", "5_report": "success"}
     assert sorted(daily["queue"].unique()) == ["Billing", "Sales", "Support", "VIP"]
     assert daily["date"].nunique() == 35
     assert len(rejects) == 5  # the demo export carries five malformed rows on purpose
@@ -57,6 +57,10 @@ def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
     assert len(forecast) == 4 * 14 and set(forecast["method"]) == {"seasonal_naive"}
     assert forecast["fallback_reason"].str.contains("no production model").all()
     assert (staffing["staff_p90"] >= staffing["staff_p10"]).all() and staffing["staff_p50"].max() > 0
+    report = project / "output" / AS_OF
+    for name in ("forecast.png", "totals.png", "staffing.png", "accuracy.png"):
+        assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Content-Type: multipart" in (report / "report.eml").read_text()  # no SMTP host: the email is a file
 
 
 def test_second_concurrent_run_is_refused(project: Path) -> None:
@@ -80,3 +84,5 @@ def test_a_failing_step_stops_the_run_and_names_it(project: Path) -> None:
     assert done.returncode == 2
     assert "FAILED at step 0 (0_load_bronze.py)" in done.stderr
     assert "rules.interval_minutes" in done.stderr + done.stdout
+    alerts = list((project / "output" / "failures").glob("*.eml"))  # the failure alert, as a file without SMTP
+    assert alerts and "FAILED at step 0" in alerts[-1].read_text()
