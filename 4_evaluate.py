@@ -121,7 +121,7 @@ def _evaluate(ctx: StepContext) -> StepResult:
     ]
     alert_rows = alerts.alerts_frame(found)
     for row in alert_rows.itertuples(index=False):
-        log.warning("alert %s %s%s: %s", row.severity, row.rule, f" [{row.queue}]" if row.queue else "", row.message)
+        log.warning("alert %s %s%s: %s", row.severity, row.alert_rule, f" [{row.queue}]" if row.queue else "", row.message)
 
     # Save outputs: one transaction; the scored origins' rows and this as-of's summary and alerts are replaced
     with ctx.engine.begin() as conn:
@@ -270,7 +270,7 @@ def _format_alerts(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "Alerts: none"
     lines = [f"Alerts ({len(frame)}):"]
-    lines += [f"  {r.severity.upper():8} {r.rule:17} {r.queue or '-':12} {r.message}"
+    lines += [f"  {r.severity.upper():8} {r.alert_rule:17} {r.queue or '-':12} {r.message}"
               for r in frame.itertuples(index=False)]
     return "\n".join(lines)
 

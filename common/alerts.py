@@ -39,7 +39,7 @@ from common.calendar import WEEKDAYS
 from common.evaluation import NAIVE_BENCHMARK, STORED_METHODS
 
 CRITICAL, WARNING = "critical", "warning"
-ALERT_COLUMNS = ["severity", "rule", "queue", "metric", "value", "threshold", "message"]
+ALERT_COLUMNS = ["severity", "alert_rule", "queue", "metric", "value", "threshold", "message"]
 RECENT_DAYS = 7          # the MAPE rule judges only a latest open day this recent (no alert on stale forecasts)
 MIN_RECENT_DAYS = 5      # open days a drift window needs before PSI is judged
 MIN_REFERENCE_DAYS = 20
@@ -61,12 +61,13 @@ class Alert:
 
 def alerts_frame(alerts: Iterable[Alert]) -> pd.DataFrame:
     """One row per alert (`ALERT_COLUMNS`), critical first, then by rule and queue."""
-    frame = pd.DataFrame([asdict(a) for a in alerts], columns=ALERT_COLUMNS)
+    # `rule` is a reserved word in SQL Server: the column is `alert_rule`.
+    frame = pd.DataFrame([asdict(a) for a in alerts]).rename(columns={"rule": "alert_rule"}).reindex(columns=ALERT_COLUMNS)
     frame = frame.astype({"queue": "object", "value": "float64", "threshold": "float64"})
     frame = frame.assign(queue=frame["queue"].where(frame["queue"].notna(), None))  # the whole center: None, not NaN
     order = frame["severity"].map({CRITICAL: 0, WARNING: 1})
     frame = frame.assign(_o=order, _q=frame["queue"].fillna(""))
-    return frame.sort_values(["_o", "rule", "_q", "metric"], kind="stable").drop(columns=["_o", "_q"]).reset_index(drop=True)
+    return frame.sort_values(["_o", "alert_rule", "_q", "metric"], kind="stable").drop(columns=["_o", "_q"]).reset_index(drop=True)
 
 
 def _judged_points(accuracy: pd.DataFrame, as_of: date, horizon_day: int) -> pd.DataFrame:

@@ -155,7 +155,7 @@ def sort_alerts(alerts: pd.DataFrame) -> pd.DataFrame:
     if alerts.empty:
         return alerts
     rank = alerts["severity"].map(lambda s: SEVERITY_ORDER.get(str(s).lower(), 9))
-    return (alerts.assign(_rank=rank).sort_values(["_rank", "queue", "rule"], na_position="first")
+    return (alerts.assign(_rank=rank).sort_values(["_rank", "queue", "alert_rule"], na_position="first")
             .drop(columns="_rank").reset_index(drop=True))
 
 
@@ -189,7 +189,7 @@ def _alerts_html(alerts: pd.DataFrame) -> str:
     for r in alerts.itertuples(index=False):
         sev = str(r.severity).lower()
         bg, fg = SEVERITY_STYLE.get(sev, ("#f5f5f5", "#333333"))
-        cells = [f'<b style="color:{fg}">{html.escape(sev.upper())}</b>', html.escape(str(r.rule)),
+        cells = [f'<b style="color:{fg}">{html.escape(sev.upper())}</b>', html.escape(str(r.alert_rule)),
                  html.escape("all queues" if r.queue is None or pd.isna(r.queue) else str(r.queue)),
                  html.escape(str(r.metric)), _metric_value(r.metric, r.value), _metric_value(r.metric, r.threshold),
                  html.escape(str(r.message))]
@@ -251,7 +251,7 @@ def report_text(as_of: date, horizon: int, alerts: pd.DataFrame, summary: pd.Dat
                 headline: str | None = None) -> str:
     """The plain-text part, for mail clients that do not show HTML."""
     lines = [f"WFM forecast for {as_of:%Y-%m-%d}", "", f"Open alerts: {len(alerts)}"]
-    lines += [f"  [{str(r.severity).upper()}] {r.rule}: {r.message}" for r in alerts.itertuples(index=False)]
+    lines += [f"  [{str(r.severity).upper()}] {r.alert_rule}: {r.message}" for r in alerts.itertuples(index=False)]
     lines += ["", f"Next {horizon} days per queue (p50 [p10-p90]; peak staff p50):"]
     lines += [f"  {r.queue}: {_fmt(r.p50)} [{_fmt(r.p10)}-{_fmt(r.p90)}]; peak staff {_fmt(r.peak_staff_p50)}"
               for r in summary.itertuples(index=False)]

@@ -349,7 +349,7 @@ gold_alerts = Table(
     Column("as_of", Date, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("severity", String(10), nullable=False),           # warning | critical
-    Column("rule", String(40), nullable=False),
+    Column("alert_rule", String(40), nullable=False),
     Column("queue", _NAME),                                   # null: the whole center (e.g. data freshness)
     Column("metric", String(60), nullable=False),
     Column("value", Float),

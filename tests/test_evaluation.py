@@ -214,15 +214,15 @@ def test_evaluate_scores_both_origins_against_actuals_and_naive(evaluated_db: Pa
     assert by_method.loc["lightgbm", "wmape"] == pytest.approx(41 / 433)
 
     found = _read(evaluated_db, tables.gold_alerts)
-    got = set(zip(found["severity"], found["rule"], found["queue"].fillna("-")))
+    got = set(zip(found["severity"], found["alert_rule"], found["queue"].fillna("-")))
     # h1 points of the week of 03-03: (p50 100, y 110) and (80, 80) -> bias -10 / 190 = -5.3%, beyond 5%;
     # no bronze at all -> freshness critical; lightgbm 41/433 vs naive 33/433 on 5 open days (naive_min_days 5);
     # the latest origin 03-05 is a fallback.
     assert got == {("critical", "weekly_bias", "A"), ("critical", "data_freshness", "-"),
                    ("warning", "model_vs_naive", "A"), ("warning", "forecast_fallback", "A")}
-    bias = found.loc[found["rule"] == "weekly_bias"].iloc[0]
+    bias = found.loc[found["alert_rule"] == "weekly_bias"].iloc[0]
     assert bias["value"] == pytest.approx(-10 / 190) and bias["threshold"] == 0.05
-    assert "no production model" in found.loc[found["rule"] == "forecast_fallback", "message"].iloc[0]
+    assert "no production model" in found.loc[found["alert_rule"] == "forecast_fallback", "message"].iloc[0]
 
 
 def test_evaluate_rerun_gives_identical_tables(evaluated_db: Path) -> None:

@@ -67,7 +67,7 @@ def _png(path: Path) -> Path:
 
 def _alerts() -> pd.DataFrame:
     return pd.DataFrame({
-        "severity": ["warning", "critical"], "rule": ["bias_weekly", "mape_daily"], "queue": ["Support", "Billing <VIP>"],
+        "severity": ["warning", "critical"], "alert_rule": ["bias_weekly", "mape_daily"], "queue": ["Support", "Billing <VIP>"],
         "metric": ["bias", "mape"], "value": [0.04, 0.22], "threshold": [0.03, 0.15],
         "message": ["Support over-forecast 2 weeks running", "Billing MAPE 22% yesterday"]})
 

@@ -72,7 +72,7 @@ def _seed_evaluation(conn) -> None:  # noqa: ANN001
                              "method": "forecast", "window_days": 28, "n_days": 5, "wmape": 0.18, "bias": 0.18,
                              "coverage": 1.0, "wmape_naive": 0.25}])
     alerts = pd.DataFrame([{"run_id": "r4", "as_of": pd.Timestamp(AS_OF), "created_at": pd.Timestamp("2025-03-10 01:00"),
-                            "severity": "critical", "rule": "mape_daily", "queue": "Billing", "metric": "mape",
+                            "severity": "critical", "alert_rule": "mape_daily", "queue": "Billing", "metric": "mape",
                             "value": 0.18, "threshold": 0.15, "message": "Billing: yesterday's MAPE 18% is above 15%"}])
     db.insert_frame(conn, tables.gold_forecast_accuracy, scored)
     db.insert_frame(conn, tables.gold_forecast_accuracy_summary, summary)
