@@ -37,3 +37,34 @@ def write_csv(path: Path, text: str) -> Path:
     """Write CSV text with each line's indentation stripped (tests keep their fixtures inline, readable)."""
     path.write_text("".join(line.strip() + "\n" for line in text.strip().splitlines()), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url():
+    """A PostgreSQL server for the whole test session (skipped locally without the binaries; an error under CI)."""
+    import os
+
+    from tests.pg_server import postgres_server, server_bindir
+
+    if server_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries are missing under CI: .ci/run must install postgresql")
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url) -> str:
+    """A fresh database on the session's PostgreSQL server."""
+    from tests.pg_server import create_database
+
+    return create_database(postgres_admin_url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path: Path) -> str:
+    """Each backend in turn: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'wfm.db'}"
+    return request.getfixturevalue("postgres_url")
