@@ -119,6 +119,7 @@ class HolidayConfig(_Strict):
     country: str | None = "SE"
     subdivision: str | None = None
     extra_closed_dates: list[date] = Field(default_factory=list)
+    open_holidays: list[date | str] = Field(default_factory=list)  # public holidays worked anyway: names or dates
 
 
 class OpeningHoursConfig(_Strict):
@@ -181,13 +182,14 @@ class TrainingConfig(_Strict):
     backtest_step_days: int = Field(7, ge=1)
     retrain_per_origin: bool = True                   # false: one model for all origins (faster, slightly optimistic)
     promotion_margin: float = Field(0.02, ge=0, lt=1) # candidate must beat production wMAPE by this share
-    target: Literal["ratio", "raw"] = "ratio"         # ratio: model calls / recent level (trees do not extrapolate)
+    target: Literal["ratio", "log", "raw"] = "ratio"  # ratio: model calls / recent level (trees do not extrapolate)
     params: dict[str, Any] = Field(default_factory=dict)  # LightGBM parameters over the defaults
     seed: int = 42
     num_threads: int = Field(1, ge=1)
     model_dir: str = "models"
     exogenous_table: str | None = None                # table with date[, series] and numeric daily columns
     min_history_days: int = Field(56, ge=14)          # series with less open history get seasonal naive
+    calibration_origins: int = Field(8, ge=0, le=52)  # inner backtest origins behind the conformal p10/p90; 0 = off
 
 
 class ForecastGuardsConfig(_Strict):
@@ -203,7 +205,7 @@ class ForecastGuardsConfig(_Strict):
 class ForecastConfig(_Strict):
     horizon_days: int = Field(14, ge=1, le=92)
     quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
-    profile_weeks: int = Field(8, ge=1, le=52)          # same-weekday intraday profile from this many recent weeks
+    profile_weeks: int = Field(16, ge=1, le=52)         # same-weekday intraday profile from this many recent weeks
     aht_weeks: int = Field(8, ge=1, le=52)              # same-weekday/interval AHT from this many recent weeks
     default_aht_seconds: float = Field(300, gt=0)       # AHT when a queue has no handled contact in those weeks
     guards: ForecastGuardsConfig = ForecastGuardsConfig()

@@ -4,6 +4,21 @@ Every forecast frame has the grain one row per series per future date:
 `series, date, horizon_day (1..H), p10, p50, p90` (one `p<100*q>` column per
 quantile). Post-processing is the same everywhere: quantiles sorted per row,
 clipped at 0, closed days (`is_open` False) exactly 0.
+
+Adjustments learnt at fit time and stored with the model (so step 3 applies
+exactly what step 2 measured): an inner rolling-origin backtest on the training
+history (`calibration_origins` origins a week apart, each retrained, forecasting
+`calibration_horizon` days recursively, as the nightly run does) gives
+- **conformal band factors** c_q (conformalised quantile regression with
+  relative scores): p10 moves down by c x p50 where c is the empirical 90%
+  quantile of (p10 - y) / p50 over the backtest, p90 likewise upwards (c < 0
+  narrows), never across p50; the raw LightGBM bands covered 54-71% of actuals
+  where 80% was promised, the calibrated ones 79-80% (docs/accuracy.md);
+- optionally (`blend=True`, off by default: it lost out of sample on short
+  history, docs/accuracy.md) a blend weight w: p50 = w x model p50 + (1 - w) x
+  the mean of the last 4 open same weekdays, w on a 0.05 grid minimising the
+  backtest's absolute error.
+Too little history for >= 2 inner origins: no adjustment (w = 1, c = 0), logged.
 """
 
 from __future__ import annotations
@@ -24,6 +39,8 @@ from common.features import (
 
 log = logging.getLogger(__name__)
 
+BLEND_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
+BASELINE_WEEKS = 4
 DEFAULT_PARAMS = {
     "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 10,
     "feature_fraction": 0.9, "lambda_l2": 1.0, "max_bin": 255,
@@ -31,7 +48,7 @@ DEFAULT_PARAMS = {
 _ROUNDS_ALIASES = ("n_estimators", "num_iterations", "num_iteration", "num_boost_round", "num_trees",
                    "num_rounds", "num_round", "n_iter", "nrounds", "max_iter")
 _META_FILE = "meta.json"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _CALENDAR = ["series", "date", "is_open", "is_holiday"]
 
 
@@ -48,12 +65,109 @@ def postprocess_quantiles(raw: np.ndarray, is_open: np.ndarray) -> np.ndarray:
     return out
 
 
+TARGETS = ("ratio", "log", "raw")
+_NO_ADJUSTMENT = {"blend_weight": 1.0, "band_factors": {}, "origins": [], "points": 0,
+                  "note": "no adjustment (disabled, or too little history for 2 inner backtest origins)"}
+
+
+def _to_label(y: np.ndarray, level: np.ndarray, target: str) -> np.ndarray:
+    """Training label: y / level (ratio), log((1 + y) / (1 + level)) (log), or y (raw)."""
+    if target == "ratio":
+        return y / level
+    if target == "log":
+        return np.log1p(y) - np.log1p(level)
+    return y
+
+
+def _from_label(pred: np.ndarray, level: np.ndarray, target: str) -> np.ndarray:
+    """Model output back in units of y (inverse of `_to_label`)."""
+    if target == "ratio":
+        return pred * level
+    if target == "log":
+        return np.expm1(pred + np.log1p(level))
+    return pred
+
+
+def same_weekday_mean(history: pd.DataFrame, points: pd.DataFrame, weeks: int = BASELINE_WEEKS) -> np.ndarray:
+    """Per row of `points` (series, date): the mean y of that series' open days with the same weekday in the
+    last `weeks` weeks of `history` (unknown y left out); NaN where there is none. Aligned with `points`."""
+    h = history.loc[:, ["series", "date", "y", "is_open"]].astype({"series": "str"})
+    last = h.groupby("series")["date"].transform("max")
+    h = h.loc[(h["date"] > last - pd.Timedelta(days=7 * weeks)) & h["is_open"].astype(bool) & h["y"].notna()]
+    means = h.groupby([h["series"], h["date"].dt.day_of_week.rename("weekday")])["y"].mean()
+    means = means.rename("baseline").reset_index()
+    pts = points.loc[:, ["series", "date"]].astype({"series": "str"})
+    pts = pts.assign(weekday=pts["date"].dt.day_of_week)
+    return pts.merge(means, on=["series", "weekday"], how="left")["baseline"].to_numpy(dtype=float)
+
+
+def learn_adjustments(points: pd.DataFrame, quantiles: Sequence[float], blend: bool = True,
+                      calibrate: bool = True) -> dict:
+    """Blend weight and conformal band factors from backtest points (see module doc).
+
+    `points`: one row per backtest forecast: `y, is_open, baseline` and the model's quantile columns. Only open
+    days with y > 0 count. Returns {"blend_weight", "band_factors" {column: k}, "points", "coverage_raw",
+    "coverage_adjusted", "wmape_model", "wmape_blend"} (coverage of the outer pair of quantiles).
+    """
+    ok = points["is_open"].astype(bool).to_numpy() & (points["y"].to_numpy(dtype=float) > 0)
+    pts = points.loc[ok]
+    y = pts["y"].to_numpy(dtype=float)
+    m50 = pts["p50"].to_numpy(dtype=float)
+    base = pts["baseline"].to_numpy(dtype=float)
+    base = np.where(np.isfinite(base), base, m50)
+    weight = 1.0
+    if blend and len(y):
+        errors = np.array([np.abs(y - (w * m50 + (1 - w) * base)).sum() for w in BLEND_GRID])
+        # ties go to the model: the larger weight among the best
+        weight = float(BLEND_GRID[np.flatnonzero(errors <= errors.min() * (1 + 1e-9))].max())
+    p50 = weight * m50 + (1 - weight) * base
+    factors, n = {}, len(y)
+    qcols = [quantile_column(q) for q in sorted(quantiles) if q != 0.5]
+    if calibrate and n:
+        scale = np.maximum(p50, 1.0)
+        for q in (q for q in sorted(quantiles) if q != 0.5):
+            col = quantile_column(q)
+            shifted = pts[col].to_numpy(dtype=float) - m50 + p50
+            score = (shifted - y) / scale if q < 0.5 else (y - shifted) / scale
+            factors[col] = round(float(np.quantile(score, 1 - q if q < 0.5 else q)), 6)
+    adjusted = _apply(pts, m50, p50, factors, qcols) if n else {}
+    lo, hi = (qcols[0], qcols[-1]) if len(qcols) >= 2 else (None, None)
+
+    def cover(values: dict) -> float | None:
+        if lo is None or not n:
+            return None
+        return round(float(np.mean((y >= values[lo]) & (y <= values[hi]))), 6)
+
+    return {
+        "blend_weight": weight, "band_factors": factors, "points": int(n),
+        "coverage_raw": cover({c: pts[c].to_numpy(dtype=float) for c in qcols}),
+        "coverage_adjusted": cover(adjusted),
+        "wmape_model": round(float(np.abs(y - m50).sum() / y.sum()), 6) if n else None,
+        "wmape_blend": round(float(np.abs(y - p50).sum() / y.sum()), 6) if n else None,
+    }
+
+
+def _apply(raw: pd.DataFrame, m50: np.ndarray, p50: np.ndarray, factors: dict, qcols: Sequence[str]) -> dict:
+    """Outer quantiles: the model's band moved with the (blended) p50, then widened (c > 0) or narrowed (c < 0)
+    by c x p50 on its side, never across p50 (conformalised quantile regression, relative scores)."""
+    out, scale = {}, np.maximum(p50, 1.0)
+    for col in qcols:
+        shifted = raw[col].to_numpy(dtype=float) - m50 + p50
+        c = float(factors.get(col, 0.0))
+        if float(col[1:]) < 50:
+            out[col] = np.minimum(shifted - c * scale, p50)
+        else:
+            out[col] = np.maximum(shifted + c * scale, p50)
+    return out
+
+
 class QuantileForecaster:
     """One global LightGBM per quantile across series (series id categorical), forecasting recursively."""
 
     def __init__(self, quantiles: Sequence[float] = (0.1, 0.5, 0.9), params: dict | None = None, seed: int = 42,
                  num_threads: int = 1, target: str = "ratio", lags: Sequence[int] = FEATURE_LAGS,
-                 windows: Sequence[int] = ROLLING_WINDOWS) -> None:
+                 windows: Sequence[int] = ROLLING_WINDOWS, calibrate: bool = True, blend: bool = False,
+                 calibration_origins: int = 8, calibration_horizon: int = 14, calibration_step_days: int = 7) -> None:
         self.quantiles = quantiles
         self.params = params
         self.seed = seed
@@ -61,6 +175,11 @@ class QuantileForecaster:
         self.target = target
         self.lags = lags
         self.windows = windows
+        self.calibrate = calibrate
+        self.blend = blend
+        self.calibration_origins = calibration_origins
+        self.calibration_horizon = calibration_horizon
+        self.calibration_step_days = calibration_step_days
 
     # ---- training -------------------------------------------------------------------------------
     def fit(self, history: pd.DataFrame, holidays: pd.DataFrame, *,
@@ -75,7 +194,7 @@ class QuantileForecaster:
         level = feats["level"].to_numpy()
         y = feats["y"].to_numpy()
         rows = (feats["is_open"].to_numpy() == 1) & np.isfinite(y) & (position >= warm)
-        if self.target == "ratio":
+        if self.target != "raw":
             rows &= np.isfinite(level) & (level > 0)
         n_rows, min_rows = int(rows.sum()), int(lgb_params["min_data_in_leaf"])
         if n_rows < max(min_rows, 1):
@@ -88,7 +207,7 @@ class QuantileForecaster:
             )
         train = feats.loc[rows]
         X = self._matrix(train, names)
-        label = y[rows] / level[rows] if self.target == "ratio" else y[rows]
+        label = _to_label(y[rows], level[rows], self.target)
         models = {}
         for q in quantiles:
             params = {**lgb_params, "objective": "quantile", "alpha": q}
@@ -105,6 +224,9 @@ class QuantileForecaster:
         self.train_end_ = str(pd.Timestamp(train["date"].max()).date())
         log.info("fit: %d quantile models on %d rows, %d series, %d features, target=%s",
                  len(models), n_rows, len(self.categories_), len(names), self.target)
+        self.adjustments_ = _NO_ADJUSTMENT
+        if self.calibrate or self.blend:
+            self.adjustments_ = self._learn_adjustments(history, holidays, exogenous)
         return self
 
     # ---- forecasting ----------------------------------------------------------------------------
@@ -121,19 +243,20 @@ class QuantileForecaster:
             return build_features(frame, holidays, self.lags, self.windows, exogenous,
                                   feature_names=self.feature_names_, categories=self.categories_)
 
-        return recursive_forecast(history, future, make_features, self.predict_features,
-                                  self.quantiles_, lookback=self.lookback_)
+        raw = recursive_forecast(history, future, make_features, self.predict_features,
+                                 self.quantiles_, lookback=self.lookback_)
+        return self._adjusted(raw, history, future)
 
     def predict_features(self, features: pd.DataFrame) -> np.ndarray:
         """Raw predictions in units of y, one column per quantile, for rows of `build_features`."""
         self._check_fitted()
         X = self._matrix(features, self.feature_names_)
         preds = np.column_stack([self.models_[q].predict(X, num_threads=self.num_threads) for q in self.quantiles_])
-        if self.target == "ratio":
+        if self.target != "raw":
             level = features["level"].to_numpy()
             ok = np.isfinite(level) & (level > 0)
             # no open day with data for 91 days (or all zero): nothing to scale by, forecast 0
-            preds = np.where(ok[:, None], preds * np.where(ok, level, 0.0)[:, None], 0.0)
+            preds = np.where(ok[:, None], _from_label(preds, np.where(ok, level, 0.0)[:, None], self.target), 0.0)
         return preds
 
     def feature_importance(self) -> pd.DataFrame:
@@ -145,6 +268,63 @@ class QuantileForecaster:
             for f, g, s in zip(model.feature_name(), model.feature_importance("gain"),
                                model.feature_importance("split"))
         ])
+
+    # ---- adjustments: blend weight and conformal band factors ----------------------------------
+    def _learn_adjustments(self, history: pd.DataFrame, holidays: pd.DataFrame,
+                           exogenous: pd.DataFrame | None) -> dict:
+        """Inner rolling-origin backtest on `history` (each origin retrained, no adjustment) -> learn_adjustments."""
+        hist = history.astype({"series": "str"})
+        horizon, step = int(self.calibration_horizon), int(self.calibration_step_days)
+        if horizon < 1 or step < 1 or int(self.calibration_origins) < 0:
+            raise ConfigError(f"calibration_horizon == {horizon}, calibration_step_days == {step} must be >= 1 and "
+                              f"calibration_origins == {self.calibration_origins} >= 0")
+        first, last = hist["date"].min(), hist["date"].max()
+        need = warmup_days(self.lags, self.windows) + 28
+        origins = sorted(o for o in (last - pd.Timedelta(days=horizon - 1 + k * step)
+                                     for k in range(int(self.calibration_origins))) if (o - first).days >= need)
+        inner = dict(quantiles=self.quantiles_, params=self.params, seed=self.seed, num_threads=self.num_threads,
+                     target=self.target, lags=self.lags, windows=self.windows, calibrate=False, blend=False)
+        parts, used = [], []
+        for origin in origins:
+            train = hist.loc[hist["date"] < origin]
+            actual = hist.loc[(hist["date"] >= origin) & (hist["date"] < origin + pd.Timedelta(days=horizon))]
+            try:
+                model = QuantileForecaster(**inner).fit(train, holidays, exogenous=exogenous)
+            except DataError as exc:  # too few rows before this origin: later origins may still work
+                log.info("calibration origin %s skipped: %s", origin.date(), exc)
+                continue
+            known = set(model.categories_)
+            actual = actual.loc[actual["series"].isin(known)]
+            fc = model.forecast(train.loc[train["series"].isin(known)], actual.drop(columns="y"), holidays,
+                                exogenous=exogenous)
+            fc = fc.assign(baseline=same_weekday_mean(train, fc))
+            parts.append(fc.merge(actual.loc[:, ["series", "date", "y", "is_open"]], on=["series", "date"]))
+            used.append(str(origin.date()))
+        if len(parts) < 2:
+            log.info("calibration: %d usable inner origins (need 2): no blend, no band calibration", len(parts))
+            return {**_NO_ADJUSTMENT, "origins": used}
+        learnt = learn_adjustments(pd.concat(parts, ignore_index=True), self.quantiles_, self.blend, self.calibrate)
+        log.info("calibration on %d inner origins, %d points: blend weight %.2f, band factors %s, p-band coverage "
+                 "%s -> %s", len(used), learnt["points"], learnt["blend_weight"], learnt["band_factors"],
+                 learnt["coverage_raw"], learnt["coverage_adjusted"])
+        return {**learnt, "origins": used, "note": ""}
+
+    def _adjusted(self, raw: pd.DataFrame, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+        """The raw recursive forecast with the stored blend and band factors applied (same grain)."""
+        weight = float(self.adjustments_.get("blend_weight", 1.0))
+        factors = dict(self.adjustments_.get("band_factors") or {})
+        if weight == 1.0 and not factors:
+            return raw
+        m50 = raw["p50"].to_numpy(dtype=float)
+        base = same_weekday_mean(history, raw) if weight != 1.0 else m50
+        p50 = np.where(np.isfinite(base), weight * m50 + (1 - weight) * base, m50)
+        qcols = [quantile_column(q) for q in self.quantiles_]
+        outer = _apply(raw, m50, p50, factors, [c for c in qcols if c != "p50"])
+        values = np.column_stack([p50 if c == "p50" else outer[c] for c in qcols])
+        is_open = raw.loc[:, ["series", "date"]].merge(
+            future.loc[:, ["series", "date", "is_open"]].astype({"series": "str"}), on=["series", "date"],
+            how="left")["is_open"].fillna(False).to_numpy(dtype=bool)
+        return raw.assign(**{c: v for c, v in zip(qcols, postprocess_quantiles(values, is_open).T)})
 
     # ---- artifacts ------------------------------------------------------------------------------
     def to_files(self, directory: Path) -> list[Path]:
@@ -161,7 +341,12 @@ class QuantileForecaster:
             "format_version": _FORMAT_VERSION,
             "init": {"quantiles": list(self.quantiles_), "params": self.params, "seed": self.seed,
                      "num_threads": self.num_threads, "target": self.target,
-                     "lags": [int(v) for v in self.lags], "windows": [int(v) for v in self.windows]},
+                     "lags": [int(v) for v in self.lags], "windows": [int(v) for v in self.windows],
+                     "calibrate": bool(self.calibrate), "blend": bool(self.blend),
+                     "calibration_origins": int(self.calibration_origins),
+                     "calibration_horizon": int(self.calibration_horizon),
+                     "calibration_step_days": int(self.calibration_step_days)},
+            "adjustments": self.adjustments_,
             "feature_names": self.feature_names_, "categories": self.categories_,
             "lightgbm_params": self.lightgbm_params_, "lookback_days": self.lookback_,
             "n_train_rows": self.n_train_rows_, "train_end": self.train_end_,
@@ -191,6 +376,7 @@ class QuantileForecaster:
         model.lightgbm_params_ = meta["lightgbm_params"]
         model.n_train_rows_ = int(meta["n_train_rows"])
         model.train_end_ = meta["train_end"]
+        model.adjustments_ = meta.get("adjustments") or _NO_ADJUSTMENT  # format 1 models had none
         if any(m.feature_name() != model.feature_names_ for m in model.models_.values()):
             raise ModelError(f"cannot load model from {directory}: model files and meta.json disagree on features")
         return model
@@ -201,8 +387,8 @@ class QuantileForecaster:
         if not qs or any(not 0 < q < 1 for q in qs) or len(set(qs)) != len(qs) or 0.5 not in qs:
             raise ConfigError(f"forecast.quantiles == {list(self.quantiles)}, must be distinct values in (0, 1) "
                               "including 0.5 (the recursion feeds the median forward)")
-        if self.target not in ("ratio", "raw"):
-            raise ConfigError(f"forecaster target == {self.target!r}, must be 'ratio' or 'raw'")
+        if self.target not in TARGETS:
+            raise ConfigError(f"forecaster target == {self.target!r}, must be one of {', '.join(TARGETS)}")
         return qs
 
     def _lightgbm_params(self) -> tuple[dict, int]:
@@ -222,7 +408,7 @@ class QuantileForecaster:
         codes = feats["series"].cat.codes.to_numpy().astype(float)
         codes[codes < 0] = np.nan
         X = np.column_stack([codes if n == "series" else feats[n].to_numpy(dtype=float) for n in names])
-        if self.target == "ratio":
+        if self.target != "raw":
             scaled = [names.index(n) for n in y_unit_features(names)]
             level = feats["level"].to_numpy(dtype=float)
             ok = np.isfinite(level) & (level > 0)

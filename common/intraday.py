@@ -62,8 +62,12 @@ def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
         raise DataError(f"{what}: missing column(s) {missing}; have {list(frame.columns)}")
 
 
-def intraday_profile(history: pd.DataFrame, as_of: date, weeks: int, closed_dates: pd.DataFrame) -> pd.DataFrame:
+def intraday_profile(history: pd.DataFrame, as_of: date, weeks: int, closed_dates: pd.DataFrame,
+                     half_life_weeks: float | None = None) -> pd.DataFrame:
     """Same-weekday intraday shares of the `weeks` weeks before `as_of` (see module doc).
+
+    `half_life_weeks` weights each day by 0.5 ** (its age in weeks / half_life) in the per-time means, so
+    recent weeks count more (None: every included day counts the same; `days` still counts days).
 
     `history` has silver_interval columns `queue, date, interval_start,
     offered, is_open`; dates in `closed_dates.date` are left out. Grain: one
@@ -89,8 +93,18 @@ def intraday_profile(history: pd.DataFrame, as_of: date, weeks: int, closed_date
     # a past fall-back day holds 02:00 twice: one value per day and clock time
     per_day = frame.groupby(["queue", "date", "minute"], as_index=False, sort=False)["offered"].mean()
     per_day = per_day.assign(weekday=per_day["date"].dt.day_of_week.astype("int64"))
-    level = per_day.groupby(["queue", "weekday", "minute"], as_index=False, sort=True).agg(
-        mean=("offered", "mean"), days=("offered", "count"))
+    if half_life_weeks is not None:
+        if not half_life_weeks > 0:
+            raise DataError(f"intraday_profile half_life_weeks == {half_life_weeks}, must be > 0 (or None)")
+        age_weeks = (pd.Timestamp(as_of) - per_day["date"]).dt.days.to_numpy() / 7.0
+        weight = np.where(per_day["offered"].notna().to_numpy(), 0.5 ** (age_weeks / half_life_weeks), 0.0)
+        per_day = per_day.assign(_w=weight, _wy=per_day["offered"].fillna(0.0).to_numpy() * weight)
+        level = per_day.groupby(["queue", "weekday", "minute"], as_index=False, sort=True).agg(
+            _wy=("_wy", "sum"), _w=("_w", "sum"), days=("offered", "count"))
+        level = level.assign(mean=level["_wy"] / level["_w"].where(level["_w"] > 0)).drop(columns=["_wy", "_w"])
+    else:
+        level = per_day.groupby(["queue", "weekday", "minute"], as_index=False, sort=True).agg(
+            mean=("offered", "mean"), days=("offered", "count"))
     total = level.groupby(["queue", "weekday"])["mean"].transform("sum")
     level = level.loc[total > 0]
     share = level["mean"] / total.loc[total > 0]

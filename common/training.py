@@ -91,10 +91,14 @@ def split_by_history(history: pd.DataFrame, min_open_days: int) -> tuple[pd.Data
     return kept, short.rename("open_days").rename_axis("series").reset_index()
 
 
-def make_forecaster(training: TrainingConfig, quantiles: Sequence[float]) -> QuantileForecaster:
-    """An unfitted forecaster with the configured quantiles, LightGBM params over the defaults, seed and threads."""
+def make_forecaster(training: TrainingConfig, quantiles: Sequence[float], horizon: int = 14) -> QuantileForecaster:
+    """An unfitted forecaster with the configured quantiles, LightGBM params over the defaults, seed and threads,
+    target, and band calibration on `training.calibration_origins` inner origins of `horizon` days."""
     return QuantileForecaster(quantiles=tuple(quantiles), params=dict(training.params), seed=training.seed,
-                              num_threads=training.num_threads, target=training.target)
+                              num_threads=training.num_threads, target=training.target,
+                              calibrate=training.calibration_origins > 0,
+                              calibration_origins=training.calibration_origins, calibration_horizon=horizon,
+                              calibration_step_days=training.backtest_step_days)
 
 
 # --- identity: data hash and version ---------------------------------------------------------------------
@@ -123,6 +127,9 @@ def model_params(model: QuantileForecaster) -> dict:
     return {
         "lightgbm": dict(sorted(model.lightgbm_params_.items())), "quantiles": [float(q) for q in model.quantiles_],
         "target": model.target, "lags": [int(v) for v in model.lags], "windows": [int(v) for v in model.windows],
+        "adjustments": {"calibrate": bool(model.calibrate), "blend": bool(model.blend),
+                        "origins": int(model.calibration_origins), "horizon": int(model.calibration_horizon),
+                        "step_days": int(model.calibration_step_days)},
         "lightgbm_version": lgb.__version__,
     }
 

@@ -1,0 +1,540 @@
+"""Forecast accuracy benchmark: our pipeline against the best open-source forecasters, on real and demo data.
+
+Every data set goes through the pipeline's normal source path (configs under bench/configs/, steps 0 and 1 on a
+SQLite file under --work-dir), so the benchmark measures what users get. On silver_daily, a rolling-origin
+backtest (--origins origins --step-days apart, the latest horizon ending on the last known day, --horizon days
+each, as 2_train.py places them) scores side by side:
+
+- `ours`: the QuantileForecaster with the data set's training config, retrained per origin (training.rolling_backtest,
+  exactly what 2_train.py runs);
+- `seasonal_naive`: weekly seasonal naive with its empirical band (the pipeline's fallback);
+- `same_weekday_mean_4`: mean of the last 4 open same weekdays before the origin;
+- the peers of bench/peers.py (statsforecast AutoETS and MSTL, season 7; mlforecast LightGBM, quantile and L2),
+  run with the peers' own interpreter (--peers-python; they need pandas < 3, see bench/requirements.txt).
+
+Metrics (common.metrics, open days = actual > 0, pooled over origins): daily wMAPE, mean 14-day total-volume
+error, bias, MASE against seasonal naive, mean pinball loss over p10/p50/p90 and p10-p90 coverage for methods
+with a band, fit+predict seconds over all origins, and where the data has intervals the interval wMAPE of each
+method's daily p50 split by the pipeline's intraday profile (intraday.split_daily; open intervals of open days).
+The anonymous bank month is too short to train on: steps 2 and 3 run at --as-of 1999-02-15 and the benchmark
+shows the flagged seasonal naive forecast they publish, scored against the next 14 days.
+
+Writes bench/results/accuracy_<timestamp>.json and .md and prints the Markdown and the command that made it.
+
+    .venv/bin/python bench/accuracy.py                         # every data set, 8 origins
+    .venv/bin/python bench/accuracy.py --datasets us_bank_2003 --no-peers --set training.target=raw
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # run as a script from anywhere
+
+from common import db, intraday, silver, tables, training  # noqa: E402
+from common.config import Config, load_config  # noqa: E402
+from common.forecaster import seasonal_naive_forecast  # noqa: E402
+from common.metrics import bias, coverage, mase, open_mask, pinball_loss, total_volume_error, wmape, with_naive  # noqa: E402
+
+log = logging.getLogger("bench.accuracy")
+
+OURS, NAIVE, MEAN4 = "ours", "seasonal_naive", "same_weekday_mean_4"
+QCOLS = ("p10", "p50", "p90")
+METHOD_LABELS = {
+    OURS: "**wfm-forecast (ours)**",
+    NAIVE: "weekly seasonal naive",
+    MEAN4: "mean of last 4 open same weekdays",
+    "statsforecast_autoets": "statsforecast AutoETS (season 7)",
+    "statsforecast_mstl": "statsforecast MSTL (season 7)",
+    "mlforecast_lgbm_quantile": "mlforecast LightGBM, quantile objectives",
+    "mlforecast_lgbm_l2": "mlforecast LightGBM, L2 objective",
+}
+DEFAULT_PEERS_PYTHON = REPO / "bench" / ".venv" / "bin" / "python"
+DEMO_END = date(2025, 5, 31)
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """A benchmark data set: its config, the run date (day after the data), and how it is scored."""
+
+    name: str
+    config: Path | None            # None: the repository config.yaml over generated demo CSVs
+    as_of: date
+    mode: str = "backtest"         # backtest | fallback (too short to train: score what steps 2-3 publish)
+    fallback_as_of: date | None = None
+    description: str = ""
+
+
+DATASETS = {
+    "us_bank_2003": DataSet("us_bank_2003", REPO / "bench/configs/us_bank_2003.yaml", date(2003, 10, 27),
+                            description="US bank 2003: 1 queue, 164 weekdays, 5-minute rows summed to 30 minutes"),
+    "demo": DataSet("demo", None, DEMO_END + timedelta(days=1),
+                    description="generated demo CDRs (common.demo, seed 42): 4 queues, 730 days to 2025-05-31"),
+    "anonymous_bank_feb1999": DataSet(
+        "anonymous_bank_feb1999", REPO / "bench/configs/anonymous_bank_feb1999.yaml", date(1999, 3, 1),
+        mode="fallback", fallback_as_of=date(1999, 2, 15),
+        description="Anonymous Bank (Israel) CDRs, February 1999: 6 queues, one month"),
+}
+
+
+# --- data through the pipeline ---------------------------------------------------------------------------
+
+def run_step(module: str, config: Path, as_of: date, overrides: Sequence[str]) -> None:
+    """Run a numbered step's main() in-process; RuntimeError when it fails."""
+    argv = ["--config", str(config), "--as-of", str(as_of), "--log-level", "WARNING"]
+    for item in overrides:
+        argv += ["--set", item]
+    code = importlib.import_module(module).main(argv)
+    if code != 0:
+        raise RuntimeError(f"{module} failed with exit code {code} (argv {shlex.join(argv)})")
+
+
+def prepare(dataset: DataSet, work_dir: Path, demo_days: int = 730) -> tuple[Path, list[str]]:
+    """Load `dataset` into bronze and silver of a SQLite file under `work_dir`; return (config, overrides).
+
+    Steps 0 and 1 are idempotent, so a kept `work_dir` makes a re-run cheap and still goes through the steps.
+    """
+    folder = work_dir / dataset.name
+    folder.mkdir(parents=True, exist_ok=True)
+    overrides = [f"database.url=sqlite:///{(folder / 'wfm.db').resolve()}",
+                 f"training.model_dir={(folder / 'models').resolve()}"]
+    config = dataset.config
+    if config is None:  # the demo: generated CSVs in the default config's layout
+        from common.demo import demo_legs, write_demo_csvs
+
+        inbox = folder / "inbox"
+        end = dataset.as_of - timedelta(days=1)
+        legs = demo_legs(end - timedelta(days=demo_days - 1), end, seed=42)
+        write_demo_csvs(legs, inbox, seed=42)
+        config = REPO / "config.yaml"
+        overrides.append(f"source.csv_glob={(inbox / '*.csv').resolve()}")
+    started = time.perf_counter()
+    run_step("0_load_bronze", config, dataset.as_of, overrides)
+    run_step("1_build_silver", config, dataset.as_of, overrides)
+    log.info("%s: bronze + silver in %.1fs", dataset.name, time.perf_counter() - started)
+    return config, overrides
+
+
+@dataclass
+class Inputs:
+    """What the backtest reads from silver: daily history, closed dates, intervals."""
+
+    cfg: Config
+    history: pd.DataFrame          # series, date, y, is_open, is_holiday: one row per queue per day
+    holidays: pd.DataFrame         # date, holiday_name
+    intervals: pd.DataFrame        # silver_interval columns the intraday split needs
+    left_out: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def load_inputs(config: Path, overrides: Sequence[str], as_of: date, cfg_overrides: Sequence[str] = (),
+                end: date | None = None) -> Inputs:
+    """silver_daily/silver_interval before `as_of` (and before `end` when given), as 2_train/3_forecast read them."""
+    cfg = load_config(config, [*overrides, *cfg_overrides])
+    engine = db.make_engine(cfg.database_url)
+    cut = min(as_of, end) if end else as_of
+    with engine.connect() as conn:
+        daily = training.read_daily_history(conn, cut)
+        t = tables.silver_interval
+        ints = db.read_table(conn, t, where=t.c.date < cut,
+                             columns=["queue", "date", "interval_start", "interval_start_utc", "offered", "is_open"])
+    engine.dispose()
+    history, left_out = training.split_by_history(daily, cfg.training.min_history_days)
+    holidays = silver.closed_dates_for(cfg, history["date"].min().date(), cut + timedelta(days=366))
+    return Inputs(cfg, history, holidays, ints, left_out)
+
+
+# --- forecasts -------------------------------------------------------------------------------------------
+
+def origins_for(history: pd.DataFrame, count: int, horizon: int, step_days: int) -> list[pd.Timestamp]:
+    """Backtest origins placed as 2_train.py places them (the latest horizon ends on the last day)."""
+    return training.backtest_origins(history["date"].min(), history["date"].max(), count, horizon, step_days)
+
+
+def same_weekday_mean(train: pd.DataFrame, future: pd.DataFrame, weeks: int = 4) -> pd.DataFrame:
+    """Mean of the last `weeks` open same weekdays before the origin: one row per series per future date.
+
+    A weekday without an open day in those weeks gets the mean of the open days of the last 28 days; closed
+    future days are 0. Point forecast only (p10/p90 NaN).
+    """
+    parts = []
+    for series, fut in future.groupby("series", sort=True):
+        h = train.loc[(train["series"] == series) & train["is_open"].astype(bool) & train["y"].notna()]
+        end = train.loc[train["series"] == series, "date"].max()
+        recent = h.loc[h["date"] > end - pd.Timedelta(days=7 * weeks)]
+        by_weekday = recent.groupby(recent["date"].dt.day_of_week)["y"].mean()
+        fallback = float(h.loc[h["date"] > end - pd.Timedelta(days=28), "y"].mean()) if len(h) else 0.0
+        point = fut["date"].dt.day_of_week.map(by_weekday).fillna(fallback if np.isfinite(fallback) else 0.0)
+        point = np.where(fut["is_open"].to_numpy(dtype=bool), point.to_numpy(dtype=float), 0.0)
+        parts.append(pd.DataFrame({"series": series, "date": fut["date"].to_numpy(), "p10": np.nan, "p50": point,
+                                   "p90": np.nan}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def backtest_ours(inputs: Inputs, origins: Sequence[pd.Timestamp], horizon: int,
+                  with_model: bool = True) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Our model (as 2_train.py backtests it), seasonal naive and the 4-week mean at each origin.
+
+    Grain: one row per method per origin per series per date: method, origin, series, date, y, is_open, p10,
+    p50, p90. Also seconds of fit+predict per method over all origins.
+    """
+    cfg = inputs.cfg
+    make_model = partial(training.make_forecaster, cfg.training, cfg.forecast.quantiles)
+    hist = inputs.history
+    parts, seconds = [], {OURS: 0.0, NAIVE: 0.0, MEAN4: 0.0}
+    for origin in origins:
+        train = hist.loc[hist["date"] < origin]
+        actual = hist.loc[(hist["date"] >= origin) & (hist["date"] < origin + pd.Timedelta(days=horizon))]
+        future = actual.drop(columns="y")
+        started = time.perf_counter()
+        naive = seasonal_naive_forecast(train, future, cfg.forecast.quantiles)
+        seconds[NAIVE] += time.perf_counter() - started
+        started = time.perf_counter()
+        mean4 = same_weekday_mean(train, future)
+        seconds[MEAN4] += time.perf_counter() - started
+        forecasts = {NAIVE: naive, MEAN4: mean4}
+        if with_model:
+            started = time.perf_counter()
+            result = training.rolling_backtest(hist, inputs.holidays, make_model, [origin], horizon, retrain=True)
+            seconds[OURS] += time.perf_counter() - started
+            frame = result.frame
+            forecasts[OURS] = frame.loc[frame["method"] == training.CANDIDATE].drop(
+                columns=["method", "origin", "y", "is_open", "horizon_day"])
+        for method, fc in forecasts.items():
+            fc = fc.loc[:, ["series", "date", *QCOLS]].merge(
+                actual.loc[:, ["series", "date", "y", "is_open"]], on=["series", "date"], how="left")
+            parts.append(fc.assign(method=method, origin=origin))
+        log.info("origin %s: %s", origin.date(), ", ".join(forecasts))
+    if not with_model:
+        seconds.pop(OURS)
+    return pd.concat(parts, ignore_index=True), seconds
+
+
+def run_peers(history: pd.DataFrame, origins: Sequence[pd.Timestamp], horizon: int,
+              python: Path) -> tuple[pd.DataFrame, dict[str, float]]:
+    """bench/peers.py under the peers' interpreter: forecasts (method, origin, series, date, p10, p50, p90), seconds."""
+    with tempfile.TemporaryDirectory(prefix="wfm_peers_") as tmp:
+        tmp = Path(tmp)
+        history.loc[:, ["series", "date", "y", "is_open"]].assign(
+            is_open=history["is_open"].astype(int), date=history["date"].dt.strftime("%Y-%m-%d")).to_csv(
+            tmp / "history.csv", index=False)
+        cmd = [str(python), str(REPO / "bench" / "peers.py"), "--history", str(tmp / "history.csv"),
+               "--origins", ",".join(str(o.date()) for o in origins), "--horizon", str(horizon),
+               "--out", str(tmp / "forecast.csv"), "--timings", str(tmp / "timings.json")]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"peers failed ({shlex.join(cmd)}):\n{done.stderr[-3000:]}")
+        fc = pd.read_csv(tmp / "forecast.csv", parse_dates=["origin", "date"], dtype={"series": "str"})
+        timings = json.loads((tmp / "timings.json").read_text())
+    fc = fc.astype({"date": "datetime64[ns]", "origin": "datetime64[ns]"})
+    return fc, {m: float(sum(v.values())) for m, v in timings.items()}
+
+
+def score_peers(peers: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Peer forecasts joined to the actuals, closed days 0 by rule and values clipped at 0 (as ours are)."""
+    fc = peers.merge(history.loc[:, ["series", "date", "y", "is_open"]], on=["series", "date"], how="left")
+    is_open = fc["is_open"].astype(bool).to_numpy()
+    values = {q: np.where(is_open, np.clip(fc[q].to_numpy(dtype=float), 0, None), 0.0) for q in QCOLS}
+    values = {q: np.where(fc[q].isna().to_numpy(), np.nan, v) for q, v in values.items()}
+    return fc.assign(**values)
+
+
+# --- intraday --------------------------------------------------------------------------------------------
+
+def split_intervals(frame: pd.DataFrame, inputs: Inputs, profile_fn=intraday.intraday_profile) -> pd.DataFrame:
+    """Each method's daily p50 split into intervals by the profile known at its origin, next to the actuals.
+
+    Grain: one row per method per origin per queue per interval of the forecast days: method, origin, queue,
+    date, interval_start, is_open, p50, y. `profile_fn(history, as_of, weeks, closed)` makes the profile.
+    """
+    ints = inputs.intervals
+    weeks = inputs.cfg.forecast.profile_weeks
+    parts = []
+    for origin, rows in frame.groupby("origin", sort=True):
+        profile = profile_fn(ints, origin.date(), weeks, inputs.holidays)
+        dates = rows["date"].unique()
+        grid = ints.loc[ints["date"].isin(dates)]
+        for method, fc in rows.groupby("method", sort=True):
+            daily = fc.loc[:, ["series", "date", "p50"]].rename(columns={"series": "queue"})
+            split = intraday.split_daily(daily, profile, grid.loc[:, intraday.GRID_COLUMNS])
+            split = split.merge(grid.loc[:, ["queue", "interval_start_utc", "offered"]],
+                                on=["queue", "interval_start_utc"], how="left")
+            parts.append(split.loc[:, ["queue", "date", "interval_start", "is_open", "p50", "offered"]].rename(
+                columns={"offered": "y"}).assign(method=method, origin=origin))
+    return pd.concat(parts, ignore_index=True)
+
+
+PROFILE_VARIANTS = {  # intraday split alternatives: (weeks, half-life in weeks or None)
+    "same weekday, 8 weeks, equal weights": (8, None),
+    "same weekday, 8 weeks, half-life 2 weeks": (8, 2.0),
+    "same weekday, 8 weeks, half-life 4 weeks": (8, 4.0),
+    "same weekday, 16 weeks, equal weights": (16, None),
+    "same weekday, 26 weeks, half-life 8 weeks": (26, 8.0),
+}
+
+
+def compare_profiles(frame: pd.DataFrame, inputs: Inputs, methods: Sequence[str] = (OURS,)) -> pd.DataFrame:
+    """Interval wMAPE of each PROFILE_VARIANTS split, for `methods`' daily p50 and for the actual daily totals.
+
+    Grain: one row per profile variant: profile, <method>..., actual daily x profile.
+    """
+    chosen = frame.loc[frame["method"].isin(list(methods))]
+    oracle = frame.loc[frame["method"] == NAIVE].assign(p50=lambda f: f["y"], method="actual daily x profile")
+    both = pd.concat([chosen, oracle], ignore_index=True)
+    rows = []
+    for label, (weeks, half_life) in PROFILE_VARIANTS.items():
+        def profile(history, as_of, _weeks, closed, weeks=weeks, half_life=half_life):
+            return intraday.intraday_profile(history, as_of, weeks, closed, half_life_weeks=half_life)
+
+        rows.append({"profile": label, **interval_wmape(split_intervals(both, inputs, profile), both)})
+    return pd.DataFrame(rows)
+
+
+def profiles_markdown(table: pd.DataFrame) -> str:
+    cols = [c for c in table.columns if c != "profile"]
+    lines = ["| intraday profile | " + " | ".join(METHOD_LABELS.get(c, c) for c in cols) + " |",
+             "|" + "---|" * (len(cols) + 1)]
+    for r in table.itertuples(index=False):
+        lines.append(f"| {r[0]} | " + " | ".join(_pct(v) for v in r[1:]) + " |")
+    return "\n".join(lines)
+
+
+def interval_wmape(split: pd.DataFrame, daily: pd.DataFrame) -> dict[str, float]:
+    """Per method: wMAPE over open intervals of open days (days with a daily actual > 0)."""
+    open_days = daily.loc[daily["y"] > 0, ["series", "date"]].drop_duplicates().rename(columns={"series": "queue"})
+    s = split.merge(open_days.assign(_day=True), on=["queue", "date"], how="left")
+    mask = s["_day"].fillna(False).astype(bool).to_numpy() & s["is_open"].astype(bool).to_numpy()
+    s = s.assign(_m=mask)
+    return {m: wmape(g, "_m") for m, g in s.groupby("method", sort=True)}
+
+
+# --- metrics ---------------------------------------------------------------------------------------------
+
+def method_metrics(frame: pd.DataFrame, seconds: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per method: daily metrics on open days (y > 0), pooled over origins and series.
+
+    wmape, total_error (mean over series x origin of |sum p50 - sum y| / sum y), bias, mase (vs the
+    seasonal_naive rows), pinball (mean over p10/p50/p90) and coverage (p10-p90) for methods with a band,
+    n_points, seconds.
+    """
+    data = with_naive(frame)
+    rows = []
+    for method, g in data.groupby("method", sort=False):
+        m = open_mask(g)
+        banded = g.loc[m, ["p10", "p90"]].notna().all().all() and m.any()
+        y = g["y"].to_numpy(dtype=float)[m]
+        pin = [pinball_loss(y, g[c].to_numpy(dtype=float)[m], float(c[1:]) / 100) for c in QCOLS] if banded else []
+        rows.append({
+            "method": method, "n_points": int(m.sum()), "wmape": wmape(g, m),
+            "total_error": total_volume_error(g, m), "bias": bias(g, m),
+            "mase": mase(g, m) if "naive_p50" in g.columns else float("nan"),
+            "pinball": float(np.mean(pin)) if pin else float("nan"),
+            "coverage": coverage(g, m) if banded else float("nan"),
+            "seconds": (seconds or {}).get(method, float("nan")),
+        })
+    return pd.DataFrame(rows)
+
+
+def backtest_dataset(inputs: Inputs, origins: int = 8, horizon: int = 14, step_days: int = 7,
+                     peers_python: Path | None = None, with_model: bool = True,
+                     intervals: bool = True) -> dict:
+    """The whole comparison on one data set: {"origins", "frame", "metrics" (DataFrame), "interval_wmape"}."""
+    points = origins_for(inputs.history, origins, horizon, step_days)
+    frame, seconds = backtest_ours(inputs, points, horizon, with_model)
+    if peers_python is not None:
+        peers, peer_seconds = run_peers(inputs.history, points, horizon, peers_python)
+        frame = pd.concat([frame, score_peers(peers, inputs.history)], ignore_index=True)
+        seconds.update(peer_seconds)
+    metrics = method_metrics(frame, seconds)
+    int_wmape = {}
+    if intervals and len(inputs.intervals):
+        split = split_intervals(frame, inputs)
+        int_wmape = interval_wmape(split, frame)
+        # the split's own error: the profile applied to the actual daily totals
+        oracle = frame.loc[frame["method"] == NAIVE].assign(p50=lambda f: f["y"], method="actual_daily")
+        int_wmape["actual daily x profile"] = interval_wmape(split_intervals(oracle, inputs), oracle)["actual_daily"]
+    metrics = metrics.assign(interval_wmape=metrics["method"].map(int_wmape))
+    return {"origins": points, "frame": frame, "metrics": metrics, "interval_wmape": int_wmape}
+
+
+def fallback_dataset(config: Path, overrides: Sequence[str], dataset: DataSet, cfg_overrides: Sequence[str],
+                     horizon: int = 14) -> pd.DataFrame:
+    """Steps 2 and 3 at `dataset.fallback_as_of`; gold_forecast_daily of that origin next to the actuals.
+
+    Grain: one row per queue: method, fallback_reason, open days, wMAPE, coverage over the horizon.
+    """
+    as_of = dataset.fallback_as_of
+    sets = [*overrides, *cfg_overrides]
+    run_step("2_train", config, as_of, sets)
+    run_step("3_forecast", config, as_of, sets)
+    cfg = load_config(config, sets)
+    engine = db.make_engine(cfg.database_url)
+    with engine.connect() as conn:
+        g = tables.gold_forecast_daily
+        fc = db.read_table(conn, g, where=g.c.forecast_origin == as_of)
+        s = tables.silver_daily
+        actual = db.read_table(conn, s, where=(s.c.date >= as_of) & (s.c.date < as_of + timedelta(days=horizon)),
+                               columns=["queue", "date", "offered", "is_open"])
+        r = tables.pipeline_runs
+        runs = db.read_table(conn, r, where=(r.c.step == "2_train") & (r.c.as_of == as_of))
+    engine.dispose()
+    train_note = str(runs.sort_values("started_at")["message"].iloc[-1]) if len(runs) else "2_train did not run"
+    fc = fc.merge(actual, on=["queue", "date"], how="left").rename(columns={"offered": "y"})
+    rows = []
+    for queue, g in fc.groupby("queue", sort=True):
+        m = open_mask(g)
+        rows.append({"queue": queue, "method": ", ".join(sorted(g["method"].unique())),
+                     "fallback_reason": "; ".join(sorted(g["fallback_reason"].dropna().unique())),
+                     "open_days": int(m.sum()), "actual": float(g["y"].to_numpy(dtype=float)[m].sum()),
+                     "p50": float(g["p50"].to_numpy(dtype=float)[m].sum()), "wmape": wmape(g, m),
+                     "coverage": coverage(g, m)})
+    return pd.DataFrame(rows).assign(train_step=train_note)
+
+
+# --- report ----------------------------------------------------------------------------------------------
+
+def _pct(value: float, signed: bool = False) -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{100 * value:+.1f}%" if signed else f"{100 * value:.1f}%"
+
+
+def _num(value: float, digits: int = 2) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value:,.{digits}f}"
+
+
+def metrics_markdown(metrics: pd.DataFrame, interval_wmape: dict[str, float] | None = None) -> str:
+    """The per-data-set table: one line per method, ours first, then by daily wMAPE."""
+    order = metrics.assign(_ours=metrics["method"] != OURS).sort_values(["_ours", "wmape"], kind="stable")
+    has_int = "interval_wmape" in order.columns and order["interval_wmape"].notna().any()
+    head = ["method", "daily wMAPE", "14-day total error", "bias", "MASE", "pinball", "p10–p90 coverage"]
+    head += ["30-min wMAPE"] if has_int else []
+    head += ["fit+predict s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in order.itertuples(index=False):
+        cells = [METHOD_LABELS.get(r.method, r.method), _pct(r.wmape), _pct(r.total_error), _pct(r.bias, True),
+                 _num(r.mase), _num(r.pinball, 0), _pct(r.coverage)]
+        cells += [_pct(r.interval_wmape)] if has_int else []
+        cells += [_num(r.seconds, 1)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if has_int and interval_wmape and "actual daily x profile" in interval_wmape:
+        lines.append(f"\nProfile applied to the actual daily totals (the split's own error): "
+                     f"{_pct(interval_wmape['actual daily x profile'])} interval wMAPE.")
+    return "\n".join(lines)
+
+
+def fallback_markdown(table: pd.DataFrame) -> str:
+    head = ["queue", "method", "why", "open days", "actual", "p50 total", "daily wMAPE", "p10–p90 coverage"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in table.itertuples(index=False):
+        lines.append(f"| {r.queue} | {r.method} | {r.fallback_reason} | {r.open_days} | {r.actual:,.0f} | "
+                     f"{r.p50:,.0f} | {_pct(r.wmape)} | {_pct(r.coverage)} |")
+    return "\n".join(lines)
+
+
+def _json_ready(obj):
+    if isinstance(obj, pd.DataFrame):
+        return [_json_ready(r) for r in obj.to_dict("records")]
+    if isinstance(obj, dict):
+        return {str(k): _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, pd.Timestamp | date):
+        return str(obj.date() if isinstance(obj, pd.Timestamp) else obj)
+    if isinstance(obj, float | np.floating):
+        return round(float(obj), 6) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated, of {', '.join(DATASETS)}")
+    parser.add_argument("--origins", type=int, default=8)
+    parser.add_argument("--horizon", type=int, default=14)
+    parser.add_argument("--step-days", type=int, default=7)
+    parser.add_argument("--peers-python", type=Path, default=DEFAULT_PEERS_PYTHON,
+                        help="interpreter with bench/requirements.txt installed (default bench/.venv/bin/python)")
+    parser.add_argument("--no-peers", action="store_true", help="skip statsforecast/mlforecast")
+    parser.add_argument("--set", action="append", default=[], dest="cfg_overrides", metavar="KEY=VALUE",
+                        help="config override for our model on every data set, e.g. training.target=raw")
+    parser.add_argument("--work-dir", type=Path, default=REPO / "data" / "bench",
+                        help="SQLite files and demo CSVs (kept: re-runs reuse the loaded bronze/silver)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--demo-days", type=int, default=730)
+    parser.add_argument("--profiles", action="store_true",
+                        help="also compare intraday profile variants (30-minute wMAPE of our daily p50 split)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.pop("WFM_DB_URL", None)  # it would win over the benchmark's own database files
+    command = shlex.join([".venv/bin/python", "bench/accuracy.py", *(sys.argv[1:] if argv is None else argv)])
+    peers_python = None if args.no_peers else args.peers_python
+    if peers_python is not None and not Path(peers_python).exists():
+        print(f"accuracy: peers interpreter {peers_python} not found; create it with\n"
+              f"  python3 -m venv bench/.venv && bench/.venv/bin/pip install -r bench/requirements.txt\n"
+              "or pass --no-peers", file=sys.stderr)
+        return 2
+    results, sections = {"command": command, "created": datetime.now().isoformat(timespec="seconds"),
+                         "origins": args.origins, "horizon": args.horizon, "step_days": args.step_days,
+                         "overrides": args.cfg_overrides, "datasets": {}}, []
+    for name in [n.strip() for n in args.datasets.split(",") if n.strip()]:
+        dataset = DATASETS[name]
+        config, overrides = prepare(dataset, args.work_dir, args.demo_days)
+        if dataset.mode == "fallback":
+            table = fallback_dataset(config, overrides, dataset, args.cfg_overrides, args.horizon)
+            results["datasets"][name] = {"as_of": dataset.fallback_as_of, "queues": table}
+            sections.append(f"### {name}: {dataset.description}\n\nSteps 2 and 3 at as-of {dataset.fallback_as_of} "
+                            f"(14 days of history), scored on the next {args.horizon} days. 2_train: "
+                            f"{table['train_step'].iloc[0]}\n\n" + fallback_markdown(table))
+            continue
+        inputs = load_inputs(config, overrides, dataset.as_of, args.cfg_overrides)
+        out = backtest_dataset(inputs, args.origins, args.horizon, args.step_days, peers_python)
+        results["datasets"][name] = {"origins": out["origins"], "metrics": out["metrics"],
+                                     "interval_wmape": out["interval_wmape"],
+                                     "left_out_queues": inputs.left_out}
+        o = out["origins"]
+        profiles = ""
+        if args.profiles and len(inputs.intervals):
+            table = compare_profiles(out["frame"], inputs)
+            results["datasets"][name]["profiles"] = table
+            profiles = "\n\n30-minute wMAPE by intraday profile (same origins):\n\n" + profiles_markdown(table)
+        sections.append(f"### {name}: {dataset.description}\n\n{len(o)} origins {o[0].date()} .. {o[-1].date()}, "
+                        f"{args.horizon}-day horizon, {out['metrics']['n_points'].iloc[0]} open forecast days per "
+                        f"method\n\n" + metrics_markdown(out["metrics"], out["interval_wmape"]) + profiles)
+    markdown = "\n\n".join(sections) + f"\n\nCommand: `{command}`\n"
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
+    (args.out / f"accuracy_{stamp}.json").write_text(json.dumps(_json_ready(results), indent=1) + "\n")
+    (args.out / f"accuracy_{stamp}.md").write_text(markdown)
+    print(markdown)
+    print(f"written: {args.out / f'accuracy_{stamp}.md'} and .json\ncommand: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
