@@ -223,7 +223,7 @@ def collapse_redials(contacts: pd.DataFrame, window_minutes: int, match: str = "
     contact_id, customer/caller of the first attempt; outcome, wait_seconds and
     end_time of the last; handle_seconds (NaN only if all unknown) and legs
     summed; `attempts` = contacts in the chain (summed if the input has it).
-    Ordered by start_time_utc (ties: input order). `match`: "customer_or_caller"
+    Ordered by start_time_utc (ties: input order; chains break ties by contact_id). `match`: "customer_or_caller"
     (customer_id when present, else caller_id), "customer", "caller" or
     "none". Window 0 or "none" disables collapsing.
     """
@@ -243,7 +243,9 @@ def collapse_redials(contacts: pd.DataFrame, window_minutes: int, match: str = "
     duration = (work["end_time"] - work["start_time"]).fillna(_seconds(work["wait_seconds"])).fillna(pd.Timedelta(0))
     abandon_utc = start_utc + duration.to_numpy().astype("timedelta64[ns]").astype("int64")
     key = _redial_key(work, match)
-    order = np.lexsort((np.arange(len(work)), start_utc, key))  # by caller, then time; ties in input order
+    # By caller, then time; equal times by contact_id, so the chains never depend on the order rows arrive in.
+    tie, _ = pd.factorize(work["contact_id"].to_numpy(dtype=object), sort=True)
+    order = np.lexsort((tie, start_utc, key))
     key, start_utc, abandon_utc = key[order], start_utc[order], abandon_utc[order]
     was_abandon = work["outcome"].isin(ABANDONS).to_numpy()[order]
     continues = np.zeros(len(work), dtype=bool)
@@ -460,6 +462,50 @@ def aggregate_daily(intervals: pd.DataFrame, closed_dates: pd.DataFrame | None) 
     names = _holiday_names(daily["date"], closed_dates)
     daily = daily.assign(is_holiday=names.notna(), holiday_name=names, queue=daily["queue"].astype("str"))
     return daily[DAILY_COLUMNS].reset_index(drop=True)
+
+
+# --- renamed queues ----------------------------------------------------------------------------------------
+
+def apply_queue_aliases(rows: pd.DataFrame, aliases: dict[str, str]) -> pd.DataFrame:
+    """Bronze rows with old queue names replaced by current ones (`rules.queue_aliases`, chains already resolved).
+
+    Grain unchanged for call legs (one row per leg): a renamed queue's history and its new name become one
+    series, and a redial across the rename is one contact. Interval-report rows (no `call_id`; one row per
+    queue per reported interval) are first reduced to the newest export of each (old queue, interval), as
+    `intervals_from_report` would, and the rows that now share (queue, interval_start_utc) are summed into
+    one (both names reported calls in that interval): counts summed (unknown if any part is unknown, a
+    blank beside offered 0 is 0), aht_seconds weighted by handled (by offered where handled is unknown).
+    """
+    if not aliases or rows.empty or not rows["queue"].isin(list(aliases)).any():
+        return rows
+    renamed = rows.assign(queue=rows["queue"].replace(aliases).astype("str"))
+    if "call_id" in rows.columns or "interval_start_utc" not in rows.columns:
+        return renamed
+    order = np.arange(len(rows))
+    newest = rows.assign(_order=order).sort_values(["queue", "interval_start_utc", "load_id", "_order"], kind="stable")
+    keep = np.sort(newest.loc[~newest.duplicated(["queue", "interval_start_utc"], keep="last"), "_order"].to_numpy())
+    renamed = renamed.iloc[keep].reset_index(drop=True)
+    key = ["queue", "interval_start_utc"]
+    shared = renamed.duplicated(key, keep=False)
+    if not shared.any():
+        return renamed
+    both = renamed[shared]
+    groups = [both["queue"], both["interval_start_utc"]]
+    offered = both["offered"].astype("float64")
+    parts = {c: both[c].astype("float64").mask((offered == 0) & both[c].isna(), 0.0) if c in both.columns
+             else pd.Series(np.nan, index=both.index) for c in ("handled", "abandoned")}
+    merged = both.groupby(groups, sort=False).first()  # names, timestamps and dates are the same within a group
+    merged["offered"] = offered.groupby(groups, sort=False).sum()
+    for c, values in parts.items():
+        if c in both.columns:
+            merged[c] = _sum_unknown_wins(values, groups)
+    if "aht_seconds" in both.columns:
+        merged["aht_seconds"] = _weighted_aht(both["aht_seconds"].astype("float64"),
+                                              parts["handled"].fillna(offered), groups)
+    merged["load_id"] = both["load_id"].groupby(groups, sort=False).max()
+    merged = merged.drop(columns=key, errors="ignore").reset_index()
+    out = pd.concat([renamed[~shared], merged[renamed.columns]], ignore_index=True)
+    return out.astype(renamed.dtypes.to_dict())
 
 
 # --- interval-report sources -----------------------------------------------------------------------------

@@ -4,23 +4,40 @@ A step is a function `body(ctx) -> StepResult`. `run_step` parses the common
 flags, loads the config, records the run in `pipeline_runs`, and turns a
 `PipelineError` into one line on stderr and its exit code (2 for bad input or
 config, 1 otherwise). Any other exception is a bug and keeps its traceback.
+
+A `running` row in `pipeline_runs` whose process is gone (killed with -9, the machine
+stopped) is marked `failed` ("interrupted") by the next run of the same step; its
+writes were never committed. A database that cannot be reached or written is a
+one-line error (exit 1) with the password masked.
+
+Test hook (crash-safety tests only): with env `WFM_TEST_PAUSE_BEFORE_COMMIT=<file>`,
+each commit of the step's body first creates <file> and sleeps
+(`WFM_TEST_PAUSE_SECONDS`, default 60), so a test can SIGKILL the step inside its
+write transaction.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
+import signal
+import socket
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
-from common import db
+from common import db, tables
 from common.config import Config, load_config
 from common.errors import PipelineError
 
@@ -60,11 +77,23 @@ class _RunIdFilter(logging.Filter):
 _run_filter = _RunIdFilter()
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time (a caller that captures stderr, like pytest, swaps it)."""
+
+    @property
+    def stream(self):  # noqa: ANN201 - a text stream
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001 - StreamHandler.__init__ assigns it
+        pass
+
+
 def setup_logging(level: str = "INFO") -> None:
     """Configure the root logger once: time, level, run id, module, message on stderr."""
     root = logging.getLogger()
     if not any(getattr(h, "_wfm", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(run_id)s] %(name)s: %(message)s"))
         handler.addFilter(_run_filter)
         handler._wfm = True  # type: ignore[attr-defined]
@@ -110,30 +139,164 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
     run_id = uuid.uuid4().hex[:12]
     _run_filter.run_id = run_id
     engine = None
+    url = None
     recorded = False  # a pipeline_runs row exists for this run
     started = time.perf_counter()
+    previous_term = _exit_on_sigterm()
     try:
         cfg = load_config(args.config, args.overrides)
         as_of = args.as_of or today_in(cfg.timezone)
-        engine = db.make_engine(cfg.database_url)
-        db.ensure_schema(engine)
-        db.start_run(engine, run_id, step, as_of)
+        url = cfg.database_url
+        try:
+            engine = db.make_engine(url)
+            db.ensure_schema(engine)
+            mark_interrupted_runs(engine, step, run_id)
+            db.start_run(engine, run_id, step, as_of)
+            _note_process(engine, run_id)
+        except DBAPIError as exc:
+            raise PipelineError(f"cannot use the database {db.safe_url(url)}: {_db_error_text(exc, url)}") from None
         recorded = True
         log.info("%s started: as_of=%s database=%s", step, as_of, db.safe_url(engine))
-        result = body(StepContext(args=args, cfg=cfg, engine=engine, run_id=run_id, as_of=as_of))
+        pause = _pause_before_commit_hook(engine)
+        try:
+            result = body(StepContext(args=args, cfg=cfg, engine=engine, run_id=run_id, as_of=as_of))
+        finally:
+            if pause is not None:
+                event.remove(engine, "commit", pause)
     except PipelineError as exc:
-        message = str(exc)
+        message = _redact(str(exc), url)
         if recorded:
             _finish_quietly(engine, run_id, "failed", None, message)
         print(f"{step}: error: {message}", file=sys.stderr)
         return exc.exit_code
+    except DBAPIError as exc:
+        # The database failed under the step (gone, locked, disk full): the transaction was rolled back.
+        message = f"database error, nothing of this run was committed: {_db_error_text(exc, url)}"
+        log.debug("database error", exc_info=True)
+        if recorded:
+            _finish_quietly(engine, run_id, "failed", None, message)
+        print(f"{step}: error: {message}", file=sys.stderr)
+        return 1
     except BaseException as exc:
         if recorded:
-            _finish_quietly(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
+            _finish_quietly(engine, run_id, "failed", None, _redact(f"{type(exc).__name__}: {exc}", url))
         raise
+    finally:
+        _restore_sigterm(previous_term)
     db.finish_run(engine, run_id, result.status, result.rows_written, result.message)
     log.info("%s %s in %.1fs: %s", step, result.status, time.perf_counter() - started, result.message)
     return 0
+
+
+# --- crashes and kills -------------------------------------------------------------------------------------
+
+_RUNNING = re.compile(r"^running: pid (\d+) on (\S+)$")
+STALE_RUN_HOURS = 24  # a `running` row without a checkable process (older versions, another host) is stale after this
+
+
+def _note_process(engine: Engine, run_id: str) -> None:
+    """Record which process runs this step, so a later run can tell a killed run from a live one."""
+    with engine.begin() as conn:
+        conn.execute(update(tables.pipeline_runs).where(tables.pipeline_runs.c.run_id == run_id).values(
+            message=f"running: pid {os.getpid()} on {socket.gethostname()}"))
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows: rely on the age rule there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:  # Linux: a zombie (dead, not yet reaped by its parent) is not running anything
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def mark_interrupted_runs(engine: Engine, step: str, run_id: str) -> int:
+    """Mark `running` rows of `step` whose process is gone as `failed` ("interrupted"); return how many.
+
+    A row is stale when its process (pid on this host, from its message) no longer exists, or, when that
+    cannot be checked, when it started more than STALE_RUN_HOURS ago. A live run of the same step is left alone.
+    """
+    t = tables.pipeline_runs
+    host = socket.gethostname()
+    with engine.begin() as conn:
+        rows = conn.execute(select(t.c.run_id, t.c.started_at, t.c.message).where(
+            (t.c.step == step) & (t.c.status == "running"))).all()
+        stale = []
+        for other, started_at, message in rows:
+            m = _RUNNING.match(message or "")
+            if m and m.group(2) == host and os.name != "nt":
+                gone = not _pid_alive(int(m.group(1)))
+            else:
+                gone = started_at is not None and started_at < db.utc_now() - timedelta(hours=STALE_RUN_HOURS)
+            if gone:
+                stale.append(other)
+                who = f"pid {m.group(1)} on {m.group(2)}" if m else "its process"
+                conn.execute(update(t).where(t.c.run_id == other).values(
+                    status="failed", finished_at=db.utc_now(),
+                    message=f"interrupted: {who} ended without recording an outcome (killed, or the machine "
+                            f"stopped); nothing it wrote was committed. Found by run {run_id}"))
+    for other in stale:
+        log.warning("pipeline_runs: run %s of %s was interrupted (its process is gone); marked failed", other, step)
+    return len(stale)
+
+
+def _exit_on_sigterm():
+    """SIGTERM (a scheduler's stop, `kill`) becomes SystemExit, so the run is recorded as failed and the
+    open transaction rolled back, instead of the process vanishing. Only possible in the main thread."""
+    def handler(signum, frame):  # noqa: ANN001 - signal handler signature
+        raise SystemExit(128 + signum)
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. a test runner's worker thread)
+        return None
+
+
+def _restore_sigterm(previous) -> None:  # noqa: ANN001 - whatever signal.signal returned
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+PAUSE_ENV = "WFM_TEST_PAUSE_BEFORE_COMMIT"
+
+
+def _pause_before_commit_hook(engine: Engine):
+    """The crash-safety test hook (see the module docstring); None unless its env var is set."""
+    marker = os.environ.get(PAUSE_ENV)
+    if not marker:
+        return None
+    seconds = float(os.environ.get("WFM_TEST_PAUSE_SECONDS", "60"))
+
+    def pause(conn) -> None:  # noqa: ANN001 - SQLAlchemy event signature
+        Path(marker).write_text(str(os.getpid()))
+        time.sleep(seconds)
+
+    event.listen(engine, "commit", pause)
+    return pause
+
+
+# --- secrets ------------------------------------------------------------------------------------------------
+
+def _redact(text: str, url: str | None) -> str:
+    """`text` without the database password (driver messages may echo connection strings)."""
+    if not url:
+        return text
+    try:
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001 - an unparseable URL was reported at config load
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
+def _db_error_text(exc: DBAPIError, url: str | None) -> str:
+    first = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()
+    return _redact(first[0] if first else type(exc).__name__, url)
 
 
 def _finish_quietly(engine: Engine, run_id: str, status: str, rows: int | None, message: str) -> None:

@@ -136,6 +136,25 @@ class RulesConfig(_Strict):
     short_abandon_seconds: float = Field(5, ge=0)
     holidays: HolidayConfig = HolidayConfig()
     opening_hours: OpeningHoursConfig = OpeningHoursConfig()
+    queue_aliases: dict[str, str] = Field(default_factory=dict)  # old queue name: current name (renamed in the ACD)
+
+    @field_validator("queue_aliases")
+    @classmethod
+    def _resolve_aliases(cls, v: dict[str, str]) -> dict[str, str]:
+        """Every old name mapped straight to the name it ends at (A: B, B: C means A: C); a cycle is an error."""
+        clean = {str(k).strip(): str(n).strip() for k, n in v.items()}
+        if any(not k or not n for k, n in clean.items()):
+            raise ValueError("queue names must not be empty")
+        resolved = {}
+        for old in clean:
+            chain = [old]
+            while chain[-1] in clean:
+                chain.append(clean[chain[-1]])
+                if chain[-1] in chain[:-1]:
+                    raise ValueError(f"{' -> '.join(map(repr, chain))} is a cycle; each old name must lead to one "
+                                     "current name")
+            resolved[old] = chain[-1]
+        return resolved
 
 
 class ValidationConfig(_Strict):
@@ -190,6 +209,14 @@ class TrainingConfig(_Strict):
     exogenous_table: str | None = None                # table with date[, series] and numeric daily columns
     min_history_days: int = Field(56, ge=14)          # series with less open history get seasonal naive
     calibration_origins: int = Field(8, ge=0, le=52)  # inner backtest origins behind the conformal p10/p90; 0 = off
+
+    @field_validator("exogenous_table")
+    @classmethod
+    def _plain_table_name(cls, v: str | None) -> str | None:
+        # Checked at load so a name that could carry SQL stops the run before any work (training re-checks it).
+        if v is not None and not _SAFE_NAME.match(v):
+            raise ValueError(f"{v!r} is not a plain SQL identifier (letters, digits, _ ; max 63 chars)")
+        return v
 
 
 class ForecastGuardsConfig(_Strict):
@@ -422,6 +449,24 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return model
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping: plain YAML keeps the last one and silently
+    drops the first (e.g. a second `rules:` section would discard the whole first one)."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201 - PyYAML's signature
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (also on line {seen[key] + 1}); the first one would be "
+                    "silently ignored: keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Read, override and validate the config file; raise ConfigError naming the key on any problem."""
     path = Path(path or os.environ.get("WFM_CONFIG") or "config.yaml")
@@ -429,11 +474,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found; pass --config PATH or set WFM_CONFIG")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "'\\t'" in problem:
+            problem += " (YAML indents with spaces, never tabs)"
         raise ConfigError(f"{path}:{where}: YAML syntax error: {problem}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
@@ -460,6 +507,11 @@ def _check_rules(cfg: Config, name: str) -> None:
         parse_opening_hours(cfg.rules.opening_hours.model_dump(), key="rules.opening_hours")
     except ConfigError as exc:
         raise ConfigError(f"{name}: {exc}") from None
+    for queue in cfg.rules.opening_hours.queues:
+        if queue in cfg.rules.queue_aliases:
+            current = cfg.rules.queue_aliases[queue]
+            raise ConfigError(f"{name}: rules.opening_hours.queues.{queue}: {queue!r} is renamed to {current!r} by "
+                              f"rules.queue_aliases; put its hours under {current!r}")
     country = cfg.rules.holidays.country
     if country:
         import holidays

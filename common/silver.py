@@ -6,24 +6,41 @@ day), or when it has never been built. Its neighbours are rebuilt too, because
 a redial just after midnight belongs to the contact that started the day
 before. `full=True` rebuilds every day. Only days before the run's as-of are
 built: the as-of day itself is not complete yet.
+
+The rebuilt days are processed in chunks of contiguous days (`chunk_dates`),
+each read with one padding day on either side, so memory does not grow with
+history. Planning never scans all of bronze: it uses the start_date index and
+the silver tables, so a nightly run costs the same after years of data.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import multiprocessing
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from common import db, tables
 from common.calendar import holiday_calendar, interval_grid, parse_opening_hours
-from common.cdr import ContactRules
+from common.cdr import ContactRules, contacts_from_legs
 from common.config import Config
 
 log = logging.getLogger(__name__)
+
+
+# Bronze columns `contacts_from_legs` reads (the others stay in bronze); start_date is derived from the start.
+LEG_COLUMNS = ("call_id", "load_id", "source_row", "queue", "start_time", "start_time_utc", "outcome",
+               "end_time", "handle_seconds", "wait_seconds", "customer_id", "caller_id", "parent_call_id")
+REPORT_COLUMNS = ("queue", "interval_start", "interval_start_utc", "offered", "handled", "abandoned",
+                  "aht_seconds", "load_id", "source_row")
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,8 @@ class BuildPlan:
     dates: list[date]
     read_from: date | None
     read_to: date | None
+    # First local date of each queue known before reading the rebuilt days: from silver_daily outside them
+    # and from bronze on or after the as-of date. `queue_first_dates` of the bronze read adds the rest.
     first_date_per_queue: dict[str, date]
     bronze_state: pd.DataFrame  # one row per local date with bronze rows: date, bronze_rows, bronze_max_load_id
 
@@ -42,27 +61,73 @@ def _bronze(cfg: Config):
 
 
 def bronze_day_state(conn: Connection, cfg: Config) -> pd.DataFrame:
-    """One row per local date that bronze has rows for: how many and the newest load behind them."""
+    """One row per local date that bronze has rows for: how many and the newest load behind them.
+
+    Counted from the start_date index alone (no table scan): the newest load of a day is the load of its
+    highest id, as loads only append and get increasing ids.
+    """
     t = _bronze(cfg)
     stmt = select(t.c.start_date.label("date"), func.count().label("bronze_rows"),
-                  func.max(t.c.load_id).label("bronze_max_load_id")).group_by(t.c.start_date)
+                  func.max(t.c.id).label("bronze_max_load_id")).group_by(t.c.start_date)
     frame = db.read_frame(conn, stmt, tables.silver_day_state)
-    return frame
+    if frame.empty:
+        return frame
+    ids = frame["bronze_max_load_id"].astype("int64").tolist()
+    load_of = {}
+    for start in range(0, len(ids), 500):
+        load_of.update(conn.execute(select(t.c.id, t.c.load_id).where(t.c.id.in_(ids[start:start + 500]))).all())
+    return frame.assign(bronze_max_load_id=frame["bronze_max_load_id"].map(load_of).astype("int64"))
+
+
+def known_queue_first_dates(conn: Connection, cfg: Config, as_of: date, rebuilt: list[date]) -> dict[str, date]:
+    """First local date of each queue, as far as is known without reading the rebuilt days' bronze.
+
+    silver_daily holds every queue from its first bronze date on, for every built day; the days
+    being rebuilt are left out (their bronze is read anyway), and bronze from the as-of date on
+    (never built yet) is asked directly, through the start_date index.
+    """
+    t = _bronze(cfg)
+    d = tables.silver_daily
+    out: dict[str, date] = {}
+    stmt = select(d.c.queue, func.min(d.c.date).label("date")).group_by(d.c.queue)
+    for run in chunk_dates(rebuilt, len(rebuilt)):  # one range per run of consecutive days, not one value per day
+        stmt = stmt.where(~d.c.date.between(run[0], run[-1]))
+    built = db.read_frame(conn, stmt, d)
+    late = db.read_frame(conn, select(t.c.queue, func.min(t.c.start_date).label("date")).where(
+        t.c.start_date >= as_of).group_by(t.c.queue), tables.silver_daily)
+    for frame in (built, late):
+        for queue, day in zip(frame["queue"], frame["date"]):
+            out[queue] = min(out.get(queue, day.date()), day.date())
+    return out
+
+
+def queue_first_dates(rows: pd.DataFrame, known: dict[str, date]) -> dict[str, date]:
+    """`known` updated with the first start_date of each queue in `rows` (bronze legs or report rows)."""
+    out = dict(known)
+    if len(rows):
+        firsts = rows.groupby("queue", sort=False)["start_date"].min()
+        for queue, day in firsts.items():
+            out[queue] = min(out.get(queue, day.date()), day.date())
+    return out
+
+
+def queue_first_dates_merged(known: dict[str, date], more: dict[str, date]) -> dict[str, date]:
+    """The earlier date of each queue in either mapping."""
+    out = dict(known)
+    for queue, day in more.items():
+        out[queue] = min(out.get(queue, day), day)
+    return out
 
 
 def plan_build(conn: Connection, cfg: Config, as_of: date, full: bool) -> BuildPlan:
     """Decide which days to rebuild (see module docstring)."""
-    t = _bronze(cfg)
     state = bronze_day_state(conn, cfg)
-    queues = db.read_frame(conn, select(t.c.queue, func.min(t.c.start_date).label("date")).group_by(t.c.queue),
-                           tables.silver_daily)
-    first_per_queue = {q: d.date() for q, d in zip(queues["queue"], queues["date"])}
     if state.empty:
-        return BuildPlan([], None, None, first_per_queue, state)
+        return BuildPlan([], None, None, known_queue_first_dates(conn, cfg, as_of, []), state)
     first = state["date"].min().date()
     last = as_of - timedelta(days=1)
     if last < first:
-        return BuildPlan([], None, None, first_per_queue, state)
+        return BuildPlan([], None, None, known_queue_first_dates(conn, cfg, as_of, []), state)
     all_days = pd.date_range(first, last, freq="D")
     if full:
         changed = set(all_days.date)
@@ -78,14 +143,38 @@ def plan_build(conn: Connection, cfg: Config, as_of: date, full: bool) -> BuildP
         neighbours = {d + timedelta(days=k) for d in changed for k in (-1, 1)} if cfg.source.kind == "cdr" else set()
         changed |= {d for d in neighbours if first <= d <= last}
     dates = sorted(changed)
+    known = known_queue_first_dates(conn, cfg, as_of, dates)
     if not dates:
-        return BuildPlan([], None, None, first_per_queue, state)
+        return BuildPlan([], None, None, known, state)
     pad = timedelta(days=1) if cfg.source.kind == "cdr" else timedelta(0)
-    return BuildPlan(dates, dates[0] - pad, dates[-1] + pad, first_per_queue, state)
+    return BuildPlan(dates, dates[0] - pad, dates[-1] + pad, known, state)
 
 
-def read_bronze(conn: Connection, cfg: Config, plan: BuildPlan) -> pd.DataFrame:
-    """The bronze rows of the read span (legs for CDR sources, interval rows for interval reports)."""
+def chunk_dates(dates: list[date], chunk_days: int) -> list[list[date]]:
+    """`dates` (sorted) cut into runs of consecutive days, each at most `chunk_days` long."""
+    chunks: list[list[date]] = []
+    for d in dates:
+        if chunks and (d - chunks[-1][-1]).days == 1 and len(chunks[-1]) < chunk_days:
+            chunks[-1].append(d)
+        else:
+            chunks.append([d])
+    return chunks
+
+
+def chunk_plan(plan: BuildPlan, dates: list[date], first_date_per_queue: dict[str, date], cfg: Config) -> BuildPlan:
+    """The plan for one chunk of `plan.dates`: those days, read with the same padding."""
+    pad = timedelta(days=1) if cfg.source.kind == "cdr" else timedelta(0)
+    return replace(plan, dates=dates, read_from=dates[0] - pad, read_to=dates[-1] + pad,
+                   first_date_per_queue=first_date_per_queue)
+
+
+def read_bronze(conn: Connection, cfg: Config, plan: BuildPlan, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The bronze rows of the read span (legs for CDR sources, interval rows for interval reports).
+
+    Ordered by start_date, load_id, source_row (the order they were exported in), so results never
+    depend on how the rows were stored. `columns`: only these (default: all); start_date is added from
+    the start time when not among them (it is the start's local date).
+    """
     t = _bronze(cfg)
     wanted = set(plan.dates)
     if cfg.source.kind == "cdr":
@@ -96,7 +185,86 @@ def read_bronze(conn: Connection, cfg: Config, plan: BuildPlan) -> pd.DataFrame:
         where = t.c.start_date.between(plan.read_from, plan.read_to)
     else:
         where = t.c.start_date.in_(sorted(wanted))
-    return db.read_table(conn, t, where=where)
+    rows = db.read_table(conn, t, where=where, columns=columns)
+    start = "start_time" if cfg.source.kind == "cdr" else "interval_start"
+    if "start_date" not in rows.columns and start in rows.columns:
+        rows["start_date"] = rows[start].to_numpy().astype("datetime64[D]").astype("datetime64[ns]")
+    if rows.empty or not {"start_date", "load_id", "source_row"} <= set(rows.columns):
+        return rows
+    order = np.lexsort((rows["source_row"].to_numpy(), rows["load_id"].to_numpy(),
+                        rows["start_date"].to_numpy().view(np.int64)))
+    return rows.iloc[order].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One chunk's work that needs only bronze: its contacts (CDR) or report rows (interval reports)."""
+
+    bronze_rows: int
+    first_dates: dict[str, date]  # first start_date per queue in the bronze read (padding days included)
+    calls: pd.DataFrame | None  # CDR: the contacts whose date is in the chunk
+    report: pd.DataFrame | None  # interval reports: the bronze rows
+    counts: dict[str, int]
+
+
+def compute_chunk(cfg: Config, part: BuildPlan, closed_dates: pd.DataFrame, conn: Connection | None = None) -> ChunkResult:
+    """Read one chunk's bronze and turn it into contacts (CDR); in a worker process when `conn` is None."""
+    if conn is None:
+        with _worker_engine(cfg.database_url).connect() as own:
+            return compute_chunk(cfg, part, closed_dates, own)
+    columns = LEG_COLUMNS if cfg.source.kind == "cdr" else REPORT_COLUMNS
+    bronze = read_bronze(conn, cfg, part, columns)
+    firsts = queue_first_dates(bronze, {})
+    if cfg.source.kind != "cdr":
+        return ChunkResult(len(bronze), firsts, None, bronze, {})
+    calls, counts = contacts_from_legs(bronze, contact_rules(cfg, closed_dates))
+    calls = calls[calls["date"].isin(pd.to_datetime(part.dates))].reset_index(drop=True)
+    return ChunkResult(len(bronze), firsts, calls, None, counts)
+
+
+_ENGINES: dict[str, object] = {}  # one engine per worker process
+
+
+def _worker_engine(url: str):
+    if url not in _ENGINES:
+        # Reading sequentially needs no big page cache; it would only add to the worker's memory.
+        _ENGINES[url] = db.make_engine(url, sqlite_cache_mb=64)
+    return _ENGINES[url]
+
+
+def _init_worker(log_level: str, run_id: str) -> None:
+    from common import cli
+
+    cli.setup_logging(log_level)
+    cli._run_filter.run_id = run_id  # the worker's log lines carry the run's id too
+
+
+def iter_chunk_results(cfg: Config, plan: BuildPlan, chunks: list[list[date]], closed_dates: pd.DataFrame,
+                       workers: int, log_level: str = "INFO", run_id: str = "-") -> Iterator[ChunkResult]:
+    """`compute_chunk` of each chunk, in order; with `workers` > 0 computed ahead in that many processes.
+
+    Reading bronze and building contacts is most of step 1's work and needs no database writes, so it
+    runs beside the writing process. At most `workers + 1` chunks are in flight, which bounds memory.
+    """
+    parts = [chunk_plan(plan, dates, {}, cfg) for dates in chunks]
+    if workers <= 0 or len(parts) < 2:
+        for part in parts:
+            yield compute_chunk(cfg, part, closed_dates)
+        return
+    context = multiprocessing.get_context("spawn")  # the same on Linux, macOS and Windows; no inherited connections
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                             initargs=(log_level, run_id)) as pool:
+        pending: deque[Future] = deque()
+        try:
+            for part in parts:
+                pending.append(pool.submit(compute_chunk, cfg, part, closed_dates))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def contact_rules(cfg: Config, closed_dates: pd.DataFrame) -> ContactRules:
@@ -111,7 +279,8 @@ def contact_rules(cfg: Config, closed_dates: pd.DataFrame) -> ContactRules:
 def closed_dates_for(cfg: Config, first: date, last: date) -> pd.DataFrame:
     """Holidays and extra closed dates for every year from `first` to `last`."""
     h = cfg.rules.holidays
-    return holiday_calendar(h.country, h.subdivision, list(h.extra_closed_dates), range(first.year, last.year + 1))
+    return holiday_calendar(h.country, h.subdivision, list(h.extra_closed_dates), range(first.year, last.year + 1),
+                            open_holidays=list(h.open_holidays))
 
 
 def calendar_grid(cfg: Config, plan: BuildPlan, closed_dates: pd.DataFrame) -> pd.DataFrame:
@@ -149,10 +318,16 @@ def history_daily_max(conn: Connection, dates: list[date]) -> pd.Series:
 
 
 def newest_contact(conn: Connection, cfg: Config, as_of: date) -> pd.Timestamp | None:
-    """The newest start time in bronze before the run's date."""
+    """The newest start time in bronze before the run's date.
+
+    Looked for on the last start_date before as-of only (start_date is the local date of the start
+    time), so the start_date index finds it without a scan.
+    """
     t = _bronze(cfg)
     col = t.c.start_time if cfg.source.kind == "cdr" else t.c.interval_start
-    frame = db.read_frame(conn, select(func.max(col).label("start_time")).where(t.c.start_date < as_of), tables.bronze_cdr)
+    last_day = select(func.max(t.c.start_date)).where(t.c.start_date < as_of).scalar_subquery()
+    frame = db.read_frame(conn, select(func.max(col).label("start_time")).where(t.c.start_date == last_day),
+                          tables.bronze_cdr)
     value = frame["start_time"].iloc[0] if not frame.empty else pd.NaT
     return None if pd.isna(value) else value
 
