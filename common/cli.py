@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, event, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from common import db, tables
 from common.config import Config, load_config
@@ -169,10 +169,11 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
             _finish_quietly(engine, run_id, "failed", None, message)
         print(f"{step}: error: {message}", file=sys.stderr)
         return exc.exit_code
-    except DBAPIError as exc:
+    except (OperationalError, InterfaceError) as exc:
         # The database failed under the step (gone, locked, disk full): the transaction was rolled back.
+        # Other database errors (integrity, SQL) are bugs and keep their traceback.
         message = f"database error, nothing of this run was committed: {_db_error_text(exc, url)}"
-        log.debug("database error", exc_info=True)
+        log.debug("database error (the traceback, for --log-level DEBUG)", exc_info=True)
         if recorded:
             _finish_quietly(engine, run_id, "failed", None, message)
         print(f"{step}: error: {message}", file=sys.stderr)

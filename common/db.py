@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 
 from common import tables
+from common.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +109,16 @@ def frame_records(df: pd.DataFrame, table: Table) -> list[dict]:
 
 
 def insert_frame(conn: Connection, table: Table, df: pd.DataFrame, batch_rows: int = 50_000) -> int:
-    """Insert all rows of `df` into `table` (executemany in batches, inside the caller's transaction)."""
+    """Insert all rows of `df` into `table` inside the caller's transaction: the driver's executemany on SQLite,
+    COPY on PostgreSQL (psycopg 3), SQLAlchemy's executemany elsewhere (fast_executemany on SQL Server)."""
     if df.empty:
         return 0
     if conn.dialect.name == "sqlite":
         _sqlite_insert(conn, table, df, batch_rows, or_ignore=False)
         return len(df)
+    check_string_lengths(table, df)
+    if _has_copy(conn):
+        return _postgres_copy(conn, table, df, batch_rows, conflict_key=None)
     for start in range(0, len(df), batch_rows):
         conn.execute(insert(table), frame_records(df.iloc[start:start + batch_rows], table))
     return len(df)
@@ -123,14 +128,18 @@ def insert_ignoring_duplicates(conn: Connection, table: Table, df: pd.DataFrame,
                                batch_rows: int = 50_000) -> int:
     """Insert rows whose unique `key` is not in `table` yet; return how many were new. Idempotent by construction.
 
-    SQLite takes the fast path (INSERT OR IGNORE through the driver's executemany); other backends check
-    which keys exist first, in chunks, then insert the rest.
+    SQLite: INSERT OR IGNORE through the driver's executemany. PostgreSQL: COPY into a temporary table, then
+    INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING. Other backends (SQL Server) check which keys exist
+    first, 1000 at a time, then insert the rest.
     """
     if df.empty:
         return 0
     df = df.drop_duplicates(subset=[key])
     if conn.dialect.name == "sqlite":
         return _sqlite_insert(conn, table, df, batch_rows, or_ignore=True)
+    check_string_lengths(table, df)
+    if _has_copy(conn):
+        return _postgres_copy(conn, table, df, batch_rows, conflict_key=key)
     new = 0
     for start in range(0, len(df), batch_rows):
         batch = df.iloc[start:start + batch_rows]
@@ -151,6 +160,68 @@ def existing_keys(conn: Connection, table: Table, key: str, values: Sequence) ->
     for start in range(0, len(values), 1000):
         found += conn.execute(existing_keys_statement(table, key, values[start:start + 1000])).scalars().all()
     return found
+
+
+def check_string_lengths(table: Table, df: pd.DataFrame) -> None:
+    """DataError naming the first value of `df` longer than its `table` column holds.
+
+    PostgreSQL and SQL Server refuse such a value (SQLite stores it), so a load fails with this message
+    instead of a driver error; sources reject over-long bronze values row by row before this.
+    """
+    for col in table.columns:
+        limit = getattr(col.type, "length", None)
+        if limit is None or col.name not in df.columns or df[col.name].dtype.kind in "biufmM":
+            continue
+        values = df[col.name].to_numpy(dtype=object)
+        lengths = np.fromiter((len(v) if isinstance(v, str) else 0 for v in values.tolist()), np.int64, len(values))
+        if len(lengths) and lengths.max() > limit:
+            value = values[int(lengths.argmax())]
+            raise DataError(f"{table.name}.{col.name}: {value[:60]!r}{'...' if len(value) > 60 else ''} is "
+                            f"{len(value)} characters, longer than the {limit} the column holds")
+
+
+# --- PostgreSQL: COPY ------------------------------------------------------------------------------------
+
+def _has_copy(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
+def _postgres_copy(conn: Connection, table: Table, df: pd.DataFrame, batch_rows: int, conflict_key: str | None) -> int:
+    """Rows of `df` into `table` through psycopg 3's COPY (about 5x its executemany); returns how many were added.
+
+    Values go as text in the caller's transaction, prepared like SQLite's (`sqlite_values`: ISO timestamps,
+    plain Python scalars, None for missing), which PostgreSQL parses into the column types. With
+    `conflict_key` they go into a temporary table first, then INSERT ... SELECT ... ON CONFLICT (key) DO
+    NOTHING in the frame's order, so ids follow it (bronze relies on that) and a row whose key is in `table`
+    already adds nothing.
+    """
+    quote = conn.dialect.identifier_preparer.quote
+    names = [c.name for c in table.columns if c.name in df.columns]
+    columns = ", ".join(quote(n) for n in names)
+    target = quote(table.name) if conflict_key is None else quote(f"wfm_copy_{table.name}")
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        if conflict_key is not None:
+            # Column types without constraints (no NOT NULL id), plus the frame's row order.
+            cursor.execute(f"CREATE TEMPORARY TABLE {target} ON COMMIT DROP AS SELECT {columns}, 0::bigint AS wfm_row "
+                           f"FROM {quote(table.name)} WITH NO DATA")
+        order = ", wfm_row" if conflict_key is not None else ""
+        with cursor.copy(f"COPY {target} ({columns}{order}) FROM STDIN") as copy:
+            for start in range(0, len(df), batch_rows):
+                _, values = sqlite_values(table, df.iloc[start:start + batch_rows])
+                if conflict_key is not None:
+                    values.append(range(start, start + len(values[0])))
+                for row in zip(*values):
+                    copy.write_row(row)
+        if conflict_key is None:
+            return len(df)
+        cursor.execute(f"INSERT INTO {quote(table.name)} ({columns}) SELECT {columns} FROM {target} ORDER BY wfm_row "
+                       f"ON CONFLICT ({quote(conflict_key)}) DO NOTHING")
+        added = cursor.rowcount
+        cursor.execute(f"DROP TABLE {target}")
+        return added
+    finally:
+        cursor.close()
 
 
 # Each second of a day as SQLAlchemy's SQLite DATETIME text; built on first use.

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from common import db, tables
 from common.calendar import holiday_calendar, interval_grid, parse_opening_hours
-from common.cdr import ContactRules, contacts_from_legs
+from common.cdr import ContactRules, apply_queue_aliases, contacts_from_legs
 from common.config import Config
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ def known_queue_first_dates(conn: Connection, cfg: Config, as_of: date, rebuilt:
         t.c.start_date >= as_of).group_by(t.c.queue), tables.silver_daily)
     for frame in (built, late):
         for queue, day in zip(frame["queue"], frame["date"]):
+            queue = cfg.rules.queue_aliases.get(queue, queue)  # rules.queue_aliases: old name -> current name
             out[queue] = min(out.get(queue, day.date()), day.date())
     return out
 
@@ -140,6 +141,10 @@ def plan_build(conn: Connection, cfg: Config, as_of: date, full: bool) -> BuildP
                    | (merged["bronze_rows"] != merged["bronze_rows_built"])
                    | (merged["bronze_max_load_id"] != merged["bronze_max_load_id_built"]))
         changed = set(merged.loc[differs, "date"].dt.date)
+        if cfg.rules.queue_aliases:  # days built under a name since aliased: rebuild them under the current one
+            renamed = select(tables.silver_daily.c.date).where(
+                tables.silver_daily.c.queue.in_(list(cfg.rules.queue_aliases))).distinct()
+            changed |= {pd.Timestamp(d).date() for d in conn.execute(renamed).scalars()}
         neighbours = {d + timedelta(days=k) for d in changed for k in (-1, 1)} if cfg.source.kind == "cdr" else set()
         changed |= {d for d in neighbours if first <= d <= last}
     dates = sorted(changed)
@@ -213,7 +218,7 @@ def compute_chunk(cfg: Config, part: BuildPlan, closed_dates: pd.DataFrame, conn
         with _worker_engine(cfg.database_url).connect() as own:
             return compute_chunk(cfg, part, closed_dates, own)
     columns = LEG_COLUMNS if cfg.source.kind == "cdr" else REPORT_COLUMNS
-    bronze = read_bronze(conn, cfg, part, columns)
+    bronze = apply_queue_aliases(read_bronze(conn, cfg, part, columns), cfg.rules.queue_aliases)
     firsts = queue_first_dates(bronze, {})
     if cfg.source.kind != "cdr":
         return ChunkResult(len(bronze), firsts, None, bronze, {})

@@ -9,31 +9,39 @@ Column names of the export come from `source.columns`; outcome values from
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
 import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from common import tables
 from common.calendar import localize, to_local
 from common.config import SourceConfig, TimestampSpec
 from common.errors import DataError
 
 MAX_DURATION_SECONDS = 24 * 3600  # a single call leg longer than a day is a broken record, not a long call
+FUTURE_SLACK = timedelta(days=1)  # a start later than this after the wall clock is a wrong clock or date format
 _TZ_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 _BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
 
 
 @dataclass(frozen=True)
 class RawChunk:
-    """Text values of consecutive source rows; `first_row` is the 1-based data row number of the first one."""
+    """Text values of source rows; `first_row` is the 1-based data row number of the first one and the others
+    follow it, unless `rows` numbers each row (when lines between them were skipped)."""
 
     frame: pd.DataFrame
     first_row: int
-    bad_lines: tuple[tuple[int, str], ...] = ()  # (data row number, parser message) of lines pandas could not split
+    bad_lines: tuple[tuple[int, str, str | None], ...] = ()  # (data row, reason, raw text if known): not rows
+    rows: np.ndarray | None = None
 
 
 # --- reading --------------------------------------------------------------------------------------------
@@ -56,62 +64,224 @@ def _csv_encoding(encoding: str) -> str:
     return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
 
 
+# A file that is not text of the configured encoding at all: its first bytes, and what to do.
+_SAVE_AS_CSV = "not CSV text; open it in Excel and save it as CSV"
+_NOT_CSV = ((b"PK\x03\x04", f"an Excel workbook (.xlsx) or another zip file, {_SAVE_AS_CSV}"),
+            (b"\xd0\xcf\x11\xe0", f"an Excel 97-2003 workbook (.xls), {_SAVE_AS_CSV}"))
+
+
+def _sniff(path: Path, spec: SourceConfig) -> None:
+    """DataError for a workbook saved under a .csv name, or UTF-16 text read as an 8-bit encoding."""
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    for magic, what in _NOT_CSV:
+        if head.startswith(magic):
+            raise DataError(f"{path}: this is {what}")
+    utf16 = spec.encoding.lower().replace("_", "-").startswith(("utf-16", "utf16"))
+    if not utf16 and (head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:512]):
+        raise DataError(f"{path}: the file is UTF-16 text (Excel's \"Unicode text\"), not {spec.encoding}; set "
+                        "source.encoding: utf-16 (and source.delimiter: \"\\t\" for Excel's tab-separated text)")
+
+
+def _first_undecodable(path: Path, encoding: str) -> tuple[int, int, int] | None:
+    """(line, column, byte value) of the first byte that is not `encoding` text; None if there is none."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    line, column = 1, 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                good = exc.object[:exc.start].decode(encoding, errors="replace")
+                breaks = good.count("\n")
+                column = len(good) - good.rfind("\n") - 1 if breaks else column + len(good)
+                return line + breaks, column + 1, exc.object[exc.start]
+            breaks = text.count("\n")
+            column = len(text) - text.rfind("\n") - 1 if breaks else column + len(text)
+            line += breaks
+    return None
+
+
+def _encoding_error(path: Path, spec: SourceConfig) -> DataError:
+    where = _first_undecodable(path, _csv_encoding(spec.encoding))
+    at = f"line {where[0]}, column {where[1]}: byte 0x{where[2]:02x}" if where else "some bytes"
+    return DataError(f"{path}: {at} is not valid {spec.encoding} text; set source.encoding to the file's encoding "
+                     "(cp1252 or latin-1 for most Nordic Excel exports)")
+
+
 def check_csv_header(path: Path, spec: SourceConfig) -> list[str]:
-    """The file's header; DataError naming the file, the missing export column and its config key."""
+    """The file's header; DataError naming the file, the missing (or repeated) export column and its config key."""
+    _sniff(path, spec)
     try:
-        header = pd.read_csv(path, sep=spec.delimiter, encoding=_csv_encoding(spec.encoding), nrows=0, dtype=str)
+        # header=None: the names exactly as written (pandas would rename a repeated "Queue" to "Queue.1").
+        first = pd.read_csv(path, sep=spec.delimiter, encoding=_csv_encoding(spec.encoding), header=None, nrows=1,
+                            dtype=str, keep_default_na=False, na_filter=False)
     except pd.errors.EmptyDataError:
         return []
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid {spec.encoding} text ({exc.reason} at byte {exc.start}); "
-                        "set source.encoding (e.g. cp1252 or latin-1)") from None
-    columns = [str(c).strip() for c in header.columns]
-    missing = []
+    except UnicodeDecodeError:
+        raise _encoding_error(path, spec) from None
+    if first.empty:
+        return []
+    columns = [str(c).strip() for c in first.iloc[0].tolist()]
+    missing, repeated = [], []
     for key, value in spec.columns.items():
         wanted = [value] if isinstance(value, str) else value if isinstance(value, list) else \
             [c for c in (value.column, value.date, value.time) if c]
         missing += [f"{col!r} (source.columns.{key})" for col in wanted if col not in columns]
+        repeated += [f"{col!r} (source.columns.{key}) appears {columns.count(col)} times" for col in wanted
+                     if columns.count(col) > 1]
     if missing:
         hint = " (is source.delimiter right?)" if len(columns) == 1 else ""
         raise DataError(f"{path}: column {', '.join(missing)} not in the header{hint}; "
                         f"the header has: {', '.join(columns[:30])}")
+    if repeated:
+        raise DataError(f"{path}: column {', '.join(repeated)} in the header; which one is meant cannot be told: "
+                        "rename or drop the others in the export")
     return columns
 
 
+class _Head(io.RawIOBase):
+    """The first `limit` bytes of a file, as a readable binary stream."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        super().__init__()
+        self._fh = path.open("rb")
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001 - a writable buffer
+        n = min(len(buffer), self._left)
+        if n <= 0:
+            return 0
+        got = self._fh.readinto(memoryview(buffer)[:n])
+        self._left -= got
+        return got
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def _cut_off_tail(path: Path, spec: SourceConfig, n_fields: int) -> tuple[int, str] | None:
+    """(bytes before the last line, the last line) when the file ends inside a row: no line break at its end and
+    fewer fields on the last line than the header has (an export copied while still being written); else None.
+
+    A last line with an open quote is left to the parser: it is either the end of a quoted field that spans
+    lines (a valid row) or a quote that never closes (an error naming the row).
+    """
+    if _csv_encoding(spec.encoding).lower().replace("_", "-").startswith(("utf-16", "utf16", "utf-32", "utf32")):
+        return None  # line breaks are not single bytes there
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(size - 1, 0))
+        if size == 0 or fh.read(1) in (b"\n", b"\r"):
+            return None
+        pos, tail = size, b""
+        while pos > 0:
+            step = min(1 << 16, pos)
+            pos -= step
+            fh.seek(pos)
+            tail = fh.read(step) + tail
+            cut = max(tail.rfind(b"\n"), tail.rfind(b"\r"))
+            if cut >= 0:
+                break
+        else:
+            return None  # a single line: the header
+    text = tail[cut + 1:].decode(_csv_encoding(spec.encoding), errors="replace")
+    if not text.strip() or text.count('"') % 2:
+        return None
+    fields = next(csv.reader([text], delimiter=spec.delimiter), [])
+    return (pos + cut + 1, text) if len(fields) < n_fields else None
+
+
+def _blank_rows(frame: pd.DataFrame) -> np.ndarray | None:
+    """Which rows are blank lines (every field empty or spaces); None when there are none (the usual case)."""
+    candidates = np.arange(len(frame))
+    for col in range(frame.shape[1]):  # most rows drop out at the first column
+        values = frame.iloc[candidates, col].to_numpy(dtype=object).tolist()
+        candidates = candidates[np.array([not v.strip() for v in values], dtype=bool)] if values else candidates
+        if not len(candidates):
+            return None
+    blank = np.zeros(len(frame), dtype=bool)
+    blank[candidates] = True
+    return blank
+
+
+def _numbered(frame: pd.DataFrame, first: int, bad: tuple) -> tuple[RawChunk, int]:
+    """A chunk whose rows carry their data row numbers (after `bad` lines the parser skipped, and blank lines
+    dropped); also the number of the row after it."""
+    rows = np.arange(first, first + len(frame), dtype=np.int64)
+    for row in sorted(r for r, _, _ in bad):
+        rows[rows >= row] += 1  # the parser skipped that line: the rows after it come one later
+    after = max([int(rows[-1]) + 1 if len(rows) else first] + [r + 1 for r, _, _ in bad])
+    blank = _blank_rows(frame) if len(frame) else None
+    if blank is not None:
+        frame, rows = frame[~blank].reset_index(drop=True), rows[~blank]
+    consecutive = not len(rows) or int(rows[-1] - rows[0]) == len(rows) - 1
+    return RawChunk(frame, int(rows[0]) if len(rows) else first, bad, None if consecutive else rows), after
+
+
+def _parser_error(path: Path, exc: pd.errors.ParserError, row: int) -> DataError:
+    text = str(exc).strip()
+    m = re.search(r"EOF inside string starting at row (\d+)", text)
+    if m:
+        return DataError(f"{path}: a quoted field starting in data row {m.group(1)} is never closed (a stray \" in "
+                         "the export, or the file was cut off); fix that row, or export with every quote doubled")
+    return DataError(f"{path}: cannot be read as CSV near data row {row}: {text.splitlines()[0] if text else exc}")
+
+
 def iter_csv_chunks(path: Path, spec: SourceConfig) -> Iterator[RawChunk]:
-    """Stream a CSV export as raw text chunks of `source.chunk_rows` rows (a multi-GB file is never read whole)."""
+    """Stream a CSV export as raw text chunks of `source.chunk_rows` rows (a multi-GB file is never read whole).
+
+    Data rows are numbered from 1 after the header, blank lines included (a row's line in the file minus 1,
+    unless an earlier quoted field spans lines); blank lines are not rows. Lines the parser cannot split,
+    and a last line cut off before its last field, come back as `bad_lines` with the reason.
+    """
     columns = check_csv_header(path, spec)
     if not columns:
         return
-    first = 1
+    tail = _cut_off_tail(path, spec, len(columns))
+    source = path if tail is None else io.BufferedReader(_Head(path, tail[0]))
+    row = 1
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with pd.read_csv(
-                    path, sep=spec.delimiter, encoding=_csv_encoding(spec.encoding), dtype=str, keep_default_na=False,
-                    na_filter=False, chunksize=spec.chunk_rows, on_bad_lines="warn", encoding_errors="strict") as reader:
+                    source, sep=spec.delimiter, encoding=_csv_encoding(spec.encoding), dtype=str, keep_default_na=False,
+                    na_filter=False, chunksize=spec.chunk_rows, on_bad_lines="warn", encoding_errors="strict",
+                    skip_blank_lines=False) as reader:
                 for frame in reader:
                     frame.columns = [str(c).strip() for c in frame.columns]
                     bad = tuple(_bad_lines(caught))
                     caught.clear()
-                    yield RawChunk(frame, first, bad)
-                    first += len(frame)
+                    chunk, row = _numbered(frame, row, bad)
+                    yield chunk
             bad = tuple(_bad_lines(caught))
+            row = max([row] + [r + 1 for r, _, _ in bad])
+            if tail is not None:
+                fields = len(next(csv.reader([tail[1]], delimiter=spec.delimiter), []))
+                bad += ((row, f"the file ends inside this row ({fields} of {len(columns)} fields): it was cut off, "
+                              "e.g. copied while still being written; the row loads once the complete file is "
+                              "dropped again", tail[1]),)
             if bad:
-                yield RawChunk(pd.DataFrame(columns=columns, dtype=str), first, bad)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not valid {spec.encoding} text near data row {first} ({exc.reason}); "
-                        "set source.encoding (e.g. cp1252 or latin-1)") from None
+                yield RawChunk(pd.DataFrame(columns=columns, dtype=str), row, bad)
+    except UnicodeDecodeError:
+        raise _encoding_error(path, spec) from None
     except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: cannot be read as CSV near data row {first}: {str(exc).strip()}") from None
+        raise _parser_error(path, exc, row) from None
+    finally:
+        if source is not path:
+            source.close()
 
 
-def _bad_lines(caught: list) -> Iterator[tuple[int, str]]:
+def _bad_lines(caught: list) -> Iterator[tuple[int, str, None]]:
     for w in caught:
         for line in str(w.message).strip().splitlines():
             m = _BAD_LINE.search(line)
-            if m:
-                yield int(m.group(1)) - 1, m.group(2)  # physical line 2 is data row 1
+            if m:  # physical line 2 is data row 1
+                yield int(m.group(1)) - 1, f"cannot split the line into the header's columns: {m.group(2)}", None
 
 
 def iter_sql_chunks(url: str, query: str, spec: SourceConfig, watermark: str | None) -> Iterator[RawChunk]:
@@ -314,6 +484,18 @@ def _timestamp_reasons(name: str, text: np.ndarray, fmt: str | None):
                          for v in text[rows])
 
 
+def _future_reasons(name: str, local: np.ndarray, now_utc: datetime):
+    return lambda rows: (f"{name}: {pd.Timestamp(v)} is in the future (more than a day after now, "
+                         f"{now_utc:%Y-%m-%d %H:%M} UTC): a wrong clock or date format in the export"
+                         for v in local[rows])
+
+
+def _future(utc: np.ndarray, now_utc: datetime | None) -> tuple[np.ndarray, datetime]:
+    """Which naive-UTC times lie more than FUTURE_SLACK after `now_utc` (default: the wall clock, never --as-of)."""
+    now_utc = now_utc or datetime.now(timezone.utc).replace(tzinfo=None)
+    return utc > np.datetime64(now_utc + FUTURE_SLACK, "ns"), now_utc
+
+
 def _spec_format(spec: SourceConfig, name: str) -> str | None:
     value = spec.columns.get(name)
     if isinstance(value, TimestampSpec) and value.format:
@@ -338,6 +520,7 @@ class _Batch:
     text: dict[str, np.ndarray]
     source_row: np.ndarray
     part: np.ndarray  # index into `chunks` per row
+    position: np.ndarray  # row position within its chunk's frame
     n: int
 
 
@@ -347,31 +530,50 @@ def _batch(chunks: list[tuple[RawChunk, str]], spec: SourceConfig) -> _Batch:
     lengths = np.array([len(f) for f in frames], dtype=np.int64)
     raw = {col: np.concatenate([f[col].to_numpy(dtype=object) for f in frames]) if frames else np.array([], dtype=object)
            for col in needed}
-    source_row = np.concatenate([np.arange(c.first_row, c.first_row + len(c.frame), dtype=np.int64) for c, _ in chunks]
+    source_row = np.concatenate([c.rows if c.rows is not None else
+                                 np.arange(c.first_row, c.first_row + len(c.frame), dtype=np.int64) for c, _ in chunks]
                                 or [np.array([], dtype=np.int64)])
     part = np.repeat(np.arange(len(chunks)), lengths)
-    return _Batch(chunks, _mapped_text(raw, spec), source_row, part, int(lengths.sum()))
+    position = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return _Batch(chunks, _mapped_text(raw, spec), source_row, part, position, int(lengths.sum()))
 
 
 def _optional_text(text: dict[str, np.ndarray], name: str) -> np.ndarray | None:
     return np.where(text[name] != "", text[name], None) if name in text else None
 
 
-def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _reject_too_long(rej: _Rejects, text: dict[str, np.ndarray], table) -> None:
+    """Reject values longer than their bronze column holds: PostgreSQL and SQL Server refuse them (SQLite would not)."""
+    for name, values in text.items():
+        column = table.c.get("outcome_raw" if name == "outcome" else name)
+        limit = getattr(column.type, "length", None) if column is not None else None
+        if limit is None or not len(values):
+            continue
+        lengths = np.fromiter(map(len, values.tolist()), dtype=np.int64, count=len(values))
+        rej.add(lengths > limit, lambda rows, s=values, k=name, n=limit, c=column: (
+            f"{k}: {len(v)} characters, longer than the {n} {table.name}.{c.name} holds" for v in s[rows]))
+
+
+def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str,
+                     now_utc: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed canonical call legs (one row per leg, with its `source_name`) and rejects of (chunk, source name) pairs.
 
     Parsing many small files' chunks at once costs the per-call overhead once; the result is the
-    concatenation of what `parse_cdr_chunk` gives for each pair.
+    concatenation of what `parse_cdr_chunk` gives for each pair. A leg starting more than a day after
+    `now_utc` (default: the wall clock) is rejected.
     """
     b = _batch(chunks, spec)
     text, n = b.text, b.n
     rej = _Rejects(n)
     for name in ("call_id", "queue", "start_time", "outcome"):
         rej.add(text[name] == "", f"{name}: empty (source.columns.{name} = {spec.columns[name]!r})")
+    _reject_too_long(rej, text, tables.bronze_cdr)
 
     fmt = _spec_format(spec, "start_time")
     start, start_utc = _parse_timestamps(text["start_time"], fmt, tz)
     rej.add(np.isnat(start) & (text["start_time"] != ""), _timestamp_reasons("start_time", text["start_time"], fmt))
+    future, now_utc = _future(start_utc, now_utc)
+    rej.add(future, _future_reasons("start_time", start, now_utc))
     optional_times = {}
     for name in ("answer_time", "end_time"):
         if name in text:
@@ -435,18 +637,24 @@ def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz:
     return _split(columns, rej, b, spec)
 
 
-def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig,
-                          tz: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Typed canonical interval-report rows (one per queue per interval, with `source_name`) and rejects of chunks."""
+def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str,
+                          now_utc: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Typed canonical interval-report rows (one per queue per interval, with `source_name`) and rejects of chunks.
+
+    An interval starting more than a day after `now_utc` (default: the wall clock) is rejected.
+    """
     b = _batch(chunks, spec)
     text, n = b.text, b.n
     rej = _Rejects(n)
     for name in ("queue", "interval_start", "offered"):
         rej.add(text[name] == "", f"{name}: empty (source.columns.{name} = {spec.columns[name]!r})")
+    _reject_too_long(rej, text, tables.bronze_interval)
     fmt = _spec_format(spec, "interval_start")
     start, start_utc = _parse_timestamps(text["interval_start"], fmt, tz)
     rej.add(np.isnat(start) & (text["interval_start"] != ""),
             _timestamp_reasons("interval_start", text["interval_start"], fmt))
+    future, now_utc = _future(start_utc, now_utc)
+    rej.add(future, _future_reasons("interval_start", start, now_utc))
     columns = {"queue": text["queue"], "interval_start": start, "interval_start_utc": start_utc,
                "start_date": start.astype("datetime64[D]").astype("datetime64[ns]")}
     for name in ("offered", "handled", "abandoned", "aht_seconds"):
@@ -497,7 +705,7 @@ def _split(columns: dict[str, np.ndarray | None], rej: _Rejects, b: _Batch,
     for p in np.unique(b.part[bad]):
         chunk = b.chunks[p][0]
         mine = b.part[bad] == p
-        offsets = b.source_row[bad[mine]] - chunk.first_row
+        offsets = b.position[bad[mine]]
         raw_lines[mine] = _raw_lines(chunk.frame.iloc[offsets], spec.delimiter).to_numpy(dtype=object)
     rejects = pd.DataFrame({
         "source_row": b.source_row[bad],
@@ -508,10 +716,9 @@ def _split(columns: dict[str, np.ndarray | None], rej: _Rejects, b: _Batch,
     lines = [(chunk, name) for chunk, name in b.chunks if chunk.bad_lines]
     if lines:
         rejects = pd.concat([rejects, pd.DataFrame({
-            "source_row": [r for chunk, _ in lines for r, _ in chunk.bad_lines],
-            "reason": [f"cannot split the line into the header's columns: {msg}" for chunk, _ in lines
-                       for _, msg in chunk.bad_lines],
-            "raw": [None for chunk, _ in lines for _ in chunk.bad_lines],
+            "source_row": [r for chunk, _ in lines for r, _, _ in chunk.bad_lines],
+            "reason": [reason for chunk, _ in lines for _, reason, _ in chunk.bad_lines],
+            "raw": [raw for chunk, _ in lines for _, _, raw in chunk.bad_lines],
             "source_name": [name for chunk, name in lines for _ in chunk.bad_lines],
         })], ignore_index=True)
     rejects = rejects[["source_row", "reason", "raw", "source_name"]]
