@@ -312,9 +312,9 @@ INTERVAL_LINE = next(i for i, line in enumerate(_LINES, 1) if line.startswith(" 
     ("bad_url", BASE_CONFIG.replace("url: sqlite:///data/wfm.db", "url: 'no url here'"),
      "database.url: cannot parse 'no url here'"),
     ("alias_cycle",
-     BASE_CONFIG.replace("rules:\n", "rules:\n  queue_aliases: {Kundservice: Support, Support: Kundservice}\n", 1),
+     BASE_CONFIG.replace("queue_aliases: {}", "queue_aliases: {Kundservice: Support, Support: Kundservice}", 1),
      "alias_cycle.yaml: rules.queue_aliases: 'Kundservice' -> 'Support' -> 'Kundservice' is a cycle"),
-    ("hours_under_old_name", BASE_CONFIG.replace("rules:\n", "rules:\n  queue_aliases: {Support: Help}\n", 1),
+    ("hours_under_old_name", BASE_CONFIG.replace("queue_aliases: {}", "queue_aliases: {Support: Help}", 1),
      "hours_under_old_name.yaml: rules.opening_hours.queues.Support: 'Support' is renamed to 'Help' by "
      "rules.queue_aliases; put its hours under 'Help'"),
 ])
