@@ -261,13 +261,13 @@ def report(info: dict, results: dict[str, dict], command: str) -> str:
         f"{info['bytes'] / 1e9:.2f} GB); {os.cpu_count()} CPUs, {_memory_gb():.0f} GB RAM. Peak RSS = the step's "
         "process tree (workers included), sampled.",
         "",
-        "| backend | run | wall s | CPU s (main process) | peak RSS MB | exit |",
-        "|---|---|---:|---:|---:|---:|",
+        "| backend | run | wall s | CPU s (main process) | peak RSS MB | load avg before | exit |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         for run in [*r["full"], *r["tail"], *r["night"]]:
             lines.append(f"| {name} | {run.label} | {run.wall:.1f} | {run.cpu:.1f} | {run.tree_mb:,.0f} | "
-                         f"{run.returncode} |")
+                         f"{run.load:.2f} | {run.returncode} |")
     lines += ["", "| backend | full rebuild (steps 0+1) s | peak RSS MB | bronze load rows/s | database GB | "
                   "nightly steps 0-5 s | night without step 2 s |", "|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
@@ -295,8 +295,8 @@ def _memory_gb() -> float:
 
 def as_json(info: dict, results: dict[str, dict]) -> dict:
     def runs(items: list[Run]) -> list[dict]:
-        return [{"label": r.label, "wall": r.wall, "cpu": r.cpu, "peak_mb": r.tree_mb, "exit": r.returncode}
-                for r in items]
+        return [{"label": r.label, "wall": r.wall, "cpu": r.cpu, "peak_mb": r.tree_mb, "load": r.load,
+                 "exit": r.returncode} for r in items]
 
     return {"dataset": info, "backends": {name: {"full": runs(r["full"]), "tail": runs(r["tail"]),
                                                  "night": runs(r["night"]), "db_bytes": r["db_bytes"],

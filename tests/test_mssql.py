@@ -2,7 +2,8 @@
 
 No SQL Server runs here, so the statements are captured from a real run on SQLite (a `before_execute` listener
 gets each Core statement) and compiled with SQLAlchemy's mssql dialect: a construct SQL Server lacks fails to
-compile, and the bound parameters of each statement are counted against SQL Server's limit of 2100.
+compile, and the bound parameters of each statement are counted against SQL Server's limit of 2100. The same
+capture shows what training reads from silver (only the columns it needs, which matters on a remote server).
 """
 
 from __future__ import annotations
@@ -65,20 +66,23 @@ def test_an_mssql_url_gets_a_pyodbc_engine_with_fast_executemany() -> None:
 
 
 @pytest.fixture(scope="module")
-def pipeline_statements(tmp_path_factory) -> list[ClauseElement]:
-    """Every Core statement one night of the pipeline (steps 0..5, a promotion, a backtest) runs on SQLite."""
+def pipeline_statements(tmp_path_factory) -> list[tuple[str, ClauseElement]]:
+    """(script, statement) for every Core statement one night of the pipeline (steps 0..5, a promotion, a backtest)
+    runs on SQLite."""
     root = tmp_path_factory.mktemp("mssql_capture")
     config = write_config(root, validation__completeness_min_share=0.0, training__min_history_days=28,
                           training__backtest_origins=1, training__calibration_origins=0,
                           training__params={"n_estimators": 10, "min_data_in_leaf": 5})
     write_demo_csvs(demo_legs(AS_OF - timedelta(days=75), AS_OF - timedelta(days=1), seed=3, scale=0.03),
                     root / "inbox", malformed_rows=2)
-    captured: list[ClauseElement] = []
+    captured: list[tuple[str, ClauseElement]] = []
+    running = [""]
 
     def capture(conn, clauseelement, multiparams, params, execution_options) -> None:
-        captured.append(clauseelement)
+        captured.append((running[0], clauseelement))
 
     def run(script: str, *extra: str) -> None:
+        running[0] = script
         code = importlib.import_module(script).main(["--config", str(config), "--as-of", AS_OF.isoformat(),
                                                      "--log-level", "ERROR", *extra])
         assert code == 0, script
@@ -102,12 +106,13 @@ def pipeline_statements(tmp_path_factory) -> list[ClauseElement]:
 
 
 def test_every_statement_the_pipeline_runs_compiles_for_sql_server(pipeline_statements) -> None:
-    kinds = {type(s).__name__ for s in pipeline_statements}
+    statements = [s for _, s in pipeline_statements]
+    kinds = {type(s).__name__ for s in statements}
     assert {"Select", "Insert", "Update", "Delete"} <= kinds, kinds  # the capture saw the pipeline's writes too
-    written = {s.table.name for s in pipeline_statements if isinstance(s, Insert | Update | Delete)}
+    written = {s.table.name for s in statements if isinstance(s, Insert | Update | Delete)}
     assert {"pipeline_runs", "silver_calls", "model_registry", "gold_forecast_daily", "gold_alerts"} <= written
     dialect = mssql.dialect()
-    for statement in pipeline_statements:
+    for statement in statements:
         # Text SQL would be one backend's dialect, unchecked; only Core statements (and the schema's DDL) are allowed.
         assert isinstance(statement, Select | Insert | Update | Delete | ExecutableDDLElement), \
             f"not a Core statement, cannot be checked for SQL Server: {statement}"
@@ -128,3 +133,14 @@ def test_bulk_inserts_sql_server_uses_compile_for_every_table() -> None:
     lookup = db.existing_keys_statement(tables.bronze_cdr, "row_hash", [f"{i:032x}" for i in range(1000)])
     compiled = lookup.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     assert len(compiled.params) == 1000 <= MSSQL_MAX_PARAMETERS
+
+
+def test_training_reads_only_the_silver_daily_columns_it_needs(pipeline_statements) -> None:
+    silver = {"silver_calls", "silver_interval", "silver_daily"}
+    reads = [s for script, s in pipeline_statements if script == "2_train" and isinstance(s, Select)
+             and {t.name for t in s.get_final_froms()} & silver]
+    assert reads, "2_train read nothing from silver"
+    for statement in reads:
+        assert {t.name for t in statement.get_final_froms()} == {"silver_daily"}
+        assert set(statement.selected_columns.keys()) <= {"queue", "date", "offered", "is_open", "is_holiday"}
+        assert statement.whereclause is not None  # only days before the as-of
