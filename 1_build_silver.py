@@ -10,8 +10,9 @@ before anything is committed; a failed critical check stops the step with exit
 code 2 and leaves silver as it was. Incremental: only days whose bronze rows
 changed are rebuilt (use --full to rebuild everything).
 
-Days are rebuilt in chunks of --chunk-days contiguous days, so memory stays
-flat however long the history; with several chunks, --workers processes read
+Days are rebuilt in chunks of at most --chunk-days contiguous days and
+--chunk-rows bronze rows, so memory stays flat however long the history and
+however busy the center; with several chunks, --workers processes read
 bronze and build contacts ahead while this one writes. All chunks are written
 in one transaction.
 
@@ -57,7 +58,7 @@ def body(ctx: StepContext) -> StepResult:
             return StepResult(0, f"nothing to rebuild before {as_of}: bronze unchanged since the last build", "skipped")
         history_max = silver.history_daily_max(conn, plan.dates)
         newest = silver.newest_contact(conn, cfg, as_of)
-    chunks = silver.chunk_dates(plan.dates, ctx.args.chunk_days)
+    chunks = silver.chunk_dates(plan.dates, ctx.args.chunk_days, silver.bronze_rows_per_day(plan), ctx.args.chunk_rows)
     workers = ctx.args.workers if len(chunks) > 1 else 0
     log.info("silver: rebuilding %d days %s..%s in %d chunks, %d worker processes (%.1fs)", len(plan.dates),
              plan.dates[0], plan.dates[-1], len(chunks), workers, time.perf_counter() - started)
@@ -151,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="rebuild every day, not only days whose bronze changed")
     parser.add_argument("--chunk-days", type=_count(1), default=31, dest="chunk_days",
                         help="rebuild at most this many contiguous days at a time (default 31); memory grows with it")
+    parser.add_argument("--chunk-rows", type=_count(1), default=400_000, dest="chunk_rows",
+                        help="and at most this many bronze rows at a time (default 400000: about 2.6 GB peak with 2 "
+                             "workers; memory grows about 4 KB per row); a busier day is a chunk of its own")
     cpus = os.cpu_count() or 1
     parser.add_argument("--workers", type=_count(0), default=min(2, cpus) if cpus > 1 else 0,
                         help="processes that read bronze and build contacts ahead while this one writes "

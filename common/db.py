@@ -344,6 +344,7 @@ def _typed_column(values: np.ndarray, col) -> pd.Series | np.ndarray:
 
 _PG_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _PG_ESCAPED = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+_PG_BOOLEAN = {"t": True, "f": False, "1": True, "0": False}  # a boolean column, or 0/1 computed into one
 
 
 def _pg_unescape(value: object) -> object:
@@ -376,7 +377,7 @@ def _postgres_read(conn: Connection, stmt, names: list[str], cols: list) -> pd.D
     for name, col in zip(names, cols):
         values = raw[name].to_numpy()
         if isinstance(col.type, Boolean):
-            values = pd.Series(values, dtype=object).map({"t": True, "f": False}).to_numpy(dtype=object)
+            values = pd.Series(values, dtype=object).map(_PG_BOOLEAN).to_numpy(dtype=object)
         elif escapes and not isinstance(col.type, Float | Integer | Date | DateTime):
             escaped = np.array([isinstance(v, str) and "\\" in v for v in values.tolist()], dtype=bool)
             if escaped.any():

@@ -155,15 +155,34 @@ def plan_build(conn: Connection, cfg: Config, as_of: date, full: bool) -> BuildP
     return BuildPlan(dates, dates[0] - pad, dates[-1] + pad, known, state)
 
 
-def chunk_dates(dates: list[date], chunk_days: int) -> list[list[date]]:
-    """`dates` (sorted) cut into runs of consecutive days, each at most `chunk_days` long."""
+def chunk_dates(dates: list[date], chunk_days: int, day_rows: dict[date, int] | None = None,
+                chunk_rows: int | None = None) -> list[list[date]]:
+    """`dates` (sorted) cut into runs of consecutive days, each at most `chunk_days` long.
+
+    With `day_rows` (bronze rows per day) and `chunk_rows`, a run also ends before it would hold more than
+    `chunk_rows` rows (a busier day is a chunk of its own): memory follows rows, not days, so a big center's
+    chunks are shorter than a small one's.
+    """
     chunks: list[list[date]] = []
+    rows = 0
     for d in dates:
-        if chunks and (d - chunks[-1][-1]).days == 1 and len(chunks[-1]) < chunk_days:
+        n = (day_rows or {}).get(d, 0)
+        if chunks and (d - chunks[-1][-1]).days == 1 and len(chunks[-1]) < chunk_days \
+                and (chunk_rows is None or rows + n <= chunk_rows):
             chunks[-1].append(d)
+            rows += n
         else:
             chunks.append([d])
+            rows = n
     return chunks
+
+
+def bronze_rows_per_day(plan: BuildPlan) -> dict[date, int]:
+    """Bronze rows behind each local date of the plan (from planning; no extra query)."""
+    state = plan.bronze_state
+    if state.empty:
+        return {}
+    return dict(zip(state["date"].dt.date, state["bronze_rows"].astype("int64").tolist()))
 
 
 def chunk_plan(plan: BuildPlan, dates: list[date], first_date_per_queue: dict[str, date], cfg: Config) -> BuildPlan:
