@@ -144,3 +144,28 @@ def test_training_reads_only_the_silver_daily_columns_it_needs(pipeline_statemen
         assert {t.name for t in statement.get_final_froms()} == {"silver_daily"}
         assert set(statement.selected_columns.keys()) <= {"queue", "date", "offered", "is_open", "is_holiday"}
         assert statement.whereclause is not None  # only days before the as-of
+
+
+def _readme_sqlserver_urls() -> list[str]:
+    import re
+
+    return re.findall(r"mssql\+pyodbc://[^\s`\"]+", (REPO / "README.md").read_text())
+
+
+def test_the_readme_sql_server_urls_give_odbc_driver_18_connection_strings(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("pyodbc", reason="pyodbc needs the unixODBC library (apt-get install libodbc2)")
+    urls = _readme_sqlserver_urls()
+    assert len(urls) == 2, urls  # SQL login (password from password_env) and Windows authentication
+    monkeypatch.setenv("WFM_DB_PASSWORD", "p@ss;word")
+    config = write_config(tmp_path, database__url=urls[0], database__password_env="WFM_DB_PASSWORD")
+    from common.config import load_config
+
+    engine = db.make_engine(load_config(config).database_url)
+    (odbc,), _ = engine.dialect.create_connect_args(engine.url)
+    # What pyodbc would be handed: the driver by name, encryption on, the secret from the environment, braced
+    # because it holds a ';' (which would otherwise end the attribute).
+    assert odbc.startswith("DRIVER={ODBC Driver 18 for SQL Server};Server=sqlhost,1433;Database=wfm;UID=wfm;")
+    assert "PWD={p@ss;word}" in odbc and "Encrypt=yes" in odbc and "TrustServerCertificate=no" in odbc
+    trusted = db.make_engine(urls[1])
+    (odbc,), _ = trusted.dialect.create_connect_args(trusted.url)
+    assert "Trusted_Connection=Yes" in odbc and "UID" not in odbc and "PWD" not in odbc
