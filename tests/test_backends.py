@@ -22,7 +22,6 @@ from sqlalchemy.sql import Delete
 from common import db, tables
 from common.demo import demo_legs, write_demo_csvs
 from common.errors import DataError
-from common.silver import chunk_dates
 from tests.conftest import write_config, write_csv
 
 STEPS = {name: importlib.import_module(name) for name in (
@@ -264,12 +263,3 @@ def test_a_value_too_long_for_a_server_column_is_a_data_error_naming_it(postgres
         with engine.begin() as conn:
             db.insert_frame(conn, tables.gold_alerts, alert)
 
-
-def test_chunks_end_before_they_hold_more_than_chunk_rows_bronze_rows() -> None:
-    days = [date(2025, 3, 1) + timedelta(days=k) for k in range(6)]
-    rows = dict(zip(days, [100, 100, 250, 50, 400, 10]))
-    # 100+100 fit in 250 (+250 would not); 250 alone; 50 (+400 would not); 400 (+10 would not); 10.
-    assert chunk_dates(days, 31, rows, 250) == [days[0:2], days[2:3], days[3:4], days[4:5], days[5:6]]
-    # A day busier than the limit is a chunk on its own; without counts only chunk_days applies.
-    assert chunk_dates(days, 31, rows, 50) == [[d] for d in days]
-    assert chunk_dates(days, 4, None, 50) == [days[0:4], days[4:6]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import shutil
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -96,3 +97,13 @@ def test_chunk_days_below_one_is_a_usage_error(config_path: Path, value: str) ->
     with pytest.raises(SystemExit) as exc:
         build_silver.main(["--config", str(config_path), "--chunk-days", value])
     assert exc.value.code == 2
+
+
+def test_chunks_end_before_they_hold_more_than_chunk_rows_bronze_rows() -> None:
+    days = [date(2025, 3, 1) + timedelta(days=k) for k in range(6)]
+    rows = dict(zip(days, [100, 100, 250, 50, 400, 10]))
+    # 100+100 fit in 250 (+250 would not); 250 alone; 50 (+400 would not); 400 (+10 would not); 10.
+    assert chunk_dates(days, 31, rows, 250) == [days[0:2], days[2:3], days[3:4], days[4:5], days[5:6]]
+    # A day busier than the limit is a chunk on its own; without counts only chunk_days applies.
+    assert chunk_dates(days, 31, rows, 50) == [[d] for d in days]
+    assert chunk_dates(days, 4, None, 50) == [days[0:4], days[4:6]]
