@@ -32,10 +32,11 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy.exc import DBAPIError
 
 from common import db, registry, silver, training
 from common.calendar import WEEKDAYS
-from common.cli import StepContext, StepResult, run_step, setup_logging, step_parser
+from common.cli import StepContext, StepResult, describe_db_error, run_step, setup_logging, step_parser
 from common.config import Config, load_config
 from common.errors import ConfigError, DataError, ModelError, PipelineError
 from common.features import warmup_days
@@ -245,15 +246,21 @@ def _rollback(ctx: StepContext) -> StepResult:
 def _list_versions(args) -> int:
     """--list: print the registry (read-only, so not recorded in pipeline_runs)."""
     setup_logging(args.log_level)
+    url = None
     try:
         cfg = load_config(args.config, args.overrides)
-        engine = db.make_engine(cfg.database_url)
+        url = cfg.database_url
+        engine = db.make_engine(url)
         db.ensure_schema(engine)
         with engine.connect() as conn:
             print(registry.format_versions(registry.read_registry(conn)))
     except PipelineError as exc:
         print(f"2_train: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except DBAPIError as exc:
+        print(f"2_train: error: cannot use the database {db.safe_url(url)}: {describe_db_error(exc, url)}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

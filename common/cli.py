@@ -154,7 +154,7 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
             db.start_run(engine, run_id, step, as_of)
             _note_process(engine, run_id)
         except DBAPIError as exc:
-            raise PipelineError(f"cannot use the database {db.safe_url(url)}: {_db_error_text(exc, url)}") from None
+            raise PipelineError(f"cannot use the database {db.safe_url(url)}: {describe_db_error(exc, url)}") from None
         recorded = True
         log.info("%s started: as_of=%s database=%s", step, as_of, db.safe_url(engine))
         pause = _pause_before_commit_hook(engine)
@@ -172,7 +172,7 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
     except (OperationalError, InterfaceError) as exc:
         # The database failed under the step (gone, locked, disk full): the transaction was rolled back.
         # Other database errors (integrity, SQL) are bugs and keep their traceback.
-        message = f"database error, nothing of this run was committed: {_db_error_text(exc, url)}"
+        message = f"database error, nothing of this run was committed: {describe_db_error(exc, url)}"
         log.debug("database error (the traceback, for --log-level DEBUG)", exc_info=True)
         if recorded:
             _finish_quietly(engine, run_id, "failed", None, message)
@@ -295,7 +295,7 @@ def _redact(text: str, url: str | None) -> str:
     return text.replace(str(password), "***") if password else text
 
 
-def _db_error_text(exc: DBAPIError, url: str | None) -> str:
+def describe_db_error(exc: DBAPIError, url: str | None) -> str:
     first = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()
     return _redact(first[0] if first else type(exc).__name__, url)
 

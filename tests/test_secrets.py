@@ -58,12 +58,12 @@ def _leaks(text: str | bytes) -> list[str]:
     return [p for p in (DB_PASSWORD, SMTP_PASSWORD, SOURCE_PASSWORD) if p.encode() in data]
 
 
-@pytest.mark.parametrize("step", STEPS)
-def test_an_unreachable_database_is_one_line_without_its_password(step: str, tmp_path: Path, monkeypatch,
-                                                                   capsys) -> None:
+@pytest.mark.parametrize("step, extra", [*((s, []) for s in STEPS), ("2_train", ["--list"])])
+def test_an_unreachable_database_is_one_line_without_its_password(step: str, extra: list[str], tmp_path: Path,
+                                                                   monkeypatch, capsys) -> None:
     config = write_config(tmp_path)
     monkeypatch.setenv("WFM_DB_URL", _unreachable_db_url())
-    assert importlib.import_module(step).main(["--config", str(config), "--as-of", "2025-03-10"]) == 1
+    assert importlib.import_module(step).main(["--config", str(config), "--as-of", "2025-03-10", *extra]) == 1
     out, err = capsys.readouterr()
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
