@@ -130,17 +130,24 @@ def model_eligibility(history: pd.DataFrame, known_queues: Collection[str] | Non
 
     `known_queues` is the model's queues (None when there is no usable model,
     `model_problem` then says why). Open days count only days with a known value.
+    Without a model, a queue short of `min_open_days` leads with that: step 2
+    leaves such queues out and skips training when every queue is short, so
+    "no production model" alone would hide the cause from the analyst.
     """
     known_y = history["offered"].notna() & history["is_open"].astype(bool)
     open_days = known_y.groupby(history["queue"].astype("str")).sum().astype(int)
+    short = {q: f"history too short: {n} open days < training.min_history_days {min_open_days}"
+             for q, n in open_days.items() if n < min_open_days}
     reasons, results = {}, []
     for queue, n_open in open_days.items():
         if known_queues is None:
             reason = model_problem or "no usable production model"
+            if queue in short:
+                reason = f"{short[queue]}, so step 2 trains no model on this queue yet; {reason}"
         elif queue not in set(known_queues):
             reason = "queue unknown to the production model (new, or left out of its training)"
-        elif n_open < min_open_days:
-            reason = f"history too short: {n_open} open days < training.min_history_days {min_open_days}"
+        elif queue in short:
+            reason = short[queue]
         else:
             reason = None
         if reason:

@@ -143,8 +143,24 @@ def test_model_eligibility_names_unknown_short_and_modelless_queues():
     assert "unknown to the production model" in reasons["New"]
     assert reasons["Short"] == "history too short: 20 open days < training.min_history_days 56"
     assert {r.queue: r.passed for r in results} == {"Known": True, "New": False, "Short": False}
-    reasons, _ = model_eligibility(hist, None, 56, "production model not usable: no production model")
+    reasons, _ = model_eligibility(hist.loc[hist["queue"] != "Short"], None, 56,
+                                   "production model not usable: no production model")
     assert set(reasons.values()) == {"production model not usable: no production model"}
+
+
+def test_without_a_model_a_short_queue_reason_leads_with_history_too_short():
+    # The Anonymous Bank month: step 2 skipped (no queue had 56 open days), so there is no production model;
+    # the analyst must read why. Short: 20 open days < 56 -> history too short first, then the model problem;
+    # Long: 60 open days -> the missing model is its reason.
+    dates = pd.date_range("2025-01-01", periods=60, freq="D")
+    hist = pd.concat([pd.DataFrame({"queue": q, "date": dates[-n:], "offered": 10.0, "is_open": True})
+                      for q, n in (("Long", 60), ("Short", 20))], ignore_index=True)
+    problem = "production model not usable: no production model in model_registry"
+    reasons, results = model_eligibility(hist, None, 56, problem)
+    assert reasons["Short"] == ("history too short: 20 open days < training.min_history_days 56, so step 2 trains "
+                                f"no model on this queue yet; {problem}")
+    assert reasons["Long"] == problem
+    assert {r.queue: r.passed for r in results} == {"Long": False, "Short": False}
 
 
 def test_fallback_is_seasonal_naive_with_bands_and_the_open_day_mean_below_7_days():
