@@ -34,12 +34,16 @@ from sqlalchemy import delete
 
 from common import db, tables
 from common.cli import StepContext, StepResult, run_step, step_parser
-from common.segments import CustomerSegmenter, customer_features, segment_rows
+from common.progress import progress
+from common.segments import (
+    CustomerSegmenter, add_tallies, customer_tallies, features_from_tallies, segment_rows, week_blocks,
+)
 
 log = logging.getLogger(__name__)
 
 STEP = "1_5_segment_customers"
 CUSTOMERS_PER_SEGMENT = 10  # fewer customers than this per segment make segments that describe individuals
+READ_WEEKS = 4  # weeks of contacts read at a time (a 20 M-call-a-year center: ~1.5 M contacts, ~1 GB)
 _CALL_COLUMNS = ["customer_id", "queue", "start_time", "date", "outcome", "handle_seconds", "attempts"]
 
 
@@ -51,21 +55,27 @@ def body(ctx: StepContext) -> StepResult:
         return StepResult(0, "segmentation.enabled is false", "skipped")
     started = time.perf_counter()
 
-    # Load inputs
+    # Load inputs + Process data: the window is read a few weeks at a time and only per-customer tallies are
+    # kept, so memory follows the number of customers, not the number of contacts in the window.
     window_start = as_of - timedelta(days=seg.window_days)
     c = tables.silver_calls.c
+    tallies, contacts = None, 0
     with ctx.engine.connect() as conn:
-        calls = db.read_table(conn, tables.silver_calls, columns=_CALL_COLUMNS,
-                              where=(c.date >= window_start) & (c.date < as_of) & c.customer_id.is_not(None))
-    log.info("segments: read %d contacts with a customer id, %s..%s (%.1fs)", len(calls), window_start,
+        for lo, hi in progress(week_blocks(window_start, as_of, READ_WEEKS), desc="segments: reading", unit="block"):
+            calls = db.read_table(conn, tables.silver_calls, columns=_CALL_COLUMNS,
+                                  where=(c.date >= lo) & (c.date < hi) & c.customer_id.is_not(None))
+            contacts += len(calls)
+            block = customer_tallies(calls, seg.peak_hours)
+            tallies = block if tallies is None else add_tallies(tallies, block)
+            del calls
+    log.info("segments: read %d contacts with a customer id, %s..%s (%.1fs)", contacts, window_start,
              as_of - timedelta(days=1), time.perf_counter() - started)
-    if calls.empty:
+    if not contacts:
         return StepResult(0, f"no contact with a customer id in silver_calls "
                              f"{window_start}..{as_of - timedelta(days=1)}", "skipped")
 
-    # Process data
     started = time.perf_counter()
-    features = customer_features(calls, as_of, seg.window_days, seg.peak_hours, seg.min_contacts)
+    features = features_from_tallies(tallies, seg.min_contacts)
     smallest_k = seg.k if seg.k is not None else seg.k_range[0]
     needed = CUSTOMERS_PER_SEGMENT * smallest_k
     if len(features) < needed:

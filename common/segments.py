@@ -44,6 +44,7 @@ PHRASES = {  # feature: (phrase when the centroid is high, phrase when low)
     "redial_rate": ("redials often", "rarely redials"),
 }
 SEPARATOR = " · "
+JSON_SLICE_ROWS = 50_000  # customers turned into JSON text at a time (memory of to_json grows with rows)
 _REQUIRED = ("customer_id", "queue", "start_time", "date", "outcome", "handle_seconds", "attempts")
 _WINDOW_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
@@ -59,6 +60,121 @@ def _peak_window(peak_hours: str) -> tuple[int, int]:
         raise ConfigError(f'segmentation.peak_hours: {peak_hours!r} must end after it starts, within 00:00-24:00; '
                           'use "HH:MM-HH:MM"')
     return start, end
+
+
+TALLY_COLUMNS = ("contacts", "active_weeks", "peak", "abandoned", "redialed", "handle_sum", "handle_n")
+
+
+def week_blocks(start: date, end: date, weeks: int) -> list[tuple[date, date]]:
+    """[start, end) cut into half-open date ranges that break only on Mondays, each at most `weeks` weeks long.
+
+    Contacts read block by block then never split a customer's Monday-to-Sunday week, so `customer_tallies`
+    of the blocks add up (`add_tallies`) to the tallies of the whole window.
+    """
+    if weeks < 1:
+        raise ConfigError(f"weeks == {weeks}, must be >= 1")
+    blocks, lo = [], start
+    while lo < end:
+        next_monday = lo + timedelta(days=(7 - lo.weekday()) % 7 or 7)
+        hi = min(end, next_monday + timedelta(weeks=weeks - 1))
+        blocks.append((lo, hi))
+        lo = hi
+    return blocks
+
+
+def customer_tallies(calls: pd.DataFrame, peak_hours: str = "09:00-12:00") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Additive counts behind the behaviour features, for the contacts in `calls` that have a customer_id.
+
+    Returns (per_customer, per_queue). per_customer: one row per customer_id (the index, unsorted) with
+    TALLY_COLUMNS: contacts, active_weeks (Monday-to-Sunday weeks with a contact), peak (contacts starting in the
+    local `peak_hours` window [start, end)), abandoned (abandoned + short_abandon), redialed (attempts > 1),
+    handle_sum / handle_n (answered contacts with a handle time). per_queue: one row per (customer_id, queue) with
+    `contacts`. Tallies of frames that hold disjoint whole weeks (`week_blocks`) add up with `add_tallies`.
+    """
+    missing = [c for c in _REQUIRED if c not in calls.columns]
+    if missing:
+        raise DataError(f"silver_calls is missing column(s) {', '.join(missing)} needed for customer features")
+    peak_start, peak_end = _peak_window(peak_hours)
+    c = calls.loc[calls["customer_id"].notna().to_numpy()]
+    # Unsorted factorize: sorting millions of id strings here is most of the cost, and the order is set once
+    # at the end (`features_from_tallies`).
+    cust_codes, cust = pd.factorize(c["customer_id"].astype("str"))
+    n = len(cust)
+
+    def per_customer(values: np.ndarray) -> np.ndarray:
+        return np.bincount(cust_codes, weights=values, minlength=n)
+
+    days = pd.to_datetime(c["date"]).to_numpy(dtype="datetime64[D]").astype("int64")
+    week = (days + 3) // 7  # 1970-01-01 was a Thursday: +3 makes each block of 7 days start on a Monday
+    week = week - week.min(initial=0)
+    n_weeks = int(week.max(initial=0)) + 1
+    start_time = pd.to_datetime(c["start_time"])
+    minute = (start_time.dt.hour * 60 + start_time.dt.minute).to_numpy()
+    outcome = c["outcome"].astype("str").to_numpy()
+    handle = pd.to_numeric(c["handle_seconds"]).astype("float64").to_numpy()
+    has_handle = (outcome == "answered") & ~np.isnan(handle)
+    tallies = pd.DataFrame({
+        "contacts": np.bincount(cust_codes, minlength=n).astype("float64"),
+        "active_weeks": np.bincount(np.unique(cust_codes * n_weeks + week) // n_weeks, minlength=n).astype("float64"),
+        "peak": per_customer(((minute >= peak_start) & (minute < peak_end)).astype(float)),
+        "abandoned": per_customer(np.isin(outcome, ["abandoned", "short_abandon"]).astype(float)),
+        "redialed": per_customer((pd.to_numeric(c["attempts"]).fillna(1).to_numpy() > 1).astype(float)),
+        "handle_sum": per_customer(np.where(has_handle, handle, 0.0)),
+        "handle_n": per_customer(has_handle.astype(float)),
+    }, index=pd.Index(cust, dtype="str", name="customer_id"))
+    queue_codes, queues = pd.factorize(c["queue"].astype("str"))
+    pair, counts = np.unique(cust_codes * max(len(queues), 1) + queue_codes, return_counts=True)
+    per_queue = pd.DataFrame({
+        "customer_id": pd.Series(np.asarray(cust, dtype=object)[pair // max(len(queues), 1)], dtype="str"),
+        "queue": pd.Series(np.asarray(queues, dtype=object)[pair % max(len(queues), 1)], dtype="str"),
+        "contacts": counts.astype("float64"),
+    })
+    return tallies, per_queue
+
+
+def add_tallies(a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.DataFrame]
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tallies of two sets of contacts that share no customer-week (see `week_blocks`)."""
+    per_customer = pd.concat([a[0], b[0]]).groupby(level=0, sort=False).sum()
+    per_queue = pd.concat([a[1], b[1]], ignore_index=True).groupby(["customer_id", "queue"], sort=False,
+                                                                   as_index=False)["contacts"].sum()
+    return per_customer, per_queue
+
+
+def features_from_tallies(tallies: tuple[pd.DataFrame, pd.DataFrame], min_contacts: int = 2) -> pd.DataFrame:
+    """`customer_features`' frame from (added-up) `customer_tallies`: rates, queue shares, the median fill."""
+    if min_contacts < 1:
+        raise ConfigError(f"segmentation.min_contacts == {min_contacts}, must be >= 1")
+    per_customer, per_queue = tallies
+    ids = per_customer.index.to_numpy(dtype=object)
+    # A fixed-width unicode copy sorts in C; sorting the object array compares Python strings (10x slower).
+    order = np.argsort(np.array(ids.tolist(), dtype="U") if len(ids) else np.array([], dtype="U1"), kind="stable")
+    t = per_customer.iloc[order]
+    t = t.loc[t["contacts"].to_numpy() >= min_contacts]
+    contacts = t["contacts"].to_numpy()
+    handle_n = t["handle_n"].to_numpy()
+    out = pd.DataFrame({
+        "customer_id": pd.Series(t.index.to_numpy(dtype=object), dtype="str"),
+        "contacts": contacts.astype("int64"),
+        "contacts_per_active_week": contacts / t["active_weeks"].to_numpy(),
+        "peak_share": t["peak"].to_numpy() / contacts,
+        "mean_handle_seconds": np.divide(t["handle_sum"].to_numpy(), handle_n, out=np.full(len(t), np.nan),
+                                         where=handle_n > 0),
+        "abandon_rate": t["abandoned"].to_numpy() / contacts,
+        "redial_rate": t["redialed"].to_numpy() / contacts,
+    })
+    # Queue shares of the included customers only: a queue only excluded customers used would be an all-zero
+    # column, no information, only noise in the JSON.
+    row = pd.Index(out["customer_id"]).get_indexer(per_queue["customer_id"])
+    used = per_queue.loc[row >= 0]
+    queues = sorted(used["queue"].unique().tolist())
+    mix = np.zeros((len(out), len(queues)))
+    np.add.at(mix, (row[row >= 0], pd.Index(queues).get_indexer(used["queue"])), used["contacts"].to_numpy())
+    shares = pd.DataFrame(mix / contacts[:, None] if len(out) else mix, columns=[QUEUE_PREFIX + q for q in queues])
+    out = pd.concat([out, shares], axis=1)
+    median = out["mean_handle_seconds"].median()
+    out["mean_handle_seconds"] = out["mean_handle_seconds"].fillna(0.0 if pd.isna(median) else median)
+    return out
 
 
 def customer_features(calls: pd.DataFrame, as_of: date, window_days: int, peak_hours: str = "09:00-12:00",
@@ -77,68 +193,21 @@ def customer_features(calls: pd.DataFrame, as_of: date, window_days: int, peak_h
     nobody was answered); abandon_rate (abandoned + short_abandon over contacts); redial_rate (contacts that
     collapsed a redial chain, attempts > 1, over contacts); then `queue_share__<queue>` per queue seen in the
     window by an included customer (share of the customer's contacts; sorted by queue; a row's shares sum to 1).
+
+    The same as `features_from_tallies` of the `add_tallies` of `customer_tallies` over `week_blocks` of the
+    window, which is how the step reads a big window without holding it all.
     """
     if window_days < 1:
         raise ConfigError(f"segmentation.window_days == {window_days}, must be >= 1")
     if min_contacts < 1:
         raise ConfigError(f"segmentation.min_contacts == {min_contacts}, must be >= 1")
-    peak_start, peak_end = _peak_window(peak_hours)
-    missing = [c for c in _REQUIRED if c not in calls.columns]
-    if missing:
-        raise DataError(f"silver_calls is missing column(s) {', '.join(missing)} needed for customer features")
-
+    _peak_window(peak_hours)
     end = pd.Timestamp(as_of)
-    start = end - timedelta(days=window_days)
-    day = pd.to_datetime(calls["date"])
-    keep = calls["customer_id"].notna().to_numpy() & (day >= start).to_numpy() & (day < end).to_numpy()
-    c = calls.loc[keep]
-    cust_codes, cust = pd.factorize(c["customer_id"].astype("str"), sort=True)
-    n = len(cust)
-
-    def per_customer(values: np.ndarray) -> np.ndarray:
-        return np.bincount(cust_codes, weights=values, minlength=n)
-
-    contacts = np.bincount(cust_codes, minlength=n).astype("int64")
-    days = pd.to_datetime(c["date"]).to_numpy(dtype="datetime64[D]").astype("int64")
-    week = (days + 3) // 7  # 1970-01-01 was a Thursday: +3 makes each block of 7 days start on a Monday
-    week = week - week.min(initial=0)
-    n_weeks = int(week.max(initial=0)) + 1
-    active_weeks = np.bincount(np.unique(cust_codes * n_weeks + week) // n_weeks, minlength=n)
-
-    start_time = pd.to_datetime(c["start_time"])
-    minute = (start_time.dt.hour * 60 + start_time.dt.minute).to_numpy()
-    in_peak = ((minute >= peak_start) & (minute < peak_end)).astype(float)
-    outcome = c["outcome"].astype("str").to_numpy()
-    abandoned = np.isin(outcome, ["abandoned", "short_abandon"]).astype(float)
-    redialed = (pd.to_numeric(c["attempts"]).fillna(1).to_numpy() > 1).astype(float)
-    handle = pd.to_numeric(c["handle_seconds"]).astype("float64").to_numpy()
-    has_handle = (outcome == "answered") & ~np.isnan(handle)
-    handle_sum = per_customer(np.where(has_handle, handle, 0.0))
-    handle_n = per_customer(has_handle.astype(float))
-
-    # Every customer here has at least one contact, so dividing by `contacts` is safe.
-    mean_handle = np.divide(handle_sum, handle_n, out=np.full(n, np.nan), where=handle_n > 0)
-    out = pd.DataFrame({
-        "customer_id": pd.Series(cust, dtype="str"),
-        "contacts": contacts,
-        "contacts_per_active_week": contacts / active_weeks,
-        "peak_share": per_customer(in_peak) / contacts,
-        "mean_handle_seconds": mean_handle,
-        "abandon_rate": per_customer(abandoned) / contacts,
-        "redial_rate": per_customer(redialed) / contacts,
-    })
-    queue_codes, queues = pd.factorize(c["queue"].astype("str"), sort=True)
-    mix = np.bincount(cust_codes * len(queues) + queue_codes, minlength=n * len(queues)).reshape(n, len(queues))
-    shares = pd.DataFrame(mix / contacts[:, None], columns=[QUEUE_PREFIX + q for q in queues])
-    out = pd.concat([out, shares], axis=1)
-
-    out = out.loc[out["contacts"] >= min_contacts].reset_index(drop=True)
-    # A queue only excluded customers used would be an all-zero column: no information, only noise in the JSON.
-    unused = [q for q in shares.columns if not (out[q] > 0).any()]
-    out = out.drop(columns=unused)
-    median = out["mean_handle_seconds"].median()
-    out["mean_handle_seconds"] = out["mean_handle_seconds"].fillna(0.0 if pd.isna(median) else median)
-    return out
+    day = pd.to_datetime(calls["date"]) if "date" in calls.columns else None
+    if day is None:
+        raise DataError("silver_calls is missing column(s) date needed for customer features")
+    keep = (day >= end - timedelta(days=window_days)).to_numpy() & (day < end).to_numpy()
+    return features_from_tallies(customer_tallies(calls.loc[keep], peak_hours), min_contacts)
 
 
 def feature_columns(features: pd.DataFrame) -> list[str]:
@@ -299,7 +368,10 @@ def segment_rows(features: pd.DataFrame, segmenter: CustomerSegmenter, decimals:
     values = features[names].round(decimals)
     if "contacts" in values.columns:
         values["contacts"] = values["contacts"].astype("int64")  # a count reads as 7, not 7.0
-    json_text = values.to_json(orient="records", lines=True, double_precision=max(decimals, 1)).splitlines()
+    # In slices: to_json builds the whole text, then copies of it; for a million customers that is GBs.
+    json_text = [line for lo in range(0, len(values), JSON_SLICE_ROWS)
+                 for line in values.iloc[lo:lo + JSON_SLICE_ROWS].to_json(
+                     orient="records", lines=True, double_precision=max(decimals, 1)).splitlines()]
     labels = np.asarray(segmenter.segment_labels_, dtype=object)
     return pd.DataFrame({
         "customer_id": features["customer_id"].astype("str").to_numpy(),

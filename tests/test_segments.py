@@ -13,7 +13,10 @@ from sklearn.exceptions import NotFittedError
 from common import db, tables
 from common.config import load_config
 from common.errors import ConfigError, DataError
-from common.segments import CustomerSegmenter, customer_features, segment_labels, segment_rows
+from common.segments import (
+    CustomerSegmenter, add_tallies, customer_features, customer_tallies, features_from_tallies, segment_labels,
+    segment_rows, week_blocks,
+)
 from tests.conftest import write_config
 
 AS_OF = date(2025, 3, 15)  # a Saturday; a 14-day window is [Sat 2025-03-01, Sat 2025-03-15)
@@ -219,6 +222,42 @@ def test_rerun_with_one_more_day_keeps_labels_and_segments():
     assert labels == {"heavy": "frequent · long calls", "abandoner": "occasional · abandons often",
                       "rare_peak": "rare · peak hours"}
 
+
+
+def test_week_blocks_break_only_on_mondays_and_cover_the_window():
+    # Sat 03-01 .. Sat 03-29 (exclusive), two weeks a block: Sat+Sun and the week of Mon 03-03 (9 days), then
+    # Mon 03-10 .. Mon 03-24, then the rest.
+    assert week_blocks(date(2025, 3, 1), date(2025, 3, 29), weeks=2) == [
+        (date(2025, 3, 1), date(2025, 3, 10)), (date(2025, 3, 10), date(2025, 3, 24)),
+        (date(2025, 3, 24), date(2025, 3, 29))]
+    # Starting on a Monday: whole blocks from the start.
+    assert week_blocks(date(2025, 3, 3), date(2025, 3, 10), weeks=1) == [(date(2025, 3, 3), date(2025, 3, 10))]
+    assert week_blocks(date(2025, 3, 3), date(2025, 3, 3), weeks=4) == []
+    with pytest.raises(ConfigError, match="weeks == 0"):
+        week_blocks(date(2025, 3, 3), date(2025, 3, 10), weeks=0)
+
+
+@pytest.mark.parametrize("weeks", [1, 3])
+def test_tallies_added_block_by_block_give_the_whole_window_features(weeks):
+    start = date(2024, 9, 1)
+    calls = generated_calls(start, days=120, seed=5)
+    as_of, window = start + timedelta(days=120), 100
+    whole = customer_features(calls, as_of, window_days=window)
+    day = calls["date"].dt.date
+    tallies = None
+    for lo, hi in week_blocks(as_of - timedelta(days=window), as_of, weeks):
+        block = customer_tallies(calls.loc[(day >= lo) & (day < hi)])
+        tallies = block if tallies is None else add_tallies(tallies, block)
+    pd.testing.assert_frame_equal(features_from_tallies(tallies), whole)
+
+
+def test_a_block_without_contacts_adds_nothing():
+    empty = customer_tallies(TINY_CALLS.iloc[:0])
+    assert len(empty[0]) == 0 and len(empty[1]) == 0
+    window = TINY_CALLS[TINY_CALLS["date"] < pd.Timestamp(AS_OF)]
+    both = add_tallies(empty, customer_tallies(window))
+    pd.testing.assert_frame_equal(features_from_tallies(both),
+                                  customer_features(TINY_CALLS, AS_OF, window_days=60))
 
 # --- the step end to end ----------------------------------------------------------------------------------
 
