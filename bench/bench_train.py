@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--production-age-days", type=int, default=21,
                         help="the production model was trained this many days before the as-of (1 = last night: "
                              "it has seen every backtest day)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also time the final fit + backtest without the shared calibration cache (as before it), "
+                             "in this process, and check that both give the same bands")
     parser.add_argument("--tracemalloc", action="store_true", help="also measure the Python heap peak (slower)")
     parser.add_argument("--seed", type=int, default=7)
     return parser.parse_args(argv)
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         old = make_model().fit(history.loc[history["date"] < as_of - pd.Timedelta(days=args.production_age_days)], holidays)
         setup_seconds += time.perf_counter() - t0
     t0 = time.perf_counter()
-    model = make_model().fit(history, holidays)
+    cache = training.CalibrationCache()
+    model = make_model().fit(history, holidays, calibration_cache=cache)
     version = training.model_version(as_of.date(), training.data_hash(history, holidays), training.model_params(model))
     fit_seconds = time.perf_counter() - t0
     first, last = history["date"].min(), history["date"].max()
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         production = training.ProductionModel("v-old", old, tuple(prod_origins))
     t0 = time.perf_counter()
     result = training.rolling_backtest(history, holidays, make_model, origins, args.horizon, cfg.retrain_per_origin,
-                                       production=production)
+                                       production=production, calibration_cache=cache)
     backtest_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     frame = result.frame
@@ -130,6 +134,18 @@ def main(argv: list[str] | None = None) -> int:
         rows[f"production ({tag})"] = same["production"]
         rows["candidate on production's points"] = same["candidate"]
     print(training.format_accuracy(rows))
+    if args.baseline:
+        t0 = time.perf_counter()
+        plain = make_model().fit(history, holidays)
+        plain_result = training.rolling_backtest(history, holidays, make_model, origins, args.horizon,
+                                                 cfg.retrain_per_origin, production=production)
+        plain_seconds = time.perf_counter() - t0
+        same = plain.adjustments_ == model.adjustments_ and plain_result.frame.equals(result.frame)
+        print(f"calibration cache: inner forecasts computed {cache.misses}x, reused {cache.hits}x; fit + backtest "
+              f"{fit_seconds + backtest_seconds:.1f}s vs {plain_seconds:.1f}s without the cache "
+              f"({plain_seconds / (fit_seconds + backtest_seconds):.1f}x faster); same bands and backtest: {same}")
+        if not same:
+            return 1
     return 0
 
 

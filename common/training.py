@@ -33,7 +33,7 @@ from sqlalchemy.exc import NoSuchTableError
 from common import db, tables
 from common.config import TrainingConfig, safe_identifier
 from common.errors import ConfigError, DataError, PipelineError
-from common.forecaster import QuantileForecaster, quantile_column, seasonal_naive_forecast
+from common.forecaster import CalibrationCache, QuantileForecaster, quantile_column, seasonal_naive_forecast
 from common.metrics import accuracy_table, open_mask, pinball_loss
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,8 @@ class BacktestResult:
 
 def rolling_backtest(history: pd.DataFrame, holidays: pd.DataFrame, make_model: Callable[[], QuantileForecaster],
                      origins: Sequence[pd.Timestamp], horizon: int, retrain: bool = True,
-                     exogenous: pd.DataFrame | None = None, production: ProductionModel | None = None) -> BacktestResult:
+                     exogenous: pd.DataFrame | None = None, production: ProductionModel | None = None,
+                     calibration_cache: CalibrationCache | None = None) -> BacktestResult:
     """Backtest the recursive forecast at each origin for the candidate, seasonal naive and production.
 
     Grain of `frame`: one row per method per origin per series per date:
@@ -203,7 +204,7 @@ def rolling_backtest(history: pd.DataFrame, holidays: pd.DataFrame, make_model: 
     The candidate trains on dates < origin (once, at the earliest origin, when
     `retrain` is False). Production forecasts only the series it knows; a
     PipelineError from it (e.g. an exogenous column it needs is gone) stops
-    its scoring with the reason, the rest goes on.
+    its scoring with the reason, the rest goes on. `calibration_cache` is handed to every candidate fit.
     """
     quantiles = tuple(sorted(make_model().quantiles))
     hist = history.astype({"series": "str"})
@@ -215,7 +216,7 @@ def rolling_backtest(history: pd.DataFrame, holidays: pd.DataFrame, make_model: 
         future = actual.drop(columns="y")
         forecasts = {NAIVE: seasonal_naive_forecast(train, future, quantiles)}
         if model is None or retrain:
-            model = make_model().fit(train, holidays, exogenous=exogenous)
+            model = make_model().fit(train, holidays, exogenous=exogenous, calibration_cache=calibration_cache)
         forecasts[CANDIDATE] = model.forecast(train, future, holidays, exogenous=exogenous)
         if production is not None and prod_error is None and origin in production.origins:
             known = set(production.model.categories_)

@@ -217,3 +217,25 @@ def test_feature_importance_has_one_row_per_quantile_per_feature(fitted):
     table = fitted.feature_importance()
     assert len(table) == 3 * len(fitted.feature_names_)
     assert set(table["quantile"]) == {0.1, 0.5, 0.9} and table["gain"].sum() > 0
+
+
+def test_a_shared_calibration_cache_gives_the_same_bands_and_backtest_with_fewer_inner_fits(data):
+    from common.forecaster import CalibrationCache
+    from common.training import backtest_origins, rolling_backtest
+
+    history, _ = data
+
+    def make():
+        return QuantileForecaster(params=FAST, calibration_origins=3)
+
+    origins = backtest_origins(history["date"].min(), history["date"].max(), 2, 14, 7)
+    cache = CalibrationCache()
+    cached = make().fit(history, HOLIDAYS, calibration_cache=cache)
+    cached_bt = rolling_backtest(history, HOLIDAYS, make, origins, 14, calibration_cache=cache)
+    plain = make().fit(history, HOLIDAYS)
+    plain_bt = rolling_backtest(history, HOLIDAYS, make, origins, 14)
+    assert cached.adjustments_ == plain.adjustments_ and cached.adjustments_["band_factors"]
+    pd.testing.assert_frame_equal(cached_bt.frame, plain_bt.frame)
+    # Last day L: the final model's inner origins are weeks 0, 1, 2 back (L-13, L-20, L-27); the backtest models,
+    # trained up to weeks 1 and 0 back (origins L-20 and L-13), need weeks 3..5 and 2..4: 6 distinct of 9 asked.
+    assert (cache.misses, cache.hits) == (6, 3)
