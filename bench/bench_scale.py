@@ -10,7 +10,8 @@ Generates two years of daily CSV exports for --queues demo queues (`common.demo.
 Per step: wall seconds, CPU seconds of the step's process, peak RSS of its process tree (sampled every 50 ms; the
 steps start worker processes; the database server's own memory is not in it). Also: bronze bulk-load rows/s, how many
 days the night rebuilt, and the database size. PostgreSQL is a throwaway server started with tests/pg_server.py
-(fsync off, as on a CI machine).
+(fsync off, as on a CI machine) with the memory and checkpoint settings of a modest warehouse server
+(`PG_SETTINGS`; the defaults, 128 MB of shared buffers and a checkpoint every 1 GB of WAL, are a laptop's).
 
     .venv/bin/python bench/bench_scale.py --rows 20000000
     .venv/bin/python bench/bench_scale.py --rows 5000000 --backends sqlite --keep
@@ -43,6 +44,8 @@ END = date(2025, 6, 2)  # a Monday: the last day of the history; the held-back d
 FULL_STEPS = ("0_load_bronze", "1_build_silver")
 TAIL_STEPS = ("1_5_segment_customers", "2_train", "3_forecast", "4_evaluate", "5_report")
 NIGHT_STEPS = FULL_STEPS + TAIL_STEPS
+PG_SETTINGS = {"shared_buffers": "2GB", "max_wal_size": "8GB", "checkpoint_timeout": "30min",
+               "maintenance_work_mem": "512MB", "work_mem": "64MB"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -320,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     from tests.pg_server import create_database, postgres_server
 
-                    url = create_database(stack.enter_context(postgres_server()))
+                    url = create_database(stack.enter_context(postgres_server(PG_SETTINGS)))
                 results[backend] = bench_backend(backend, url, args.workdir, info)
         command = shlex.join([Path(sys.executable).as_posix(), *sys.argv]) if argv is None else shlex.join(argv)
         print(report(info, results, command))

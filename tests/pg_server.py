@@ -43,8 +43,11 @@ def _as_server_user(cmd: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start a server; yield an admin SQLAlchemy URL (database `postgres`); stop and delete it afterwards."""
+def postgres_server(settings: dict[str, str] | None = None) -> Iterator[str]:
+    """Start a server; yield an admin SQLAlchemy URL (database `postgres`); stop and delete it afterwards.
+
+    `settings`: extra server parameters (`-c name=value`), e.g. a warehouse's memory settings for benchmarks.
+    """
     bindir = server_bindir()
     if bindir is None:
         raise FileNotFoundError("PostgreSQL server binaries not found (apt-get install postgresql)")
@@ -58,6 +61,7 @@ def postgres_server() -> Iterator[str]:
         subprocess.run(_as_server_user([str(bindir / "initdb"), "-D", str(data), "-U", "wfm", "--auth=trust",
                                         "--encoding=UTF8", "--locale=C"]), check=True, capture_output=True)
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+        options += "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
         subprocess.run(_as_server_user([str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
                                         str(root / "server.log"), "-w", "-t", "60", "start"]), check=True,
                        capture_output=True)
