@@ -186,7 +186,7 @@ def bench_backend(name: str, url: str, workdir: Path, info: dict) -> dict:
     def step(script: str, as_of: date, label: str) -> Run:
         extra = ["--no-email"] if script == "5_report" else []
         cmd = [sys.executable, str(REPO / f"{script}.py"), "--config", str(config), "--as-of", as_of.isoformat(),
-               "--log-level", "WARNING", *extra]
+               "--log-level", "INFO", *extra]
         run = run_step(label, cmd, log)
         print(f"[{name}] {label}: {run.wall:.1f}s, {run.tree_mb:,.0f} MB (exit {run.returncode})", file=sys.stderr)
         return run
