@@ -15,8 +15,10 @@ The table is replaced as a whole (one transaction): it always holds the latest
 segmentation, with its run_id and as_of.
 
 Skipped (exit 0, status "skipped" in pipeline_runs, one INFO line saying why):
-source.kind is interval (no customer ids), segmentation.enabled is false, no
-contact in the window has a customer id, or there are fewer than 10 customers
+source.kind is interval (no customer ids), segmentation.enabled is false, the
+as-of's weekday is not in segmentation.run_weekdays (unless --force, or while
+the table is still empty), no contact in the window has a customer id, or
+there are fewer than 10 customers
 per segment of the smallest k allowed (10 x segmentation.k, or 10 x the low
 end of segmentation.k_range).
 
@@ -30,9 +32,10 @@ import sys
 import time
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
 from common import db, tables
+from common.calendar import WEEKDAYS
 from common.cli import StepContext, StepResult, run_step, step_parser
 from common.progress import progress
 from common.segments import (
@@ -53,6 +56,13 @@ def body(ctx: StepContext) -> StepResult:
         return StepResult(0, "source.kind is interval: no customer ids to segment", "skipped")
     if not seg.enabled:
         return StepResult(0, "segmentation.enabled is false", "skipped")
+    weekday = WEEKDAYS[as_of.weekday()]
+    if seg.run_weekdays is not None and weekday not in seg.run_weekdays and not ctx.args.force:
+        with ctx.engine.connect() as conn:
+            segmented = conn.execute(select(func.count()).select_from(tables.gold_dim_customer_behavior)).scalar()
+        if segmented:  # the first night segments whatever the weekday: Power BI should not wait a week
+            return StepResult(0, f"segmentation skipped: as-of {as_of} is a {weekday}, segmentation.run_weekdays is "
+                                 f"[{', '.join(seg.run_weekdays)}] (use --force to segment anyway)", "skipped")
     started = time.perf_counter()
 
     # Load inputs + Process data: the window is read a few weeks at a time and only per-customer tallies are
@@ -101,6 +111,8 @@ def body(ctx: StepContext) -> StepResult:
 
 def main(argv: list[str] | None = None) -> int:
     parser = step_parser("1_5_segment_customers.py", __doc__)
+    parser.add_argument("--force", action="store_true",
+                        help="segment even when segmentation.run_weekdays excludes the as-of's weekday")
     return run_step(STEP, parser, body, argv)
 
 

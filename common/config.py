@@ -178,8 +178,12 @@ class SeriesConfig(_Strict):
     by: Literal["queue", "queue_segment"] = "queue"  # queue_segment needs customer ids (CDR sources)
 
 
+Weekdays = list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]]
+
+
 class SegmentationConfig(_Strict):
     enabled: bool = True
+    run_weekdays: Weekdays | None = None              # null = every night; segments move slowly, [sun] is plenty
     window_days: int = Field(180, ge=7)
     k: int | None = Field(None, ge=2, le=20)          # fixed number of segments; null = choose by silhouette in k_range
     k_range: tuple[int, int] = (2, 6)
@@ -196,7 +200,7 @@ class SegmentationConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    retrain_weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None  # null = every night
+    retrain_weekdays: Weekdays | None = None                # null = every night
     backtest_origins: int = Field(4, ge=1, le=52)
     backtest_step_days: int = Field(7, ge=1)
     retrain_per_origin: bool = True                   # false: one model for all origins (faster, slightly optimistic)

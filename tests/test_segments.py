@@ -333,3 +333,19 @@ def test_step_help_explains_the_step(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "gold_dim_customer_behavior" in out and "--as-of" in out and "skipped" in out.lower()
+
+
+def test_outside_run_weekdays_the_step_skips_once_segments_exist(tmp_path):
+    config = write_config(tmp_path, segmentation__run_weekdays=["sun"])  # STEP_AS_OF 2025-03-01 is a Saturday
+    write_silver_calls(config, generated_calls(STEP_AS_OF - timedelta(days=200), days=200, per_kind=15, seed=2))
+    args = ["--config", str(config), "--as-of", str(STEP_AS_OF)]
+    assert STEP.main(args) == 0  # an empty table: segments anyway
+    first = read(config, tables.gold_dim_customer_behavior)
+    assert len(first) > 0
+    assert STEP.main(args) == 0  # now a Saturday outside [sun]: skipped, the table untouched
+    runs = read(config, tables.pipeline_runs).sort_values("started_at")
+    assert runs["status"].tolist() == ["success", "skipped"]
+    assert "is a sat, segmentation.run_weekdays is [sun]" in runs["message"].iloc[-1]
+    assert read(config, tables.gold_dim_customer_behavior)["run_id"].eq(first["run_id"].iloc[0]).all()
+    assert STEP.main([*args, "--force"]) == 0
+    assert read(config, tables.pipeline_runs).sort_values("started_at")["status"].iloc[-1] == "success"
