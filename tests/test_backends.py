@@ -263,3 +263,33 @@ def test_a_value_too_long_for_a_server_column_is_a_data_error_naming_it(postgres
         with engine.begin() as conn:
             db.insert_frame(conn, tables.gold_alerts, alert)
 
+
+
+def test_a_postgresql_server_in_another_time_zone_stores_and_returns_the_same_wall_clock_times(postgres_url) -> None:
+    # A warehouse whose database (or Power BI's session) runs in another zone: the columns are naive local and
+    # naive UTC by design, so nothing may shift. 2025-03-30 02:30 does not exist in Stockholm (DST) and is stored
+    # as given; Auckland is +13 that day.
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        name = conn.execute(sa.text("SELECT current_database()")).scalar()
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" SET timezone TO \'Pacific/Auckland\''))
+    admin.dispose()
+    times = pd.to_datetime(["2025-03-30 02:30:00", "2025-10-26 02:30:00.5", "2025-01-01 00:00:00"], format="ISO8601")
+    rows = pd.DataFrame({"queue": "Support", "interval_start": times, "interval_start_utc": times - pd.Timedelta(hours=1),
+                         "date": times.normalize(), "offered": [1, 2, 3], "handled": 1, "abandoned": 0,
+                         "short_abandoned": 0, "offered_outside_hours": 0, "aht_seconds": 60.0, "is_open": True,
+                         "is_holiday": False, "run_id": "r"})
+    engine = db.make_engine(postgres_url)
+    db.ensure_schema(engine)
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SHOW timezone")).scalar() == "Pacific/Auckland"
+        db.insert_frame(conn, tables.silver_interval, rows)
+    with engine.connect() as conn:
+        back = db.read_table(conn, tables.silver_interval).sort_values("offered").reset_index(drop=True)
+        as_text = conn.execute(sa.text("SELECT interval_start::text FROM silver_interval ORDER BY offered")).scalars()
+        assert list(as_text) == ["2025-03-30 02:30:00", "2025-10-26 02:30:00.5", "2025-01-01 00:00:00"]
+    engine.dispose()
+    assert back["interval_start"].tolist() == list(times)
+    assert back["interval_start_utc"].tolist() == list(times - pd.Timedelta(hours=1))
