@@ -277,7 +277,8 @@ def test_a_postgresql_server_in_another_time_zone_stores_and_returns_the_same_wa
         conn.execute(sa.text(f'ALTER DATABASE "{name}" SET timezone TO \'Pacific/Auckland\''))
     admin.dispose()
     times = pd.to_datetime(["2025-03-30 02:30:00", "2025-10-26 02:30:00.5", "2025-01-01 00:00:00"], format="ISO8601")
-    rows = pd.DataFrame({"queue": "Support", "interval_start": times, "interval_start_utc": times - pd.Timedelta(hours=1),
+    rows = pd.DataFrame({"queue": "Support", "interval_start": times,
+                         "interval_start_utc": times - pd.Timedelta(hours=1),
                          "date": times.normalize(), "offered": [1, 2, 3], "handled": 1, "abandoned": 0,
                          "short_abandoned": 0, "offered_outside_hours": 0, "aht_seconds": 60.0, "is_open": True,
                          "is_holiday": False, "run_id": "r"})
