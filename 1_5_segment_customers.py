@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 STEP = "1_5_segment_customers"
 CUSTOMERS_PER_SEGMENT = 10  # fewer customers than this per segment make segments that describe individuals
-READ_WEEKS = 4  # weeks of contacts read at a time (a 20 M-call-a-year center: ~1.5 M contacts, ~1 GB)
+READ_WEEKS = 4  # weeks of contacts read at a time (10 M legs a year: ~0.7 M contacts, ~1 GB a block)
 _CALL_COLUMNS = ["customer_id", "queue", "start_time", "date", "outcome", "handle_seconds", "attempts"]
 
 
