@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                                                  cfg.retrain_per_origin, production=production)
         plain_seconds = time.perf_counter() - t0
         same = plain.adjustments_ == model.adjustments_ and plain_result.frame.equals(result.frame)
-        print(f"calibration cache: inner forecasts computed {cache.misses}x, reused {cache.hits}x; fit + backtest "
+        print(f"calibration cache: inner forecasts computed {cache.misses}x, reused {cache.hits}x, backtest models "
+              f"adopted {cache.models_reused}x; fit + backtest "
               f"{fit_seconds + backtest_seconds:.1f}s vs {plain_seconds:.1f}s without the cache "
               f"({plain_seconds / (fit_seconds + backtest_seconds):.1f}x faster); same bands and backtest: {same}")
         if not same:

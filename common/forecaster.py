@@ -50,6 +50,9 @@ _ROUNDS_ALIASES = ("n_estimators", "num_iterations", "num_iteration", "num_boost
 _META_FILE = "meta.json"
 _FORMAT_VERSION = 2
 _CALENDAR = ["series", "date", "is_open", "is_holiday"]
+# What `_train` sets: a model adopted from a CalibrationCache takes exactly these from the one trained before.
+_TRAINED_STATE = ("models_", "quantiles_", "feature_names_", "categories_", "lookback_", "lightgbm_params_",
+                  "n_train_rows_", "train_end_")
 
 
 def quantile_column(q: float) -> str:
@@ -165,16 +168,29 @@ class CalibrationCache:
     """Inner-backtest forecasts shared by every fit on one history (2_train: its backtest models and the final one).
 
     The inner backtest of a model trained on days < T forecasts from the origins T - 14 - 7k; 2_train's backtest
-    models, trained up to earlier weeks, ask for mostly the same origins again. On one history an origin's inner
-    forecast depends only on the origin (training = every row before it, actuals = the days after it) and the
-    model settings, so it is computed once: 2_train fits 18 models instead of 45 (4 backtest origins, 8 inner
-    ones) with bit-identical bands. Use one cache per history, holidays and exogenous frame; never across runs.
+    models, trained up to earlier weeks, ask for mostly the same origins again, and are themselves trained on
+    exactly the rows an inner model of the final fit was. On one history an origin's inner forecast and raw model
+    depend only on the origin (training = every row before it, actuals = the days after it) and the model
+    settings, so each is computed once: 2_train fits 14 models instead of 45 (4 backtest origins, 8 inner ones)
+    with bit-identical bands. Use one cache per history, holidays and exogenous frame; never across runs.
     """
 
     def __init__(self) -> None:
         self._points: dict[tuple[pd.Timestamp, str], pd.DataFrame | None] = {}
+        self._models: dict[tuple[pd.Timestamp, str], QuantileForecaster] = {}
         self.hits = 0
         self.misses = 0
+        self.models_reused = 0
+
+    def keep_model(self, origin: pd.Timestamp, settings: str, model: QuantileForecaster) -> None:
+        """Remember an unadjusted model trained on every row before `origin`."""
+        self._models[(pd.Timestamp(origin), settings)] = model
+
+    def model(self, origin: pd.Timestamp, settings: str) -> QuantileForecaster | None:
+        """The unadjusted model trained on every row before `origin` with these settings, if one was kept."""
+        found = self._models.get((pd.Timestamp(origin), settings))
+        self.models_reused += found is not None
+        return found
 
     def points(self, origin: pd.Timestamp, settings: str,
                compute: Callable[[], pd.DataFrame | None]) -> pd.DataFrame | None:
@@ -216,6 +232,28 @@ class QuantileForecaster:
         """
         quantiles = self._checked_quantiles()
         lgb_params, rounds = self._lightgbm_params()
+        trained = None
+        if calibration_cache is not None and len(history):
+            trained = calibration_cache.model(pd.Timestamp(history["date"].max()) + pd.Timedelta(days=1),
+                                              self._raw_settings())
+        if trained is not None:  # the same rows and settings were trained on already: same boosters
+            for name in _TRAINED_STATE:
+                setattr(self, name, getattr(trained, name))
+        else:
+            self._train(history, holidays, exogenous, quantiles, lgb_params, rounds)
+        self.adjustments_ = _NO_ADJUSTMENT
+        if self.calibrate or self.blend:
+            self.adjustments_ = self._learn_adjustments(history, holidays, exogenous, calibration_cache)
+        return self
+
+    def _raw_settings(self) -> str:
+        """What decides the unadjusted boosters, as text (a CalibrationCache key)."""
+        return json.dumps({"quantiles": self._checked_quantiles(), "params": self.params, "seed": self.seed,
+                           "num_threads": self.num_threads, "target": self.target, "lags": list(self.lags),
+                           "windows": list(self.windows)}, sort_keys=True, default=str)
+
+    def _train(self, history: pd.DataFrame, holidays: pd.DataFrame, exogenous: pd.DataFrame | None,
+               quantiles: tuple[float, ...], lgb_params: dict, rounds: int) -> None:
         feats = build_features(history, holidays, self.lags, self.windows, exogenous)
         names = feature_columns(feats)
         warm = warmup_days(self.lags, self.windows)
@@ -253,10 +291,6 @@ class QuantileForecaster:
         self.train_end_ = str(pd.Timestamp(train["date"].max()).date())
         log.info("fit: %d quantile models on %d rows, %d series, %d features, target=%s",
                  len(models), n_rows, len(self.categories_), len(names), self.target)
-        self.adjustments_ = _NO_ADJUSTMENT
-        if self.calibrate or self.blend:
-            self.adjustments_ = self._learn_adjustments(history, holidays, exogenous, calibration_cache)
-        return self
 
     # ---- forecasting ----------------------------------------------------------------------------
     def forecast(self, history: pd.DataFrame, future: pd.DataFrame, holidays: pd.DataFrame, *,
@@ -323,6 +357,8 @@ class QuantileForecaster:
             except DataError as exc:  # too few rows before this origin: later origins may still work
                 log.info("calibration origin %s skipped: %s", origin.date(), exc)
                 return None
+            if cache is not None:
+                cache.keep_model(origin, model._raw_settings(), model)
             known = set(model.categories_)
             actual = actual.loc[actual["series"].isin(known)]
             fc = model.forecast(train.loc[train["series"].isin(known)], actual.drop(columns="y"), holidays,

@@ -239,3 +239,5 @@ def test_a_shared_calibration_cache_gives_the_same_bands_and_backtest_with_fewer
     # Last day L: the final model's inner origins are weeks 0, 1, 2 back (L-13, L-20, L-27); the backtest models,
     # trained up to weeks 1 and 0 back (origins L-20 and L-13), need weeks 3..5 and 2..4: 6 distinct of 9 asked.
     assert (cache.misses, cache.hits) == (6, 3)
+    # ... and both backtest models were trained on exactly the rows of two of those inner models: adopted, not refit.
+    assert cache.models_reused == 2
