@@ -213,12 +213,18 @@ def _next_night(project: Path) -> tuple[int, str]:
     return done.returncode, out + err
 
 
-def test_a_killed_nightly_run_does_not_block_the_next_one(project: Path, legs) -> None:
+def _night_paused_in_commit(project: Path, legs) -> tuple[subprocess.Popen, Path]:
+    """run_daily.sh for 2025-03-05 in its own session, held inside step 0's write transaction; (process, marker)."""
     write_demo_csvs(legs[legs["StartTime"] < pd.Timestamp("2025-03-05")], project / "data" / "inbox")
     marker = project / "in_commit"
     night = _run_daily(project, "--as-of", "2025-03-05", env={"WFM_TEST_PAUSE_BEFORE_COMMIT": str(marker)},
                        start_new_session=True)
     _wait_for(marker, night)
+    return night, marker
+
+
+def test_a_killed_nightly_run_does_not_block_the_next_one(project: Path, legs) -> None:
+    night, _ = _night_paused_in_commit(project, legs)
     # cron's timeout, systemd or an operator stopping the job kills the script and everything it started.
     os.killpg(night.pid, signal.SIGKILL)
     night.wait(timeout=30)
@@ -240,11 +246,7 @@ def test_a_killed_nightly_run_does_not_block_the_next_one(project: Path, legs) -
 
 
 def test_a_step_still_running_after_its_script_was_killed_keeps_the_lock_until_it_ends(project: Path, legs) -> None:
-    write_demo_csvs(legs[legs["StartTime"] < pd.Timestamp("2025-03-05")], project / "data" / "inbox")
-    marker = project / "in_commit"
-    night = _run_daily(project, "--as-of", "2025-03-05", env={"WFM_TEST_PAUSE_BEFORE_COMMIT": str(marker)},
-                       start_new_session=True)
-    _wait_for(marker, night)
+    night, marker = _night_paused_in_commit(project, legs)
     step_pid = int(marker.read_text())
     night.send_signal(signal.SIGKILL)  # only the script: its step, an orphan now, is still inside its write
     night.wait(timeout=30)
