@@ -183,7 +183,7 @@ Weekdays = list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]]
 
 class SegmentationConfig(_Strict):
     enabled: bool = True
-    run_weekdays: Weekdays | None = None              # null = every night; segments move slowly, [sun] is plenty
+    run_weekdays: Weekdays | None = ["sun"]           # weekly: a 180-day window barely moves in a day; null = nightly
     window_days: int = Field(180, ge=7)
     k: int | None = Field(None, ge=2, le=20)          # fixed number of segments; null = choose by silhouette in k_range
     k_range: tuple[int, int] = (2, 6)

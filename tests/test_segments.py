@@ -288,7 +288,7 @@ def read(config_path, table) -> pd.DataFrame:
 
 
 def test_step_writes_segments_and_a_rerun_replaces_them(tmp_path):
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, segmentation__run_weekdays=None)  # nightly, so the re-run is not skipped
     calls = generated_calls(STEP_AS_OF - timedelta(days=200), days=200, per_kind=15, seed=2)
     write_silver_calls(config, calls)
     assert STEP.main(["--config", str(config), "--as-of", str(STEP_AS_OF)]) == 0
