@@ -8,6 +8,10 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+# The header of config.yaml's default export mapping (the demo ACD export), for inline CSV fixtures.
+CDR_COLUMNS = ("CallID,ParentCallID,Queue,StartTime,AnswerTime,EndTime,Result,WaitTime,HandleTime,CustomerID,"
+               "CallerNumber,AgentID,Channel")
+CDR_HEADER = CDR_COLUMNS + "\n"
 
 
 def write_config(directory: Path, **sections) -> Path:

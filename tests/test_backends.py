@@ -22,7 +22,7 @@ from sqlalchemy.sql import Delete
 from common import db, tables
 from common.demo import demo_legs, write_demo_csvs
 from common.errors import DataError
-from tests.conftest import write_config, write_csv
+from tests.conftest import CDR_HEADER, write_config, write_csv
 
 STEPS = {name: importlib.import_module(name) for name in (
     "0_load_bronze", "1_build_silver", "1_5_segment_customers", "2_train", "3_forecast", "4_evaluate", "5_report")}
@@ -140,7 +140,7 @@ def test_nightly_run_rebuilds_only_the_new_days_and_the_day_before(database_url,
     assert rebuilt == [NIGHT1 - timedelta(days=1) + timedelta(days=k) for k in range(8)]
 
 
-HEADER = "CallID,ParentCallID,Queue,StartTime,AnswerTime,EndTime,Result,WaitTime,HandleTime,CustomerID,CallerNumber,AgentID,Channel\n"
+HEADER = CDR_HEADER
 DAY = HEADER + """\
     A1,,Support,2025-03-10 08:05:00,,,ANSWERED,20,300,C1,+461,,voice
     A2,,Support,2025-03-10 09:00:00,,,ABANDONED,40,0,C2,+462,,voice

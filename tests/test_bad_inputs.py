@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from common import db, tables
 from common.config import load_config
-from tests.conftest import REPO, write_config
+from tests.conftest import CDR_COLUMNS, REPO, write_config
 
 load_bronze = importlib.import_module("0_load_bronze")
 build_silver = importlib.import_module("1_build_silver")
@@ -31,8 +31,7 @@ BAD = Path(__file__).parent / "data" / "bad"
 MANIFEST = yaml.safe_load((BAD / "cases.yaml").read_text(encoding="utf-8"))
 CASES = {case["id"]: case for case in MANIFEST["cases"]}
 DEFAULT_AS_OF = "2025-03-13"
-HEADER = ("CallID,ParentCallID,Queue,StartTime,AnswerTime,EndTime,Result,WaitTime,HandleTime,CustomerID,"
-          "CallerNumber,AgentID,Channel")
+HEADER = CDR_COLUMNS
 
 
 # --- generated inputs (too big or too regular to keep as files) ---------------------------------------------

@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from common import db, tables
 from common.config import load_config
-from tests.conftest import write_config, write_csv
+from tests.conftest import CDR_HEADER, write_config, write_csv
 
 load_bronze = importlib.import_module("0_load_bronze")
 
-HEADER = "CallID,ParentCallID,Queue,StartTime,AnswerTime,EndTime,Result,WaitTime,HandleTime,CustomerID,CallerNumber,AgentID,Channel\n"
+HEADER = CDR_HEADER
 
 
 def _rows(engine, table) -> pd.DataFrame:

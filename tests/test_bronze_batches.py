@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from common import bronze, db, tables
 from common.config import load_config
 from common.sources import _TZ_SUFFIX, _tz_suffix, row_hashes
-from tests.conftest import write_csv
+from tests.conftest import CDR_HEADER, write_csv
 
 load_bronze = importlib.import_module("0_load_bronze")
 
-HEADER = "CallID,ParentCallID,Queue,StartTime,AnswerTime,EndTime,Result,WaitTime,HandleTime,CustomerID,CallerNumber,AgentID,Channel\n"
+HEADER = CDR_HEADER
 ROW = "{id},,Support,2025-03-10 08:{m:02d}:00,,,ANSWERED,30,240,C1,+4670111,ag1,voice\n"
 
 

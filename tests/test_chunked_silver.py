@@ -13,12 +13,12 @@ import pytest
 from common import db, tables
 from common.config import load_config
 from common.silver import chunk_dates
-from tests.conftest import write_config, write_csv
+from tests.conftest import CDR_HEADER, write_config, write_csv
 
 load_bronze = importlib.import_module("0_load_bronze")
 build_silver = importlib.import_module("1_build_silver")
 
-HEADER = "CallID,ParentCallID,Queue,StartTime,AnswerTime,EndTime,Result,WaitTime,HandleTime,CustomerID,CallerNumber,AgentID,Channel\n"
+HEADER = CDR_HEADER
 
 # Mon 2025-03-10 .. Thu 2025-03-13. A redial chain and a transfer chain cross midnight, so a chunk of one
 # day only gets them right by reading its neighbour days too.

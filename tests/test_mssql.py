@@ -22,7 +22,7 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from common import db, tables
 from common.demo import demo_legs, write_demo_csvs
-from tests.conftest import REPO, write_config
+from tests.conftest import CDR_HEADER, REPO, write_config
 
 MSSQL_MAX_PARAMETERS = 2100
 AS_OF = date(2025, 3, 10)
@@ -49,8 +49,7 @@ print("pyodbc" in sys.modules, "sqlalchemy.dialects.mssql" in sys.modules)
 def test_importing_everything_and_running_on_sqlite_never_imports_pyodbc(tmp_path: Path) -> None:
     config = write_config(tmp_path, validation__completeness_min_share=0.0)
     (tmp_path / "inbox" / "day.csv").write_text(
-        "CallID,ParentCallID,Queue,StartTime,AnswerTime,EndTime,Result,WaitTime,HandleTime,CustomerID,CallerNumber,"
-        "AgentID,Channel\nA1,,Support,2025-03-10 09:00:00,,,ANSWERED,5,120,C1,+461,,voice\n")
+        CDR_HEADER + "A1,,Support,2025-03-10 09:00:00,,,ANSWERED,5,120,C1,+461,,voice\n")
     done = subprocess.run([sys.executable, "-c", _NO_PYODBC, str(REPO), str(config)], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

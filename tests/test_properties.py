@@ -22,19 +22,14 @@ from hypothesis import strategies as st
 
 from common import calendar as cal
 from common import db, tables
-from common.cdr import ContactRules, aggregate_intervals, contacts_from_legs
+from common.cdr import aggregate_intervals, contacts_from_legs
 from common.config import load_config
-from tests.conftest import write_config
+from tests.conftest import CDR_COLUMNS, write_config
+from tests.test_cdr import CLOSED, HOURS, RULES, TZ  # the same hand-checked rules
 
 load_bronze = importlib.import_module("0_load_bronze")
 build_silver = importlib.import_module("1_build_silver")
 
-TZ = "Europe/Stockholm"
-WEEK = {d: "08:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")} | {"sat": "closed", "sun": "closed"}
-HOURS = cal.parse_opening_hours({"default": WEEK})
-CLOSED = cal.holiday_calendar("SE", None, [], [2025])
-RULES = ContactRules(redial_window_minutes=10, redial_match="customer_or_caller", short_abandon_seconds=5,
-                     interval_minutes=30, tz=TZ, hours=HOURS, closed_dates=CLOSED)
 MONDAY = pd.Timestamp("2025-03-10")
 QUEUES = ("A", "B")
 
@@ -152,8 +147,7 @@ def test_shuffling_the_legs_changes_no_contact(legs: pd.DataFrame, seed: int) ->
 
 # --- the same through the real loader: split, re-ordered, loaded twice ---------------------------------------
 
-HEADER = ("CallID,ParentCallID,Queue,StartTime,AnswerTime,EndTime,Result,WaitTime,HandleTime,CustomerID,"
-          "CallerNumber,AgentID,Channel")
+HEADER = CDR_COLUMNS
 EXPORT = {"answered": "ANSWERED", "abandoned": "ABANDONED", "other": "FAILED"}
 
 

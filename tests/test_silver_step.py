@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 
 from common import db, tables
 from common.config import load_config
-from tests.conftest import write_config, write_csv
+from tests.conftest import CDR_HEADER, write_config, write_csv
 
 load_bronze = importlib.import_module("0_load_bronze")
 build_silver = importlib.import_module("1_build_silver")
 
-HEADER = "CallID,ParentCallID,Queue,StartTime,AnswerTime,EndTime,Result,WaitTime,HandleTime,CustomerID,CallerNumber,AgentID,Channel\n"
+HEADER = CDR_HEADER
 
 # Monday 2025-03-10 (open 08-18) and Tuesday 2025-03-11 (closed by config).
 DAY1 = HEADER + """\
