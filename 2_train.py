@@ -120,8 +120,8 @@ def _train(ctx: StepContext) -> StepResult:
     result = training.rolling_backtest(history, holidays, make_model, origins, horizon, t.retrain_per_origin,
                                        exogenous, prod_spec, calibration_cache=cache)
     bt_seconds = time.perf_counter() - bt_started
-    log.info("train: backtest %.1fs; inner calibration forecasts computed %d times, reused %d times; %d backtest "
-             "models adopted from the calibration", bt_seconds, cache.misses, cache.hits, cache.models_reused)
+    log.info("train: calibration cache: inner forecasts computed %d times, reused %d times; %d backtest models "
+             "adopted from the calibration", cache.misses, cache.hits, cache.models_reused)
     frame = result.frame
     metrics = training.backtest_metrics(frame.loc[frame["method"] != training.PRODUCTION])
     problem = prod_note or result.production_error or (

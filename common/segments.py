@@ -65,6 +65,12 @@ def _peak_window(peak_hours: str) -> tuple[int, int]:
 TALLY_COLUMNS = ("contacts", "active_weeks", "peak", "abandoned", "redialed", "handle_sum", "handle_n")
 
 
+def _check_columns(calls: pd.DataFrame) -> None:
+    missing = [c for c in _REQUIRED if c not in calls.columns]
+    if missing:
+        raise DataError(f"silver_calls is missing column(s) {', '.join(missing)} needed for customer features")
+
+
 def week_blocks(start: date, end: date, weeks: int) -> list[tuple[date, date]]:
     """[start, end) cut into half-open date ranges that break only on Mondays, each at most `weeks` weeks long.
 
@@ -91,9 +97,7 @@ def customer_tallies(calls: pd.DataFrame, peak_hours: str = "09:00-12:00") -> tu
     handle_sum / handle_n (answered contacts with a handle time). per_queue: one row per (customer_id, queue) with
     `contacts`. Tallies of frames that hold disjoint whole weeks (`week_blocks`) add up with `add_tallies`.
     """
-    missing = [c for c in _REQUIRED if c not in calls.columns]
-    if missing:
-        raise DataError(f"silver_calls is missing column(s) {', '.join(missing)} needed for customer features")
+    _check_columns(calls)
     peak_start, peak_end = _peak_window(peak_hours)
     c = calls.loc[calls["customer_id"].notna().to_numpy()]
     # Unsorted factorize: sorting millions of id strings here is most of the cost, and the order is set once
@@ -199,13 +203,9 @@ def customer_features(calls: pd.DataFrame, as_of: date, window_days: int, peak_h
     """
     if window_days < 1:
         raise ConfigError(f"segmentation.window_days == {window_days}, must be >= 1")
-    if min_contacts < 1:
-        raise ConfigError(f"segmentation.min_contacts == {min_contacts}, must be >= 1")
-    _peak_window(peak_hours)
+    _check_columns(calls)  # peak_hours and min_contacts are checked where they are used
     end = pd.Timestamp(as_of)
-    day = pd.to_datetime(calls["date"]) if "date" in calls.columns else None
-    if day is None:
-        raise DataError("silver_calls is missing column(s) date needed for customer features")
+    day = pd.to_datetime(calls["date"])
     keep = (day >= end - timedelta(days=window_days)).to_numpy() & (day < end).to_numpy()
     return features_from_tallies(customer_tallies(calls.loc[keep], peak_hours), min_contacts)
 
