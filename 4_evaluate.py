@@ -218,7 +218,7 @@ def _backtest_setup(engine: Engine, cfg: Config) -> tuple[Callable[[], QuantileF
     def make_model() -> QuantileForecaster:
         return QuantileForecaster(quantiles=tuple(model.quantiles_), params=model.params, seed=model.seed,
                                   num_threads=cfg.training.num_threads, target=model.target, lags=model.lags,
-                                  windows=model.windows)
+                                  windows=model.windows, level=model.level, level_half_life=model.level_half_life)
 
     return make_model, f"production {version}'s setup"
 

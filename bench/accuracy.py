@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -108,7 +108,7 @@ def run_step(module: str, config: Path, as_of: date, overrides: Sequence[str]) -
         raise RuntimeError(f"{module} failed with exit code {code} (argv {shlex.join(argv)})")
 
 
-def prepare(dataset: DataSet, work_dir: Path, demo_days: int = 730) -> tuple[Path, list[str]]:
+def prepare(dataset: DataSet, work_dir: Path, demo_days: int = 730, demo_seed: int = 42) -> tuple[Path, list[str]]:
     """Load `dataset` into bronze and silver of a SQLite file under `work_dir`; return (config, overrides).
 
     Steps 0 and 1 are idempotent, so a kept `work_dir` makes a re-run cheap and still goes through the steps.
@@ -123,8 +123,8 @@ def prepare(dataset: DataSet, work_dir: Path, demo_days: int = 730) -> tuple[Pat
 
         inbox = folder / "inbox"
         end = dataset.as_of - timedelta(days=1)
-        legs = demo_legs(end - timedelta(days=demo_days - 1), end, seed=42)
-        write_demo_csvs(legs, inbox, seed=42)
+        legs = demo_legs(end - timedelta(days=demo_days - 1), end, seed=demo_seed)
+        write_demo_csvs(legs, inbox, seed=demo_seed)
         config = REPO / "config.yaml"
         overrides.append(f"source.csv_glob={(inbox / '*.csv').resolve()}")
     started = time.perf_counter()
@@ -482,6 +482,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="SQLite files and demo CSVs (kept: re-runs reuse the loaded bronze/silver)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--demo-days", type=int, default=730)
+    parser.add_argument("--demo-seed", type=int, default=42, help="the demo generator's seed (robustness checks)")
+    parser.add_argument("--demo-end", type=date.fromisoformat, default=DEMO_END,
+                        help=f"last day of the demo data (default {DEMO_END}); the origins end there")
     parser.add_argument("--profiles", action="store_true",
                         help="also compare intraday profile variants (30-minute wMAPE of our daily p50 split)")
     parser.add_argument("--log-level", default="INFO")
@@ -504,7 +507,13 @@ def main(argv: list[str] | None = None) -> int:
                          "overrides": args.cfg_overrides, "datasets": {}}, []
     for name in [n.strip() for n in args.datasets.split(",") if n.strip()]:
         dataset = DATASETS[name]
-        config, overrides = prepare(dataset, args.work_dir, args.demo_days)
+        if name == "demo" and (args.demo_seed, args.demo_end) != (42, DEMO_END):
+            # Another draw or season of the generator (robustness): its own folder under --work-dir.
+            dataset = replace(dataset, name=f"demo_seed{args.demo_seed}_{args.demo_end}",
+                              as_of=args.demo_end + timedelta(days=1),
+                              description=f"generated demo CDRs (common.demo, seed {args.demo_seed}): 4 queues, "
+                                          f"{args.demo_days} days to {args.demo_end}")
+        config, overrides = prepare(dataset, args.work_dir, args.demo_days, args.demo_seed)
         if dataset.mode == "fallback":
             table = fallback_dataset(config, overrides, dataset, args.cfg_overrides, args.horizon)
             results["datasets"][name] = {"as_of": dataset.fallback_as_of, "queues": table}
@@ -529,10 +538,17 @@ def main(argv: list[str] | None = None) -> int:
     markdown = "\n\n".join(sections) + f"\n\nCommand: `{command}`\n"
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
-    (args.out / f"accuracy_{stamp}.json").write_text(json.dumps(_json_ready(results), indent=1) + "\n")
-    (args.out / f"accuracy_{stamp}.md").write_text(markdown)
+    for n in range(1, 1000):  # two runs started in the same second must not overwrite each other
+        name = f"accuracy_{stamp}" + (f"_{n}" if n > 1 else "")
+        try:
+            with open(args.out / f"{name}.md", "x", encoding="utf-8") as handle:
+                handle.write(markdown)
+            break
+        except FileExistsError:
+            continue
+    (args.out / f"{name}.json").write_text(json.dumps(_json_ready(results), indent=1) + "\n")
     print(markdown)
-    print(f"written: {args.out / f'accuracy_{stamp}.md'} and .json\ncommand: {command}")
+    print(f"written: {args.out / f'{name}.md'} and .json\ncommand: {command}")
     return 0
 
 

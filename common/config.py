@@ -206,6 +206,8 @@ class TrainingConfig(_Strict):
     retrain_per_origin: bool = True                   # false: one model for all origins (faster, slightly optimistic)
     promotion_margin: float = Field(0.02, ge=0, lt=1) # candidate must beat production wMAPE by this share
     target: Literal["ratio", "log", "raw"] = "ratio"  # ratio: model calls / recent level (trees do not extrapolate)
+    level: Literal["window", "seasonal"] = "seasonal" # what the ratio divides by (common/seasonality.py)
+    level_half_life_days: float = Field(90.0, gt=0)   # seasonal level: weight halves every this many days back
     params: dict[str, Any] = Field(default_factory=dict)  # LightGBM parameters over the defaults
     seed: int = 42
     num_threads: int = Field(1, ge=1)

@@ -40,11 +40,14 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from common.errors import DataError
+from common.seasonality import SeasonalShape
 
 FEATURE_LAGS = (1, 7, 14, 28, 364)
 ROLLING_WINDOWS = (7, 28)
 LEVEL_WINDOW = 28
 LEVEL_FALLBACK_WINDOW = 91
+SEASONAL_LEVEL_WINDOW = 364  # days behind a seasonal level (weights beyond it are < 6% at the default half-life)
+SEASONAL_LEVEL_HALF_LIFE = 90.0
 SAME_WEEKDAY_WEEKS = 4
 OPTIONAL_LAG_MIN_DAYS = 92  # lags from here on (364) need a long history; shorter ones are always built
 HOLIDAY_DISTANCE_CAP = 60  # days; beyond that a holiday has no effect, and it keeps "none known" finite
@@ -70,6 +73,8 @@ def build_features(
     *,
     feature_names: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
+    shape: SeasonalShape | None = None,
+    level_half_life: float = SEASONAL_LEVEL_HALF_LIFE,
 ) -> pd.DataFrame:
     """Return one row per series per date of `history`: `series, date, y, level` + features.
 
@@ -85,6 +90,7 @@ def build_features(
     starts, ends = _series_bounds(frame)
 
     y_open = np.where(frame["is_open"].to_numpy(dtype=bool), frame["y"].to_numpy(dtype=float), np.nan)
+    log_shape = None if shape is None else shape.log_shape(frame["series"].to_numpy(), frame["date"])
     cols: dict[str, np.ndarray] = {}
     n = len(frame)
     names_y = [lag_name(lag) for lag in lags] + [SAME_WEEKDAY_FEATURE]
@@ -101,9 +107,14 @@ def build_features(
             mean, std = _trailing_mean_std(x, w)
             cols[f"roll_mean_{w}"][a:b] = mean
             cols[f"roll_std_{w}"][a:b] = std
-        level, _ = _trailing_mean_std(x, LEVEL_WINDOW)
-        fallback, _ = _trailing_mean_std(x, LEVEL_FALLBACK_WINDOW)
-        cols["level"][a:b] = np.where(np.isnan(level), fallback, level)
+        if log_shape is None:
+            level, _ = _trailing_mean_std(x, LEVEL_WINDOW)
+            fallback, _ = _trailing_mean_std(x, LEVEL_FALLBACK_WINDOW)
+            cols["level"][a:b] = np.where(np.isnan(level), fallback, level)
+        else:
+            day_shape = np.exp(log_shape[a:b])
+            adjusted = _trailing_weighted_mean(x / day_shape, SEASONAL_LEVEL_WINDOW, level_half_life)
+            cols["level"][a:b] = adjusted * day_shape
 
     cols.update(_calendar_columns(frame, holidays))
     cats = sorted(frame["series"].unique()) if categories is None else list(categories)
@@ -155,11 +166,12 @@ def warmup_days(lags: Sequence[int] = FEATURE_LAGS, windows: Sequence[int] = ROL
     return max([*short_lags, *windows, 7 * SAME_WEEKDAY_WEEKS])
 
 
-def lookback_days(feature_names: Sequence[str]) -> int:
+def lookback_days(feature_names: Sequence[str], seasonal_level: bool = False) -> int:
     """How many days before T the features of day T read: enough tail for an exact rebuild."""
     lags = [int(m.group(1)) for m in map(_LAG_PATTERN.match, feature_names) if m]
     windows = [int(m.group(1)) for m in map(_WINDOW_PATTERN.match, feature_names) if m]
-    return max([*lags, *windows, 7 * SAME_WEEKDAY_WEEKS, LEVEL_WINDOW, LEVEL_FALLBACK_WINDOW])
+    level = [SEASONAL_LEVEL_WINDOW] if seasonal_level else [LEVEL_WINDOW, LEVEL_FALLBACK_WINDOW]
+    return max([*lags, *windows, 7 * SAME_WEEKDAY_WEEKS, *level])
 
 
 def _check_lags_windows(lags: Sequence[int], windows: Sequence[int]) -> tuple[list[int], list[int]]:
@@ -234,6 +246,24 @@ def _trailing_mean_std(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
         count += ok
     std = np.sqrt(np.divide(sq, count - 1, out=np.full(len(x), np.nan), where=count >= 2))
     return mean, std
+
+
+def _trailing_weighted_mean(x: np.ndarray, w: int, half_life: float) -> np.ndarray:
+    """Mean of x[i-w:i] per i weighted 0.5 ** (age / half_life) (age 1 = the day before), skipping NaN.
+
+    Summed lag by lag in a fixed order, like `_trailing_mean_std`, so a row's value
+    does not depend on where the frame starts."""
+    if not half_life > 0:
+        raise DataError(f"seasonal level half-life == {half_life}, must be > 0 days")
+    total = np.zeros(len(x))
+    weight = np.zeros(len(x))
+    for age in range(1, w + 1):
+        col = _shift(x, age)
+        ok = ~np.isnan(col)
+        wk = 0.5 ** (age / half_life)
+        total += np.where(ok, col * wk, 0.0)
+        weight += np.where(ok, wk, 0.0)
+    return np.divide(total, weight, out=np.full(len(x), np.nan), where=weight > 0)
 
 
 def _calendar_columns(frame: pd.DataFrame, holidays: pd.DataFrame) -> dict[str, np.ndarray]:

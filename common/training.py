@@ -96,6 +96,7 @@ def make_forecaster(training: TrainingConfig, quantiles: Sequence[float], horizo
     target, and band calibration on `training.calibration_origins` inner origins of `horizon` days."""
     return QuantileForecaster(quantiles=tuple(quantiles), params=dict(training.params), seed=training.seed,
                               num_threads=training.num_threads, target=training.target,
+                              level=training.level, level_half_life=training.level_half_life_days,
                               calibrate=training.calibration_origins > 0,
                               calibration_origins=training.calibration_origins, calibration_horizon=horizon,
                               calibration_step_days=training.backtest_step_days)

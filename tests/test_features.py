@@ -8,6 +8,7 @@ from common.errors import DataError
 from common.features import (
     HOLIDAY_DISTANCE_CAP, build_features, feature_columns, lookback_days, warmup_days, y_unit_features,
 )
+from common.seasonality import SeasonalShape, fit_shape
 
 NO_HOLIDAYS = pd.DataFrame({"date": pd.to_datetime([]), "holiday_name": pd.Series([], dtype="str")})
 
@@ -33,15 +34,20 @@ def week_and_two_days() -> pd.DataFrame:
     return pd.DataFrame({"series": "A", "date": dates, "y": y, "is_open": is_open, "is_holiday": False})
 
 
-def test_features_of_day_t_do_not_change_when_y_from_t_onwards_changes():
-    history = random_history(400, seed=1)
+@pytest.mark.parametrize("level", ["window", "seasonal"])
+def test_features_of_day_t_do_not_change_when_y_from_t_onwards_changes(level):
+    history = random_history(560, seed=1)
     holidays = pd.DataFrame({"date": history.loc[history["is_holiday"], "date"].unique(), "holiday_name": "x"})
-    cut = pd.Timestamp("2024-12-02")
+    cut = pd.Timestamp("2025-05-05")
     later = history["date"] >= cut
     changed = history.assign(y=np.where(later, np.random.default_rng(7).uniform(0, 1000, len(history)), history["y"]))
+    # The seasonal shape is a model parameter fitted on the training rows, as the trees are: fixed here,
+    # so what is checked is that the features of day T read y before T only.
+    shape = fit_shape(history.loc[~later]) if level == "seasonal" else None
+    assert shape is None or shape.yearly  # 16 months before the cut: the yearly cycle is part of what is checked
 
-    before = build_features(history, holidays)
-    after = build_features(changed, holidays)
+    before = build_features(history, holidays, shape=shape)
+    after = build_features(changed, holidays, shape=shape)
 
     assert "lag_364" in feature_columns(before)  # 400 days: the yearly lag is part of what is checked
     upto = before["date"] <= cut
@@ -67,6 +73,20 @@ def test_open_day_view_hand_computed():
     assert out.loc["2024-01-03", "days_since_holiday"] == HOLIDAY_DISTANCE_CAP  # none before it is known
     assert tue2["weekday"] == 1 and tue2["week_of_year"] == 2 and tue2["day_of_month"] == 9
     assert np.isnan(out.loc["2024-01-01", "level"])  # nothing known before the first day
+
+
+def test_seasonal_level_hand_computed():
+    # Weekday effects log(2) on Monday, 0 elsewhere (no yearly term); half-life 1 day.
+    shape = SeasonalShape(anchor="2024-01-01", weekday={"A": [np.log(2.0)] + [0.0] * 6})
+    out = build_features(week_and_two_days(), NO_HOLIDAYS, shape=shape, level_half_life=1.0).set_index("date")
+    # Tue 01-02: only Mon 01-01 is known, 10 / 2 = 5 deseasonalised; Tuesday's shape is 1.
+    assert out.loc["2024-01-02", "level"] == pytest.approx(5.0)
+    # Mon 01-08: Fri 50 (age 3, weight 1/8), Thu 40 (1/16), Wed 30 (1/32), Tue 20 (1/64), Mon 10/2 (1/128);
+    # the weekend is closed (skipped); times Monday's shape 2.
+    w = 0.5 ** np.arange(3, 8)
+    expected = 2 * (w @ [50, 40, 30, 20, 5]) / w.sum()
+    assert out.loc["2024-01-08", "level"] == pytest.approx(expected)
+    assert np.isnan(out.loc["2024-01-01", "level"])
 
 
 def test_month_end_flag_and_is_open_feature():
@@ -99,13 +119,15 @@ def test_series_categories_are_fixed_when_given():
     assert set(out["series"].cat.codes) == {1}
 
 
-def test_tail_rebuild_gives_bit_identical_last_row():
+@pytest.mark.parametrize("level", ["window", "seasonal"])
+def test_tail_rebuild_gives_bit_identical_last_row(level):
     history = random_history(500, seed=3)
+    shape = fit_shape(history) if level == "seasonal" else None
     names = feature_columns(build_features(history, NO_HOLIDAYS))
-    full = build_features(history, NO_HOLIDAYS, feature_names=names)
+    full = build_features(history, NO_HOLIDAYS, feature_names=names, shape=shape)
     last = history["date"].max()
-    tail = history.loc[history["date"] >= last - pd.Timedelta(days=lookback_days(names))]
-    part = build_features(tail, NO_HOLIDAYS, feature_names=names)
+    tail = history.loc[history["date"] >= last - pd.Timedelta(days=lookback_days(names, shape is not None))]
+    part = build_features(tail, NO_HOLIDAYS, feature_names=names, shape=shape)
     pd.testing.assert_frame_equal(full.loc[full["date"] == last].reset_index(drop=True),
                                   part.loc[part["date"] == last].reset_index(drop=True), check_exact=True)
 
@@ -137,5 +159,6 @@ def test_helpers_for_warmup_lookback_and_y_units():
     assert warmup_days() == 28  # lags up to 28, windows up to 28, 4 same weekdays
     assert lookback_days(["series", "lag_364", "roll_mean_28"]) == 364
     assert lookback_days(["series", "lag_28"]) == 91  # the level's fallback window
+    assert lookback_days(["series", "lag_28"], seasonal_level=True) == 364
     assert y_unit_features(["series", "lag_7", "roll_std_7", "weekday", "same_weekday_mean_4"]) == [
         "lag_7", "roll_std_7", "same_weekday_mean_4"]

@@ -15,8 +15,10 @@ HOLIDAY_DATES = pd.to_datetime(["2024-05-01", "2024-12-25", "2025-01-01", "2025-
 HOLIDAYS = pd.DataFrame({"date": HOLIDAY_DATES, "holiday_name": "holiday"})
 
 
-def synthetic(n_days: int = 400, start: str = "2024-01-01", horizon: int = 14, series=("A", "B"), seed: int = 0):
-    """Weekday-seasonal Poisson series, closed weekends and holidays; returns (history, future)."""
+def synthetic(n_days: int = 400, start: str = "2024-01-01", horizon: int = 14, series=("A", "B"), seed: int = 0,
+              yearly: float = 0.0):
+    """Weekday-seasonal Poisson series (and a yearly cycle of amplitude `yearly`), closed weekends and holidays;
+    returns (history, future)."""
     rng = np.random.default_rng(seed)
     dates = pd.date_range(start, periods=n_days + horizon, freq="D")
     parts = []
@@ -24,6 +26,7 @@ def synthetic(n_days: int = 400, start: str = "2024-01-01", horizon: int = 14, s
         is_holiday = dates.isin(HOLIDAY_DATES)
         is_open = (dates.day_of_week < 5) & ~is_holiday
         mean = (100 + 150 * i) * np.array([1.3, 1.1, 1.0, 0.9, 0.8, 1, 1])[dates.day_of_week]
+        mean = mean * (1 + yearly * np.cos(2 * np.pi * dates.day_of_year.to_numpy() / 365.25))
         y = np.where(is_open, rng.poisson(mean), 0).astype(float)
         parts.append(pd.DataFrame({"series": s, "date": dates, "y": y, "is_open": is_open, "is_holiday": is_holiday}))
     frame = pd.concat(parts, ignore_index=True)
@@ -131,6 +134,41 @@ def test_short_history_raises_data_error():
     history, _ = synthetic(n_days=28)
     with pytest.raises(DataError, match="history too short to train: 0 training rows"):
         QuantileForecaster(params=FAST).fit(history, HOLIDAYS)
+
+
+@pytest.fixture(scope="module")
+def yearly_data():
+    return synthetic(n_days=560, yearly=0.2)
+
+
+@pytest.fixture(scope="module")
+def yearly_fitted(yearly_data):
+    history, _ = yearly_data
+    return QuantileForecaster(params=FAST, calibrate=False).fit(history, HOLIDAYS)
+
+
+def test_seasonal_level_only_once_a_yearly_cycle_can_be_fitted(data, fitted, yearly_fitted):
+    assert fitted.level == "seasonal" and fitted.shape_ is None  # 400 days: the 28-day window level
+    assert yearly_fitted.shape_ is not None and yearly_fitted.shape_.yearly[0] == pytest.approx(0.2, abs=0.05)
+    assert yearly_fitted.lookback_ == 364
+    window = QuantileForecaster(params=FAST, calibrate=False, level="window").fit(data[0], HOLIDAYS)
+    assert window.shape_ is None and window.lookback_ == fitted.lookback_
+
+
+def test_seasonal_level_model_round_trips_and_its_tail_recursion_is_exact(yearly_data, yearly_fitted, tmp_path):
+    history, future = yearly_data
+    yearly_fitted.to_files(tmp_path)
+    loaded = QuantileForecaster.from_files(tmp_path)
+    assert loaded.shape_ == yearly_fitted.shape_
+    expected = yearly_fitted.forecast(history, future, HOLIDAYS)
+    pd.testing.assert_frame_equal(loaded.forecast(history, future, HOLIDAYS), expected, check_exact=True)
+
+    def make(frame):
+        return build_features(frame, HOLIDAYS, feature_names=loaded.feature_names_, categories=loaded.categories_,
+                              shape=loaded.shape_)
+
+    plain = recursive_forecast(history, future, make, loaded.predict_features, loaded.quantiles_, lookback=None)
+    pd.testing.assert_frame_equal(plain, expected, check_exact=True)
 
 
 def test_files_round_trip_gives_identical_forecasts(data, fitted, tmp_path):
