@@ -461,6 +461,8 @@ class QuantileForecaster:
                 q: lgb.Booster(model_str=(directory / meta["model_files"][quantile_column(q)]).read_text("utf-8"))
                 for q in model.quantiles_
             }
+            shape = meta.get("seasonal_shape")  # format 2 models before the seasonal level had none
+            model.shape_ = None if shape is None else SeasonalShape.from_dict(shape)
         except (OSError, KeyError, TypeError, ValueError, lgb.basic.LightGBMError) as exc:
             raise ModelError(f"cannot load model from {directory}: {exc}") from exc
         model.feature_names_ = list(meta["feature_names"])
@@ -470,8 +472,6 @@ class QuantileForecaster:
         model.n_train_rows_ = int(meta["n_train_rows"])
         model.train_end_ = meta["train_end"]
         model.adjustments_ = meta.get("adjustments") or _NO_ADJUSTMENT  # format 1 models had none
-        shape = meta.get("seasonal_shape")  # format 2 models before the seasonal level had none
-        model.shape_ = None if shape is None else SeasonalShape.from_dict(shape)
         if any(m.feature_name() != model.feature_names_ for m in model.models_.values()):
             raise ModelError(f"cannot load model from {directory}: model files and meta.json disagree on features")
         return model

@@ -1,5 +1,7 @@
 """Tests for common.forecaster: quantile LightGBM, recursion, seasonal naive, backtest."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -185,6 +187,23 @@ def test_missing_model_file_raises_model_error(fitted, tmp_path):
     (tmp_path / "model_p90.txt").unlink()
     with pytest.raises(ModelError, match="cannot load model"):
         QuantileForecaster.from_files(tmp_path)
+
+
+def test_models_from_before_the_seasonal_level_load_as_window_level_and_a_broken_shape_is_a_model_error(
+        fitted, yearly_fitted, tmp_path):
+    old, broken = tmp_path / "old", tmp_path / "broken"
+    fitted.to_files(old)
+    meta = json.loads((old / "meta.json").read_text())
+    del meta["init"]["level"], meta["init"]["level_half_life"], meta["seasonal_shape"]
+    (old / "meta.json").write_text(json.dumps(meta))
+    loaded = QuantileForecaster.from_files(old)
+    assert loaded.level == "window" and loaded.shape_ is None
+    yearly_fitted.to_files(broken)
+    meta = json.loads((broken / "meta.json").read_text())
+    del meta["seasonal_shape"]["weekday"]
+    (broken / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="cannot load model .*weekday"):
+        QuantileForecaster.from_files(broken)
 
 
 def test_raw_target_fits_and_forecasts(data):
