@@ -251,18 +251,15 @@ def _trailing_mean_std(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
 def _trailing_weighted_mean(x: np.ndarray, w: int, half_life: float) -> np.ndarray:
     """Mean of x[i-w:i] per i weighted 0.5 ** (age / half_life) (age 1 = the day before), skipping NaN.
 
-    Summed lag by lag in a fixed order, like `_trailing_mean_std`, so a row's value
-    does not depend on where the frame starts."""
+    Each row is its own reduction over the same w columns, so a row's value does
+    not depend on where the frame starts (as in `_trailing_mean_std`)."""
     if not half_life > 0:
         raise DataError(f"seasonal level half-life == {half_life}, must be > 0 days")
-    total = np.zeros(len(x))
-    weight = np.zeros(len(x))
-    for age in range(1, w + 1):
-        col = _shift(x, age)
-        ok = ~np.isnan(col)
-        wk = 0.5 ** (age / half_life)
-        total += np.where(ok, col * wk, 0.0)
-        weight += np.where(ok, wk, 0.0)
+    view = sliding_window_view(np.concatenate([np.full(w, np.nan), x]), w)[:-1]  # row i: x[i-w:i], oldest first
+    weights = 0.5 ** (np.arange(w, 0, -1) / half_life)
+    ok = ~np.isnan(view)
+    total = (np.where(ok, view, 0.0) * weights).sum(axis=1)
+    weight = (ok * weights).sum(axis=1)
     return np.divide(total, weight, out=np.full(len(x), np.nan), where=weight > 0)
 
 
