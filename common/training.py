@@ -128,6 +128,7 @@ def model_params(model: QuantileForecaster) -> dict:
     return {
         "lightgbm": dict(sorted(model.lightgbm_params_.items())), "quantiles": [float(q) for q in model.quantiles_],
         "target": model.target, "lags": [int(v) for v in model.lags], "windows": [int(v) for v in model.windows],
+        "level": model.level, "level_half_life": float(model.level_half_life),
         "adjustments": {"calibrate": bool(model.calibrate), "blend": bool(model.blend),
                         "origins": int(model.calibration_origins), "horizon": int(model.calibration_horizon),
                         "step_days": int(model.calibration_step_days)},
