@@ -305,8 +305,9 @@ class QuantileForecaster:
         self.lightgbm_params_ = {**lgb_params, "num_boost_round": rounds}
         self.n_train_rows_ = n_rows
         self.train_end_ = str(pd.Timestamp(train["date"].max()).date())
-        log.info("fit: %d quantile models on %d rows, %d series, %d features, target=%s",
-                 len(models), n_rows, len(self.categories_), len(names), self.target)
+        log.info("fit: %d quantile models on %d rows, %d series, %d features, target=%s, level=%s",
+                 len(models), n_rows, len(self.categories_), len(names), self.target,
+                 "window" if shape is None else f"seasonal (half-life {self.level_half_life:g} days)")
 
     # ---- forecasting ----------------------------------------------------------------------------
     def forecast(self, history: pd.DataFrame, future: pd.DataFrame, holidays: pd.DataFrame, *,
