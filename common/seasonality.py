@@ -39,6 +39,7 @@ from common.errors import DataError
 
 FOURIER_ORDER = 3          # yearly harmonics: 3 follow a winter peak and a summer dip without chasing noise
 MIN_YEARLY_DAYS = 455      # a year and a quarter of history before a yearly cycle is fitted
+FIT_DAYS = 1096            # the shape is fitted on the last 3 years: the trend is the recent growth, not a decade's
 DAY_NOISE_CV = 0.15        # typical day-to-day variation of a queue beyond Poisson noise (weights only)
 _YEAR = 365.25
 
@@ -75,39 +76,48 @@ class SeasonalShape:
                    trend=float(data.get("trend", 0.0)), yearly=tuple(float(v) for v in data.get("yearly", ())))
 
 
-def fit_shape(history: pd.DataFrame, fourier_order: int = FOURIER_ORDER,
-              min_yearly_days: int = MIN_YEARLY_DAYS) -> SeasonalShape:
-    """Fit the shape on the open days with y > 0 of `history` (`series, date, y, is_open`)."""
+def fit_shape(history: pd.DataFrame, fourier_order: int = FOURIER_ORDER, min_yearly_days: int = MIN_YEARLY_DAYS,
+              fit_days: int = FIT_DAYS) -> SeasonalShape:
+    """Fit the shape on the open days with y > 0 of the last `fit_days` of `history` (`series, date, y, is_open`)."""
     open_rows = history.loc[history["is_open"].astype(bool) & (history["y"].to_numpy(dtype=float) > 0)]
     if open_rows.empty:
         raise DataError("seasonal shape: no open day with calls in the history; nothing to fit")
+    open_rows = open_rows.loc[open_rows["date"] > open_rows["date"].max() - pd.Timedelta(days=fit_days)]
     series = open_rows["series"].astype("str").to_numpy(dtype=object)
     dates = pd.DatetimeIndex(open_rows["date"])
-    y = open_rows["y"].to_numpy(dtype=float)
+    log_y = np.log(open_rows["y"].to_numpy(dtype=float))
     names = sorted(set(series))
     code = np.searchsorted(np.array(names, dtype=object), series)
-    dow = dates.day_of_week.to_numpy()
+    cell = 7 * code + dates.day_of_week.to_numpy()   # one effect per series x weekday
+    n_cells = 7 * len(names)
     anchor = str(dates.max().date())
-    span = (dates.max() - dates.min()).days + 1
-    order = int(fourier_order) if span >= min_yearly_days else 0
+    order = int(fourier_order) if (dates.max() - dates.min()).days + 1 >= min_yearly_days else 0
 
-    cells = np.zeros((len(y), 7 * len(names)))
-    cells[np.arange(len(y)), 7 * code + dow] = 1.0
-    X = np.column_stack([cells, _calendar_matrix(dates, anchor, order)]) if order else cells
-    mean = pd.Series(y).groupby(code).transform("mean").to_numpy()
-    sw = np.sqrt(1.0 / (1.0 / mean + DAY_NOISE_CV**2))
-    observed = X.any(axis=0)  # series x weekday cells never open have no column to fit
-    beta = np.zeros(X.shape[1])
-    beta[observed], *_ = np.linalg.lstsq(X[:, observed] * sw[:, None], np.log(y) * sw, rcond=None)
+    mean = np.bincount(code, np.exp(log_y)) / np.bincount(code)
+    weight = 1.0 / (1.0 / mean[code] + DAY_NOISE_CV**2)
+    cell_weight = np.bincount(cell, weight, minlength=n_cells)
+
+    def cell_mean(values: np.ndarray) -> np.ndarray:
+        return np.bincount(cell, weight * values, minlength=n_cells)[cell] / cell_weight[cell]
+
+    # The series x weekday effects are absorbed by centring within each cell (Frisch-Waugh-Lovell): the same
+    # weighted least squares as one dummy column per cell, without a design matrix that grows with series x days.
+    if order:
+        calendar = _calendar_matrix(dates, anchor, order)
+        centred = calendar - np.column_stack([cell_mean(col) for col in calendar.T])
+        root = np.sqrt(weight)
+        coef, *_ = np.linalg.lstsq(centred * root[:, None], (log_y - cell_mean(log_y)) * root, rcond=None)
+        residual = log_y - calendar @ coef
+    else:
+        coef, residual = np.zeros(1), log_y
+    effects = np.bincount(cell, weight * residual, minlength=n_cells) / np.where(cell_weight > 0, cell_weight, 1.0)
 
     weekday = {}
     for i, name in enumerate(names):
-        effects, seen = beta[7 * i: 7 * i + 7], observed[7 * i: 7 * i + 7]
-        centred = np.where(seen, effects - effects[seen].mean(), 0.0)
-        weekday[name] = [float(v) for v in centred]
-    rest = beta[7 * len(names):]
-    return SeasonalShape(anchor=anchor, weekday=weekday, trend=float(rest[0]) if order else 0.0,
-                         yearly=tuple(float(v) for v in rest[1:]) if order else ())
+        own, seen = effects[7 * i: 7 * i + 7], cell_weight[7 * i: 7 * i + 7] > 0
+        weekday[name] = [float(v) for v in np.where(seen, own - own[seen].mean(), 0.0)]
+    return SeasonalShape(anchor=anchor, weekday=weekday, trend=float(coef[0]),
+                         yearly=tuple(float(v) for v in coef[1:]))
 
 
 def _calendar_matrix(dates: pd.DatetimeIndex, anchor: str, order: int) -> np.ndarray:

@@ -43,6 +43,40 @@ def test_pooled_yearly_cycle_and_trend_are_recovered_from_noise_free_history():
     assert shape.weekday["Small"] == pytest.approx([0] * 7, abs=1e-9)
 
 
+def test_noisy_fit_equals_weighted_least_squares_with_one_dummy_column_per_series_and_weekday():
+    rng = np.random.default_rng(3)
+    dates = pd.date_range("2023-01-01", periods=600, freq="D")
+    parts = [frame(name, dates, rng.poisson(size * (1 + 0.2 * np.cos(dates.day_of_year.to_numpy() / 58.1))) + 1.0,
+                   dates.day_of_week < days) for name, size, days in (("A", 40, 5), ("B", 900, 6))]
+    history = pd.concat(parts, ignore_index=True)
+    shape = fit_shape(history)
+    # The textbook form: log y on [series x weekday dummies | trend, cos/sin 1..3], weights 1 / (1/mean + CV^2).
+    rows = history.loc[history["is_open"]]
+    t = (rows["date"] - rows["date"].max()).dt.days.to_numpy() / 365.25
+    doy = rows["date"].dt.day_of_year.to_numpy()
+    cal = [t] + [f(2 * np.pi * k * doy / 365.25) for k in (1, 2, 3) for f in (np.cos, np.sin)]
+    cells = [((rows["series"] == s) & (rows["date"].dt.day_of_week == d)).to_numpy(float)
+             for s, days in (("A", 5), ("B", 6)) for d in range(days)]
+    X = np.column_stack(cells + cal)
+    mean = rows.groupby("series")["y"].transform("mean").to_numpy()
+    root = np.sqrt(1 / (1 / mean + 0.15**2))
+    beta, *_ = np.linalg.lstsq(X * root[:, None], np.log(rows["y"].to_numpy()) * root, rcond=None)
+    assert [shape.trend, *shape.yearly] == pytest.approx(beta[11:], abs=1e-9)
+    a, b = beta[:5], beta[5:11]
+    assert shape.weekday["A"] == pytest.approx([*(a - a.mean()), 0, 0], abs=1e-9)
+    assert shape.weekday["B"] == pytest.approx([*(b - b.mean()), 0], abs=1e-9)
+
+
+def test_only_the_last_fit_days_are_fitted():
+    dates = pd.date_range("2024-01-01", periods=70, freq="D")
+    factor = np.where(dates < pd.Timestamp("2024-02-05"), 5.0, 1.0) * np.where(dates.day_of_week == 0, 2.0, 1.0)
+    old_friday_peak = np.where((dates < pd.Timestamp("2024-02-05")) & (dates.day_of_week == 4), 9.0, 1.0)
+    history = frame("A", dates, 100 * factor * old_friday_peak, dates.day_of_week < 5)
+    recent = fit_shape(history, fit_days=35)  # 2024-02-05 .. 03-10: Monday twice the other weekdays
+    assert recent.weekday["A"] == pytest.approx(list(np.log([2, 1, 1, 1, 1]) - np.log(2) / 5) + [0, 0])
+    assert fit_shape(history).weekday["A"] != pytest.approx(recent.weekday["A"])
+
+
 def test_no_yearly_cycle_or_trend_before_min_yearly_days():
     dates = pd.date_range("2023-01-01", periods=MIN_YEARLY_DAYS - 1, freq="D")
     growing = 100 * np.exp(0.5 * np.arange(len(dates)) / 365.25)
