@@ -16,9 +16,13 @@ Choices, and why:
   Monday with Mondays. `same_weekday_mean_4` (mean of the last 4 open same
   weekdays) is the strong baseline of the notes, given to the model as a feature.
 - **Level.** `level` is the trailing 28-day open-day mean (shifted; falls back to
-  the 91-day one when the last 28 days had no open day). It is not a feature:
-  the forecaster divides y and the y-unit features by it (`target="ratio"`) so
-  trees need not extrapolate beyond the levels seen in training.
+  the 91-day one when the last 28 days had no open day), or, given a fitted
+  `SeasonalShape` (`common.seasonality`), the seasonal level: the mean of
+  y / shape over the open days of the 364 days before T, weighted by a
+  half-life, times T's shape, so a long window neither trails the season nor
+  carries a 28-day mean's noise. It is not a feature: the forecaster divides y
+  and the y-unit features by it (`target="ratio"`) so trees need not
+  extrapolate beyond the levels seen in training.
 - **Long lags are optional.** A lag of `OPTIONAL_LAG_MIN_DAYS` (92) or more
   (by default only 364) is kept only when the longest series has `lag +
   warm-up` days, so at least a month of rows carries it. Pass the training

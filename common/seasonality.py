@@ -56,12 +56,12 @@ class SeasonalShape:
     def log_shape(self, series: Sequence[str] | np.ndarray, dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
         """log of the shape for each (series, date); 0 for a series the fit did not see."""
         dates = pd.DatetimeIndex(dates)
-        dow = dates.day_of_week.to_numpy()
-        names = np.asarray(series, dtype=object).astype(str)
-        out = np.zeros(len(dates))
-        for name, effects in self.weekday.items():
-            rows = names == name
-            out[rows] = np.asarray(effects)[dow[rows]]
+        known = list(self.weekday)
+        # One lookup for all rows (a mask per series would cost rows x series): unknown series get the zero row.
+        code = pd.Index(known, dtype=object).get_indexer(np.asarray(series, dtype=object).astype(str))
+        table = np.vstack([np.asarray([self.weekday[name] for name in known], dtype=float).reshape(-1, 7),
+                           np.zeros((1, 7))])
+        out = table[np.where(code < 0, len(known), code), dates.day_of_week.to_numpy()]
         if self.yearly:
             out += _calendar_matrix(dates, self.anchor, len(self.yearly) // 2) @ np.r_[self.trend, self.yearly]
         return out
