@@ -6,8 +6,8 @@ without lagging behind the season, and is multiplied by the shape of the day
 it is for. A 28-day plain mean is noisy on small queues and a longer one trails
 the season (docs/accuracy.md); the shape is what lets the window grow.
 
-The shape is fitted once per model, on the training history, by weighted least
-squares on log(y) of open days:
+The shape is fitted once per model, on the last `FIT_DAYS` (3 years) of the
+training history, by weighted least squares on log(y) of open days:
 
     log y = a[series, weekday] + trend * years + sum_k (c_k cos + s_k sin)(2 pi k day_of_year / 365.25)
 
@@ -17,9 +17,10 @@ squares on log(y) of open days:
   few to tell its season from its noise, one cycle for the centre is not. What
   a queue does differently is left to the trees (`series` x calendar features).
   Only fitted when the history spans `MIN_YEARLY_DAYS`; before that the shape is
-  the weekday effects alone (no trend either: the level follows growth).
-- **Weights** 1 / (1 / mean + CV^2): the variance of log y for a Poisson count
-  with day-to-day noise, so a 100-call queue does not steer the shared cycle as
+  the weekday effects alone (no trend either), and the forecaster keeps its
+  28-day window level instead (measured better without a season to correct).
+- **Weights** 1 / (1 / mean + CV^2): the inverse of the variance of log y for a
+  Poisson count with day-to-day noise, so a 100-call queue does not steer the shared cycle as
   much as a 3,000-call one.
 
 The fitted shape is a model parameter, like the trees: stored in meta.json and
