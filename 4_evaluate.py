@@ -216,9 +216,7 @@ def _backtest_setup(engine: Engine, cfg: Config) -> tuple[Callable[[], QuantileF
         return (lambda: training.make_forecaster(cfg.training, cfg.forecast.quantiles)), "the configured training setup"
 
     def make_model() -> QuantileForecaster:
-        return QuantileForecaster(quantiles=tuple(model.quantiles_), params=model.params, seed=model.seed,
-                                  num_threads=cfg.training.num_threads, target=model.target, lags=model.lags,
-                                  windows=model.windows, level=model.level, level_half_life=model.level_half_life)
+        return QuantileForecaster(**{**model.init_params(), "num_threads": cfg.training.num_threads})
 
     return make_model, f"production {version}'s setup"
 

@@ -102,20 +102,25 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         old = make_model().fit(history.loc[history["date"] < as_of - pd.Timedelta(days=args.production_age_days)], holidays)
         setup_seconds += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    cache = training.CalibrationCache()
-    model = make_model().fit(history, holidays, calibration_cache=cache)
-    version = training.model_version(as_of.date(), training.data_hash(history, holidays), training.model_params(model))
-    fit_seconds = time.perf_counter() - t0
     first, last = history["date"].min(), history["date"].max()
     origins = training.backtest_origins(first, last, args.origins, args.horizon, cfg.backtest_step_days)
     if not args.no_production:
         prod_origins, in_sample = training.production_origins(origins, old.train_end_)
         production = training.ProductionModel("v-old", old, tuple(prod_origins))
-    t0 = time.perf_counter()
-    result = training.rolling_backtest(history, holidays, make_model, origins, args.horizon, cfg.retrain_per_origin,
-                                       production=production, calibration_cache=cache)
-    backtest_seconds = time.perf_counter() - t0
+
+    def fit_and_backtest(setup: TrainingConfig):
+        """What 2_train.py does: the final fit, then the backtest sharing its calibration (timed apart)."""
+        t0 = time.perf_counter()
+        cache = training.CalibrationCache()
+        fitted = training.make_forecaster(setup, (0.1, 0.5, 0.9)).fit(history, holidays, calibration_cache=cache)
+        t1 = time.perf_counter()
+        backtest = training.rolling_backtest(
+            history, holidays, lambda: training.make_forecaster(setup, (0.1, 0.5, 0.9)), origins, args.horizon,
+            setup.retrain_per_origin, production=production, calibration_cache=cache)
+        return fitted, cache, backtest, t1 - t0, time.perf_counter() - t1
+
+    model, cache, result, fit_seconds, backtest_seconds = fit_and_backtest(cfg)
+    version = training.model_version(as_of.date(), training.data_hash(history, holidays), training.model_params(model))
     t0 = time.perf_counter()
     frame = result.frame
     overall = training.backtest_metrics(frame)["overall"]
@@ -153,14 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         if not same:
             return 1
     if args.level_baseline:
-        window = cfg.model_copy(update={"level": "window"})
-        t0 = time.perf_counter()
-        window_cache = training.CalibrationCache()
-        training.make_forecaster(window, (0.1, 0.5, 0.9)).fit(history, holidays, calibration_cache=window_cache)
-        window_result = training.rolling_backtest(
-            history, holidays, lambda: training.make_forecaster(window, (0.1, 0.5, 0.9)), origins, args.horizon,
-            cfg.retrain_per_origin, production=production, calibration_cache=window_cache)
-        window_seconds = time.perf_counter() - t0
+        _, _, window_result, *seconds = fit_and_backtest(cfg.model_copy(update={"level": "window"}))
+        window_seconds = sum(seconds)
         ours = training.backtest_metrics(window_result.frame)["overall"]["candidate"]
         print(f"level: {cfg.level} fit + backtest {fit_seconds + backtest_seconds:.1f}s, wMAPE "
               f"{overall['candidate']['wmape']:.2%} vs window {window_seconds:.1f}s, wMAPE {ours['wmape']:.2%} "

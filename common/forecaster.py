@@ -252,6 +252,17 @@ class QuantileForecaster:
             self.adjustments_ = self._learn_adjustments(history, holidays, exogenous, calibration_cache)
         return self
 
+    def init_params(self) -> dict:
+        """The constructor arguments, JSON-ready: `QuantileForecaster(**m.init_params())` is the same setup, unfitted."""
+        return {"quantiles": [float(q) for q in self._checked_quantiles()], "params": self.params, "seed": self.seed,
+                "num_threads": self.num_threads, "target": self.target,
+                "lags": [int(v) for v in self.lags], "windows": [int(v) for v in self.windows],
+                "calibrate": bool(self.calibrate), "blend": bool(self.blend),
+                "calibration_origins": int(self.calibration_origins),
+                "calibration_horizon": int(self.calibration_horizon),
+                "calibration_step_days": int(self.calibration_step_days),
+                "level": self.level, "level_half_life": float(self.level_half_life)}
+
     def _raw_settings(self) -> str:
         """What decides the unadjusted boosters, as text (a CalibrationCache key)."""
         return json.dumps({"quantiles": self._checked_quantiles(), "params": self.params, "seed": self.seed,
@@ -363,9 +374,7 @@ class QuantileForecaster:
         need = warmup_days(self.lags, self.windows) + 28
         origins = sorted(o for o in (last - pd.Timedelta(days=horizon - 1 + k * step)
                                      for k in range(int(self.calibration_origins))) if (o - first).days >= need)
-        inner = dict(quantiles=self.quantiles_, params=self.params, seed=self.seed, num_threads=self.num_threads,
-                     target=self.target, lags=self.lags, windows=self.windows, calibrate=False, blend=False,
-                     level=self.level, level_half_life=self.level_half_life)
+        inner = {**self.init_params(), "calibrate": False, "blend": False}
         settings = json.dumps({**inner, "horizon": horizon}, sort_keys=True, default=str)
 
         def inner_points(origin: pd.Timestamp) -> pd.DataFrame | None:
@@ -431,14 +440,7 @@ class QuantileForecaster:
             paths.append(path)
         meta = {
             "format_version": _FORMAT_VERSION,
-            "init": {"quantiles": list(self.quantiles_), "params": self.params, "seed": self.seed,
-                     "num_threads": self.num_threads, "target": self.target,
-                     "lags": [int(v) for v in self.lags], "windows": [int(v) for v in self.windows],
-                     "calibrate": bool(self.calibrate), "blend": bool(self.blend),
-                     "calibration_origins": int(self.calibration_origins),
-                     "calibration_horizon": int(self.calibration_horizon),
-                     "calibration_step_days": int(self.calibration_step_days),
-                     "level": self.level, "level_half_life": float(self.level_half_life)},
+            "init": self.init_params(),
             "seasonal_shape": None if self.shape_ is None else self.shape_.to_dict(),
             "adjustments": self.adjustments_,
             "feature_names": self.feature_names_, "categories": self.categories_,
