@@ -26,6 +26,7 @@ from sqlalchemy.sql import Select
 
 from common import tables
 from common.errors import DataError
+from common.schema import ensure_schema  # noqa: F401 - steps and tests call db.ensure_schema
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,6 @@ def make_engine(url: str, sqlite_cache_mb: int = SQLITE_CACHE_MB) -> Engine:
         # pyodbc is only imported for SQL Server URLs; fast_executemany makes bulk inserts usable there.
         return create_engine(url, fast_executemany=True, pool_pre_ping=True)
     return create_engine(url, pool_pre_ping=True)
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Create any table that does not exist yet (never alters an existing one)."""
-    tables.metadata.create_all(engine)
 
 
 def safe_url(engine_or_url: Engine | str) -> str:

@@ -1,0 +1,66 @@
+"""The schema on the database: create the declared tables, and add the columns a newer version declares.
+
+Separate from `db` (writes and reads) because it is the one place that issues DDL.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import Column, Engine, Table, inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import DDLElement
+
+from common import tables
+from common.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create any table that does not exist yet, and add the nullable columns a newer version declares.
+
+    Additive only: a column is never renamed, retyped or dropped (gold tables are a contract with Power BI users;
+    docs/migrations.md lists every added column). A database made by an older version gains the new columns,
+    empty (NULL) for the rows it already holds, the first time a newer step runs.
+    """
+    tables.metadata.create_all(engine)
+    with engine.begin() as conn:
+        for table, column in missing_columns(conn):
+            if not column.nullable:
+                raise DataError(f"table {table.name} lacks column {column.name}, which cannot be added to existing "
+                                "rows (not nullable); see docs/migrations.md")
+            ddl = AddColumn(table, column).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(str(ddl))
+            log.info("schema: added column %s.%s (%s), NULL in existing rows", table.name, column.name, column.type)
+
+
+def missing_columns(conn: Connection) -> list[tuple[Table, Column]]:
+    """(table, column) for every declared column that an existing table lacks."""
+    found = inspect(conn)
+    existing = set(found.get_table_names())
+    out = []
+    for table in tables.metadata.sorted_tables:
+        if table.name not in existing:
+            continue
+        have = {c["name"].lower() for c in found.get_columns(table.name)}
+        out += [(table, c) for c in table.columns if c.name.lower() not in have]
+    return out
+
+
+class AddColumn(DDLElement):
+    """ALTER TABLE t ADD [COLUMN] c type, compiled per dialect (SQL Server has no COLUMN keyword)."""
+
+    inherit_cache = False
+
+    def __init__(self, table: Table, column: Column) -> None:
+        self.table, self.column = table, column
+
+
+@compiles(AddColumn)
+def _add_column(element: AddColumn, compiler, **kw) -> str:  # noqa: ANN001 - SQLAlchemy compiler hook
+    prep = compiler.sql_compiler.preparer
+    spec = compiler.get_column_specification(element.column)
+    keyword = "" if compiler.dialect.name == "mssql" else "COLUMN "
+    return f"ALTER TABLE {prep.format_table(element.table)} ADD {keyword}{spec}"
