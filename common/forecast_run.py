@@ -1,0 +1,160 @@
+"""Step 3's orchestration: which queues get the model, the fallback, the guards, the intraday split, the staffing.
+
+`build_forecast` is what `3_forecast.py` does between reading silver and writing gold: pure on its inputs (frames, the
+config, the model), so a backfill, a what-if or a test runs the same code as the nightly run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import lightgbm as lgb
+import pandas as pd
+
+from common import guards, intraday, silver, validation
+from common.calendar import interval_grid, parse_opening_hours
+from common.config import Config
+from common.errors import PipelineError
+from common.forecaster import QuantileForecaster
+from common.staffing import daily_staffing_summary, staffing_table
+
+log = logging.getLogger(__name__)
+
+QUANTILES = [0.1, 0.5, 0.9]
+QCOLS = ["p10", "p50", "p90"]
+
+
+@dataclass(frozen=True)
+class ForecastRun:
+    """What one origin publishes (gold frames, one row per queue per date / interval) and every check's result."""
+
+    forecast: pd.DataFrame          # gold_forecast_daily rows
+    intervals: pd.DataFrame         # gold_forecast_interval rows
+    staffing: pd.DataFrame          # gold_staffing_interval rows
+    staff_daily: pd.DataFrame       # gold_staffing_daily rows
+    checks: list[validation.CheckResult]
+    queues: list[str]
+
+
+def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: pd.DataFrame,
+                   exogenous: pd.DataFrame | None, model: QuantileForecaster | None, version: str | None,
+                   problem: str | None) -> ForecastRun:
+    """The forecast of every queue of `daily` (silver_daily before `as_of`) for as_of .. as_of + horizon - 1.
+
+    `history_int`: silver_interval rows of the weeks before `as_of` (profile, AHT, shape history); `model` the
+    production model (None: `problem` says why, every queue gets the fallback).
+    """
+    f = cfg.forecast
+    end = as_of + timedelta(days=f.horizon_days - 1)
+    t0 = time.perf_counter()
+    queues = sorted(daily["queue"].unique())
+    first = daily["date"].min().date()
+    closed = silver.closed_dates_for(cfg, first, as_of + timedelta(days=366))
+    hours = parse_opening_hours(cfg.rules.opening_hours.model_dump())
+    calendar = guards.day_calendar(queues, first, end, hours, closed)
+    origin = pd.Timestamp(as_of)
+    history = guards.complete_history(daily, calendar.loc[calendar["date"] < origin])
+    future = calendar.loc[calendar["date"] >= origin].reset_index(drop=True)
+    checks = guards.check_history_recency(daily, as_of)
+    reasons, model_checks = guards.model_eligibility(history, model.categories_ if model else None,
+                                                     cfg.training.min_history_days, problem)
+    eligible = [q for q in queues if q not in reasons]
+    model_daily = _empty_daily()
+    if eligible:
+        try:
+            model_daily = _model_forecast(model, history, future, closed, exogenous, eligible)
+        except (PipelineError, lgb.basic.LightGBMError) as exc:
+            log.warning("forecast: model %s failed, every queue falls back: %s", version, exc)
+            reasons, model_checks = guards.model_eligibility(history, None, cfg.training.min_history_days,
+                                                             f"model forecast failed ({version}): {exc}")
+            eligible = []
+    checks += model_checks
+    fallback, notes = guards.fallback_forecast(history, future, QUANTILES)
+    log.info("forecast: %d queues x %d days: %d by model, %d need the fallback before any check (%.1fs)",
+             len(queues), f.horizon_days, len(eligible), len(queues) - len(eligible), time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    minutes = cfg.rules.interval_minutes
+    grid = interval_grid(queues, as_of, end, minutes, cfg.timezone, hours, closed)
+    profile = intraday.intraday_profile(history_int, as_of, f.profile_weeks, closed)
+    reference = profile if f.guards.shape_weeks == f.profile_weeks else intraday.intraday_profile(
+        history_int, as_of, f.guards.shape_weeks, closed)
+    limits = guards.GuardLimits(f.guards.max_total_deviation, f.guards.total_weeks, f.guards.max_interval_ratio,
+                                f.guards.min_shape_correlation)
+    day_open = future.loc[:, ["queue", "date", "is_open"]]
+    model_int = intraday.split_daily(model_daily, profile, grid)
+    guard_checks = guards.check_forecast(model_daily.merge(day_open, on=["queue", "date"]), model_int, history,
+                                         reference, as_of, limits, guards.LIGHTGBM)
+    reasons |= guards.failed_reasons(guard_checks)
+    for queue, note in notes.items():
+        reasons[queue] = f"{reasons.get(queue, 'no model forecast')}; {note}"
+    fallback = fallback.loc[fallback["queue"].isin(list(reasons))]
+    fallback_int = intraday.split_daily(fallback, profile, grid)
+    unchecked = [q for q in reasons if q not in eligible]  # their fallback is what gets published: check it too
+    guard_checks += guards.check_forecast(
+        fallback.loc[fallback["queue"].isin(unchecked)].merge(day_open, on=["queue", "date"]),
+        fallback_int.loc[fallback_int["queue"].isin(unchecked)], history, reference, as_of, limits,
+        guards.SEASONAL_NAIVE)
+    checks += guard_checks
+    forecast = guards.apply_fallback(model_daily, fallback, reasons, version)
+    interval_fc = pd.concat([model_int.loc[~model_int["queue"].isin(list(reasons))], fallback_int], ignore_index=True)
+    _log_checks(checks)
+    log.info("forecast: %d daily rows (%d queues lightgbm, %d seasonal naive), %d interval rows (%.1fs)",
+             len(forecast), forecast.loc[forecast["method"] == guards.LIGHTGBM, "queue"].nunique(),
+             forecast.loc[forecast["method"] == guards.SEASONAL_NAIVE, "queue"].nunique(), len(interval_fc),
+             time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    aht = intraday.aht_forecast(history_int, grid, as_of, f.aht_weeks, f.default_aht_seconds)
+    interval_fc = interval_fc.merge(aht.loc[:, ["queue", "interval_start_utc", "aht_seconds"]],
+                                    on=["queue", "interval_start_utc"], how="left")
+    staffing_in = interval_fc.rename(columns={q: f"volume_{q}" for q in QCOLS})
+    s = cfg.staffing
+    staffing = staffing_table(staffing_in, minutes, s.service_level, s.answer_seconds, s.max_occupancy, s.shrinkage,
+                              s.asa_target_seconds)
+    staff_daily = daily_staffing_summary(staffing, minutes)
+    log.info("forecast: staffing for %d intervals, %d queue-days (%.1fs)", len(staffing), len(staff_daily),
+             time.perf_counter() - t0)
+
+    return ForecastRun(forecast, interval_fc, staffing, staff_daily, checks, queues)
+
+
+def _model_forecast(model: QuantileForecaster, history: pd.DataFrame, future: pd.DataFrame, closed: pd.DataFrame,
+                    exogenous: pd.DataFrame | None, queues: list[str]) -> pd.DataFrame:
+    """The model's recursive forecast of `queues`: one row per queue per future date."""
+    def as_series(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.loc[frame["queue"].isin(queues)].rename(columns={"queue": "series", "offered": "y"})
+
+    fc = model.forecast(as_series(history), as_series(future), closed, exogenous=exogenous)
+    return fc.rename(columns={"series": "queue"}).loc[:, ["queue", "date", "horizon_day", *QCOLS]]
+
+
+def _empty_daily() -> pd.DataFrame:
+    return pd.DataFrame({"queue": pd.Series(dtype="str"), "date": pd.Series(dtype="datetime64[ns]"),
+                         "horizon_day": pd.Series(dtype="int64"), **{q: pd.Series(dtype=float) for q in QCOLS}})
+
+
+def _log_checks(checks: list[validation.CheckResult]) -> None:
+    """One line per queue with every check's verdict, and a warning with the detail of each failure."""
+    by_queue: dict[str, list[str]] = {}
+    for c in checks:
+        value = "" if c.value is None else f" {c.value:.3g}"
+        by_queue.setdefault(c.queue or "-", []).append(f"{c.check_name} {'ok' if c.passed else 'FAILED'}{value}")
+        if not c.passed:
+            log.warning("check %s [%s]: %s", c.check_name, c.queue, c.detail)
+    for queue, parts in sorted(by_queue.items()):
+        log.info("checks %s: %s", queue, ", ".join(parts))
+
+
+def log_planner_lines(staffing: pd.DataFrame, staff_daily: pd.DataFrame) -> None:
+    """Per queue, its first forecast day with volume: the staffing range at the peak and the day's staff-hours."""
+    busy = staff_daily.loc[staff_daily["volume_p50"] > 0].sort_values(["queue", "date"]).groupby("queue").head(1)
+    for row in busy.itertuples(index=False):
+        day = staffing.loc[(staffing["queue"] == row.queue) & (staffing["interval_start"].dt.normalize() == row.date)]
+        peak = day.loc[day["staff_p50"].idxmax()]
+        log.info("%s %s: %d-%d staff at %s peak (p10-p90), %.0f staff-hours (p50), %.0f contacts (p50)",
+                 row.queue, f"{row.date:%Y-%m-%d}", peak["staff_p10"], peak["staff_p90"],
+                 f"{peak['interval_start']:%H:%M}", row.staff_hours_p50, row.volume_p50)
