@@ -49,7 +49,7 @@ def body(ctx: StepContext) -> StepResult:
     if cfg.series.by != "queue":
         raise ConfigError(f"series.by == {cfg.series.by!r} is not supported yet by 3_forecast.py; use series.by: queue")
     end = as_of + timedelta(days=f.horizon_days - 1)
-    weeks = max(f.profile_weeks, f.aht_weeks, f.guards.shape_weeks)
+    weeks = forecast_run.history_weeks(cfg)
     started = time.perf_counter()
 
     # Load inputs

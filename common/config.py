@@ -226,19 +226,23 @@ class TrainingConfig(_Strict):
 
 
 class ForecastGuardsConfig(_Strict):
-    """Post-prediction checks of step 3; a series failing one gets the seasonal naive forecast."""
+    """Step 3's checks: daily ones (a series failing one gets seasonal naive) and the intraday profile's (a weekday
+    failing one gets a more robust profile; the daily model stays)."""
 
-    max_total_deviation: float = Field(0.40, gt=0)      # horizon p50 total vs trailing same-weekday mean: +-share
+    max_total_deviation: float = Field(0.40, gt=0)      # each day's p50 vs trailing same-weekday mean: +-share
     total_weeks: int = Field(4, ge=1, le=52)            # weeks of history behind that same-weekday mean
-    max_interval_ratio: float = Field(5.0, gt=1)        # an interval above this many times the day's mean open interval
-    min_shape_correlation: float = Field(0.8, ge=-1, le=1)  # intraday shape vs the same weekday's history
+    max_interval_ratio: float = Field(5.0, gt=1)        # profile: an interval above this many times the mean interval
+    min_shape_correlation: float = Field(0.8, ge=-1, le=1)  # profile vs the same weekday's shape_weeks profile
     shape_weeks: int = Field(8, ge=1, le=52)            # weeks of interval history behind that shape
+    min_profile_days: int = Field(4, ge=1, le=52)       # a same-weekday profile resting on fewer days is replaced
 
 
 class ForecastConfig(_Strict):
     horizon_days: int = Field(14, ge=1, le=92)
     quantiles: list[float] = Field(default_factory=lambda: [0.1, 0.5, 0.9])
     profile_weeks: int = Field(16, ge=1, le=52)         # same-weekday intraday profile from this many recent weeks
+    profile_long_weeks: int = Field(52, ge=1, le=104)   # robust profile candidates: same weekday over this many weeks
+    profile_holdout_weeks: int = Field(4, ge=1, le=26)  # robust candidates are scored on these most recent weeks
     aht_weeks: int = Field(8, ge=1, le=52)              # same-weekday/interval AHT from this many recent weeks
     default_aht_seconds: float = Field(300, gt=0)       # AHT when a queue has no handled contact in those weeks
     guards: ForecastGuardsConfig = ForecastGuardsConfig()

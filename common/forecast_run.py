@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import lightgbm as lgb
 import pandas as pd
 
-from common import guards, intraday, silver, validation
+from common import guards, intraday, profiles, silver, validation
 from common.calendar import interval_grid, parse_opening_hours
 from common.config import Config
 from common.errors import PipelineError
@@ -79,15 +79,14 @@ def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: p
     t0 = time.perf_counter()
     minutes = cfg.rules.interval_minutes
     grid = interval_grid(queues, as_of, end, minutes, cfg.timezone, hours, closed)
-    profile = intraday.intraday_profile(history_int, as_of, f.profile_weeks, closed)
-    reference = profile if f.guards.shape_weeks == f.profile_weeks else intraday.intraday_profile(
-        history_int, as_of, f.guards.shape_weeks, closed)
-    limits = guards.GuardLimits(f.guards.max_total_deviation, f.guards.total_weeks, f.guards.max_interval_ratio,
-                                f.guards.min_shape_correlation)
     day_open = future.loc[:, ["queue", "date", "is_open"]]
+    profile, choice = profiles.choose_profiles(history_int, as_of, closed, hours, _open_weekdays(day_open),
+                                               profile_settings(cfg))
+    checks += guards.profile_results(choice)
+    limits = guards.GuardLimits(f.guards.max_total_deviation, f.guards.total_weeks)
     model_int = intraday.split_daily(model_daily, profile, grid)
     guard_checks = guards.check_forecast(model_daily.merge(day_open, on=["queue", "date"]), model_int, history,
-                                         reference, as_of, limits, guards.LIGHTGBM)
+                                         closed, as_of, limits, guards.LIGHTGBM)
     reasons |= guards.failed_reasons(guard_checks)
     for queue, note in notes.items():
         reasons[queue] = f"{reasons.get(queue, 'no model forecast')}; {note}"
@@ -96,10 +95,10 @@ def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: p
     unchecked = [q for q in reasons if q not in eligible]  # their fallback is what gets published: check it too
     guard_checks += guards.check_forecast(
         fallback.loc[fallback["queue"].isin(unchecked)].merge(day_open, on=["queue", "date"]),
-        fallback_int.loc[fallback_int["queue"].isin(unchecked)], history, reference, as_of, limits,
+        fallback_int.loc[fallback_int["queue"].isin(unchecked)], history, closed, as_of, limits,
         guards.SEASONAL_NAIVE)
     checks += guard_checks
-    forecast = guards.apply_fallback(model_daily, fallback, reasons, version)
+    forecast = _with_profile(guards.apply_fallback(model_daily, fallback, reasons, version), choice)
     interval_fc = pd.concat([model_int.loc[~model_int["queue"].isin(list(reasons))], fallback_int], ignore_index=True)
     _log_checks(checks)
     log.info("forecast: %d daily rows (%d queues lightgbm, %d seasonal naive), %d interval rows (%.1fs)",
@@ -120,6 +119,36 @@ def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: p
              time.perf_counter() - t0)
 
     return ForecastRun(forecast, interval_fc, staffing, staff_daily, checks, queues)
+
+
+def profile_settings(cfg: Config) -> profiles.ProfileSettings:
+    """The intraday profile choice's windows and limits from `forecast.*`."""
+    f, g = cfg.forecast, cfg.forecast.guards
+    return profiles.ProfileSettings(weeks=f.profile_weeks, shape_weeks=g.shape_weeks, long_weeks=f.profile_long_weeks,
+                                    holdout_weeks=f.profile_holdout_weeks, min_days=g.min_profile_days,
+                                    max_interval_ratio=g.max_interval_ratio,
+                                    min_shape_correlation=g.min_shape_correlation)
+
+
+def history_weeks(cfg: Config) -> int:
+    """Weeks of silver_interval history step 3 reads: every profile candidate's window, the AHT's and the shape's."""
+    f = cfg.forecast
+    return max(f.profile_weeks, f.profile_long_weeks, f.aht_weeks, f.guards.shape_weeks) + f.profile_holdout_weeks
+
+
+def _open_weekdays(day_open: pd.DataFrame) -> pd.DataFrame:
+    """queue, weekday of the forecast's open days (the profiles to choose)."""
+    o = day_open.loc[day_open["is_open"].astype(bool)]
+    return pd.DataFrame({"queue": o["queue"].astype("str"), "weekday": o["date"].dt.day_of_week.astype("int64")})
+
+
+def _with_profile(forecast: pd.DataFrame, choice: pd.DataFrame) -> pd.DataFrame:
+    """gold_forecast_daily rows with the profile each open day was split by, and why (closed days: none)."""
+    wd = forecast["date"].dt.day_of_week.astype("int64").rename("weekday")
+    keyed = forecast.assign(weekday=wd).merge(choice.loc[:, ["queue", "weekday", "profile", "reason"]],
+                                              on=["queue", "weekday"], how="left")
+    return keyed.rename(columns={"profile": "intraday_profile", "reason": "intraday_profile_reason"}).drop(
+        columns="weekday").astype({"intraday_profile": "object", "intraday_profile_reason": "object"})
 
 
 def _model_forecast(model: QuantileForecaster, history: pd.DataFrame, future: pd.DataFrame, closed: pd.DataFrame,

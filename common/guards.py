@@ -8,15 +8,16 @@ the model, fewer open days than `training.min_history_days`) or when its model
 forecast fails a check:
 
 - `forecast_non_negative`: every daily and interval value is finite and >= 0;
-- `forecast_total_vs_recent`: the p50 total over the horizon's open days is
-  within +-`max_total_deviation` of the same days valued at the trailing
-  `total_weeks`-week same-weekday mean of open days (days whose weekday had no
-  open day in those weeks are left out of both sides);
-- `forecast_interval_peak`: no interval above `max_interval_ratio` x its day's
-  mean open interval;
-- `forecast_intraday_shape`: each day's open intervals correlate at least
-  `min_shape_correlation` with the same weekday's historical profile (days
-  with fewer than 3 intervals the profile knows are not judged).
+- `forecast_day_vs_recent`: each open forecast day's p50 is within +-`max_total_deviation` of the mean of the
+  same weekday's open days in the trailing `total_weeks` weeks (the design's post-prediction rule, per day: one
+  absurd day must not hide in a 14-day total). Not judged: closed days (0 by rule), days next to a closed holiday
+  (eves and bridge days differ by nature), weekdays without an open day in those weeks; and a deviation within
+  three times the queue's normal day-to-day spread (its own recent days, at least a Poisson count's: 3 sqrt(mean)
+  + 1) is noise, not a failure, so a small noisy queue is not thrown away for a normal day. Days next to a holiday
+  are also left out of the mean.
+
+The intraday split is the same for the model and the fallback, so its checks (peak interval, shape against
+history) judge the profile (`common.profiles`), never the daily model.
 
 A queue with fewer than 7 known days cannot have a weekly naive forecast; it
 gets the mean of its open days (0 when it has none) on every open day, the
@@ -37,19 +38,19 @@ import pandas as pd
 from common.calendar import OpeningHours
 from common.errors import DataError
 from common.forecaster import quantile_column, seasonal_naive_forecast
-from common.intraday import minute_of_day, quantile_columns
+from common.intraday import quantile_columns
 from common.validation import WARNING, CheckResult
 
 CHECK_RECENCY = "history_recency"
 CHECK_MODEL = "forecast_model"
 CHECK_NON_NEGATIVE = "forecast_non_negative"
-CHECK_TOTAL = "forecast_total_vs_recent"
-CHECK_PEAK = "forecast_interval_peak"
-CHECK_SHAPE = "forecast_intraday_shape"
-GUARD_CHECKS = (CHECK_NON_NEGATIVE, CHECK_TOTAL, CHECK_PEAK, CHECK_SHAPE)
+CHECK_DAY = "forecast_day_vs_recent"
+CHECK_PROFILE = "intraday_profile"
+GUARD_CHECKS = (CHECK_NON_NEGATIVE, CHECK_DAY)
 NAIVE_MIN_DAYS = 7
 LIGHTGBM, SEASONAL_NAIVE = "lightgbm", "seasonal_naive"
-_MIN_SHAPE_POINTS = 3
+NOISE_SIGMAS = 3.0
+_WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,6 @@ class GuardLimits:
 
     max_total_deviation: float = 0.40
     total_weeks: int = 4
-    max_interval_ratio: float = 5.0
-    min_shape_correlation: float = 0.8
 
 
 # --- inputs -------------------------------------------------------------------------------------------------
@@ -160,15 +159,13 @@ def model_eligibility(history: pd.DataFrame, known_queues: Collection[str] | Non
 
 # --- post-prediction checks -----------------------------------------------------------------------------
 
-def check_forecast(daily: pd.DataFrame, intervals: pd.DataFrame, history: pd.DataFrame,
-                   reference_profile: pd.DataFrame, as_of: date, limits: GuardLimits = GuardLimits(),
-                   method: str = LIGHTGBM) -> list[CheckResult]:
-    """The four post-prediction checks (module doc) for every queue of `daily`: 4 results per queue.
+def check_forecast(daily: pd.DataFrame, intervals: pd.DataFrame, history: pd.DataFrame, closed_dates: pd.DataFrame,
+                   as_of: date, limits: GuardLimits = GuardLimits(), method: str = LIGHTGBM) -> list[CheckResult]:
+    """The daily post-prediction checks (module doc) for every queue of `daily`: 2 results per queue.
 
-    `daily`: `queue, date, is_open, p10, p50, p90`; `intervals`:
-    `intraday.split_daily` output; `history`: daily `queue, date, offered,
-    is_open` before `as_of`; `reference_profile`: `intraday.intraday_profile`
-    output. `method` names the forecast checked, in each detail.
+    `daily`: `queue, date, is_open, p10, p50, p90`; `intervals`: `intraday.split_daily` output; `history`: daily
+    `queue, date, offered, is_open` before `as_of`; `closed_dates`: `date` of closed holidays (eves are the days
+    next to them). `method` names the forecast checked, in each detail.
     """
     qcols = quantile_columns(daily)
     if "p50" not in qcols:
@@ -176,9 +173,7 @@ def check_forecast(daily: pd.DataFrame, intervals: pd.DataFrame, history: pd.Dat
     daily = daily.astype({"queue": "str"})
     intervals = intervals.astype({"queue": "str"})
     negative = _bad_values(daily, qcols).add(_bad_values(intervals, qcols), fill_value=0)
-    totals = _total_vs_recent(daily, history, as_of, limits.total_weeks)
-    peaks = _interval_peaks(intervals, qcols)
-    shapes = _shape_correlations(intervals, reference_profile)
+    days = day_deviations(daily, history, closed_dates, as_of, limits.total_weeks)
     results = []
     for queue in sorted(daily["queue"].unique()):
         bad = int(negative.get(queue, 0))
@@ -186,9 +181,7 @@ def check_forecast(daily: pd.DataFrame, intervals: pd.DataFrame, history: pd.Dat
                                    f"{method}: " + (f"{bad} negative or missing daily/interval values" if bad
                                                     else "every daily and interval value is finite and >= 0"),
                                    queue=queue, value=float(bad), threshold=0.0))
-        results.append(_total_result(queue, totals.get(queue), limits, method))
-        results.append(_peak_result(queue, peaks.get(queue), limits, method))
-        results.append(_shape_result(queue, shapes.get(queue), limits, method))
+        results.append(_day_result(queue, days.loc[days["queue"] == queue], limits, method))
     return results
 
 
@@ -198,112 +191,99 @@ def _bad_values(frame: pd.DataFrame, qcols: list[str]) -> pd.Series:
     return pd.Series(bad, index=frame["queue"].to_numpy()).groupby(level=0).sum()
 
 
-def _total_vs_recent(daily: pd.DataFrame, history: pd.DataFrame, as_of: date, weeks: int) -> dict[str, tuple]:
-    """Per queue: (forecast p50 total, expected total, judged open days) over open days with a baseline."""
+def _next_to_holiday(dates: pd.Series, closed_dates: pd.DataFrame) -> np.ndarray:
+    closed = set(pd.to_datetime(closed_dates["date"]).dt.normalize()) if len(closed_dates) else set()
+    if not closed:
+        return np.zeros(len(dates), dtype=bool)
+    one = pd.Timedelta(days=1)
+    return ((dates - one).isin(list(closed)) | (dates + one).isin(list(closed))).to_numpy()
+
+
+def day_deviations(daily: pd.DataFrame, history: pd.DataFrame, closed_dates: pd.DataFrame, as_of: date,
+                   weeks: int) -> pd.DataFrame:
+    """One row per judged forecast day: `queue, date, p50, expected, days, deviation, noise`.
+
+    expected = mean offered of the same weekday's open days in the `weeks` weeks before `as_of` (days next to a
+    holiday left out), over `days` days; noise = 3 x the larger of a Poisson count's spread (sqrt(expected), plus
+    one call) and the queue's own day-to-day spread in those weeks (`_relative_spread` x expected): a deviation
+    within it is what a normal day does. Judged: open days not next to a holiday whose weekday has such a mean.
+    """
     start = pd.Timestamp(as_of) - pd.Timedelta(days=7 * weeks)
     h = history.loc[(history["date"] >= start) & (history["date"] < pd.Timestamp(as_of))
                     & history["is_open"].astype(bool) & history["offered"].notna()]
-    base = h.groupby([h["queue"].astype("str"), h["date"].dt.day_of_week.rename("weekday")])["offered"].mean()
-    base = base.rename("expected").reset_index()
+    h = h.loc[~_next_to_holiday(h["date"], closed_dates)]
+    keys = [h["queue"].astype("str"), h["date"].dt.day_of_week.rename("weekday")]
+    base = h.groupby(keys)["offered"].agg(["mean", "size"]).rename(columns={"mean": "expected", "size": "days"})
+    base = base.reset_index()
+    spread = _relative_spread(h, keys)
     fut = daily.loc[daily["is_open"].astype(bool), ["queue", "date", "p50"]]
+    fut = fut.loc[~_next_to_holiday(fut["date"], closed_dates)]
     fut = fut.assign(weekday=fut["date"].dt.day_of_week).merge(base, on=["queue", "weekday"], how="inner")
-    sums = fut.groupby("queue").agg(forecast=("p50", "sum"), expected=("expected", "sum"), days=("p50", "size"))
-    return {q: (r.forecast, r.expected, int(r.days)) for q, r in sums.iterrows()}
+    expected = fut["expected"].to_numpy(dtype=float)
+    deviation = np.divide(fut["p50"].to_numpy(dtype=float) - expected, expected,
+                          out=np.full(len(fut), np.inf), where=expected > 0)
+    deviation = np.where((expected <= 0) & (fut["p50"].to_numpy(dtype=float) <= 0), 0.0, deviation)
+    rel = fut["queue"].map(spread).fillna(0.0).to_numpy(dtype=float)
+    noise = np.maximum(NOISE_SIGMAS * np.sqrt(np.maximum(expected, 0)) + 1.0, NOISE_SIGMAS * rel * expected)
+    out = fut.assign(deviation=deviation, noise=noise).loc[:, ["queue", "date", "p50", "expected", "days",
+                                                                "deviation", "noise"]]
+    return out.sort_values(["queue", "date"], kind="stable").reset_index(drop=True)
 
 
-def _total_result(queue: str, total: tuple | None, limits: GuardLimits, method: str) -> CheckResult:
+def _relative_spread(h: pd.DataFrame, keys: list[pd.Series]) -> pd.Series:
+    """Per queue: the day-to-day spread of its open days around their weekday mean, as a share of that mean.
+
+    Robust (1.4826 x median absolute deviation, so one odd day does not widen it), and corrected for the mean being
+    fitted on the same days (x sqrt(n / (n - 1)) per weekday). 0 with fewer than 2 days on every weekday.
+    """
+    mean = h.groupby(keys)["offered"].transform("mean")
+    n = h.groupby(keys)["offered"].transform("size").astype(float)
+    ok = (mean > 0) & (n >= 2)
+    rel = ((h["offered"] / mean - 1.0) * np.sqrt(n / (n - 1.0).where(n > 1, 1.0))).loc[ok]
+    mad = rel.abs().groupby(h.loc[ok, "queue"].astype("str")).median()
+    return 1.4826 * mad
+
+
+def _day_result(queue: str, days: pd.DataFrame, limits: GuardLimits, method: str) -> CheckResult:
     tol, weeks = limits.max_total_deviation, limits.total_weeks
-    if total is None:
-        return CheckResult(CHECK_TOTAL, WARNING, True, f"{method}: not judged: no open forecast day has an open "
-                           f"same-weekday day in the last {weeks} weeks", queue=queue, threshold=tol)
-    forecast, expected, days = total
-    if expected <= 0:
-        ok = forecast <= 0
-        return CheckResult(CHECK_TOTAL, WARNING, bool(ok), f"{method}: p50 total {forecast:.0f} over {days} open days; "
-                           f"the last {weeks} weeks had no contact on those weekdays", queue=queue, threshold=tol)
-    deviation = forecast / expected - 1.0
-    ok = bool(np.isfinite(deviation)) and abs(deviation) <= tol + 1e-12
-    detail = (f"{method}: p50 total {forecast:.0f} over {days} open days vs {expected:.0f} at the trailing "
-              f"{weeks}-week same-weekday mean: {deviation:+.0%} (limit +-{tol:.0%})")
-    return CheckResult(CHECK_TOTAL, WARNING, bool(ok), detail, queue=queue,
-                       value=float(deviation) if np.isfinite(deviation) else None, threshold=tol)
+    if days.empty:
+        return CheckResult(CHECK_DAY, WARNING, True, f"{method}: not judged: no open forecast day (away from "
+                           f"holidays) has an open same-weekday day in the last {weeks} weeks", queue=queue,
+                           threshold=tol)
+    off = (~np.isfinite(days["deviation"]) | (days["deviation"].abs() > tol + 1e-12)) & (
+        (days["p50"] - days["expected"]).abs() > days["noise"])
+    worst = days.loc[days["deviation"].abs().fillna(np.inf).idxmax()]
+    if off.any():
+        first = days.loc[off].iloc[0]
+        more = f" ({int(off.sum())} days off in all)" if off.sum() > 1 else ""
+        detail = (f"{method}: {_day_words(first, weeks)}; limit +-{tol:.0%}{more}")
+        value = float(first["deviation"]) if np.isfinite(first["deviation"]) else None
+        return CheckResult(CHECK_DAY, WARNING, False, detail, queue=queue, value=value, threshold=tol)
+    detail = (f"{method}: {len(days)} open days judged, each within +-{tol:.0%} of its usual weekday (or within "
+              f"noise); furthest {worst['date']:%a %Y-%m-%d} {worst['deviation']:+.0%}")
+    return CheckResult(CHECK_DAY, WARNING, True, detail, queue=queue, value=float(worst["deviation"]), threshold=tol)
 
 
-def _interval_peaks(intervals: pd.DataFrame, qcols: list[str]) -> dict[str, tuple]:
-    """Per queue: (highest interval / its day's mean open interval, interval_start of it), over all quantiles."""
-    open_ = intervals.loc[intervals["is_open"].astype(bool)]
-    if open_.empty:
-        return {}
-    keys = [open_["queue"], open_["date"]]
-    best = pd.Series(-np.inf, index=open_.index)
-    for q in qcols:
-        values = open_[q].astype(float)
-        mean = values.groupby(keys).transform("mean")
-        ratio = values / mean.where(mean > 0)
-        best = np.fmax(best, ratio.fillna(-np.inf))
-    frame = pd.DataFrame({"queue": open_["queue"], "ratio": best, "at": open_["interval_start"]})
-    frame = frame.loc[np.isfinite(frame["ratio"])]
-    top = frame.sort_values(["queue", "ratio"], ascending=[True, False], kind="stable").groupby("queue").head(1)
-    return {r.queue: (float(r.ratio), r.at) for r in top.itertuples(index=False)}
+def _day_words(row: pd.Series, weeks: int) -> str:
+    """"the forecast for Tue 2025-03-11 (1,234 calls) is 62% above the usual Tuesday (762: mean of the last 4)"."""
+    name = _WEEKDAY_NAMES[row["date"].day_of_week]
+    dev = row["deviation"]
+    how = "far above" if not np.isfinite(dev) else f"{abs(dev):.0%} {'above' if dev > 0 else 'below'}"
+    return (f"the forecast for {row['date']:%a %Y-%m-%d} ({row['p50']:,.0f} calls) is {how} the usual {name} "
+            f"({row['expected']:,.0f}: mean of the last {int(row['days'])} open {name}s in {weeks} weeks)")
 
 
-def _peak_result(queue: str, peak: tuple | None, limits: GuardLimits, method: str) -> CheckResult:
-    limit = limits.max_interval_ratio
-    if peak is None:
-        return CheckResult(CHECK_PEAK, WARNING, True, f"{method}: not judged: no open interval with volume",
-                           queue=queue, threshold=limit)
-    ratio, at = peak
-    ok = ratio <= limit + 1e-12
-    detail = (f"{method}: highest interval {at:%Y-%m-%d %H:%M} is {ratio:.2f}x its day's mean open interval "
-              f"(limit {limit:g}x)")
-    return CheckResult(CHECK_PEAK, WARNING, bool(ok), detail, queue=queue, value=ratio, threshold=limit)
-
-
-def _shape_correlations(intervals: pd.DataFrame, profile: pd.DataFrame) -> dict[str, tuple]:
-    """Per queue: (lowest daily correlation of open-interval p50 with the profile share, its date, days judged)."""
-    open_ = intervals.loc[intervals["is_open"].astype(bool), ["queue", "date", "interval_start", "p50"]]
-    open_ = open_.assign(weekday=open_["date"].dt.day_of_week.astype("int64"),
-                         minute=minute_of_day(open_["interval_start"]))
-    prof = profile.loc[:, ["queue", "weekday", "minute", "share"]].astype({"queue": "str"})
-    joined = open_.merge(prof, on=["queue", "weekday", "minute"], how="inner")
-    day_total = joined.groupby(["queue", "date"])["p50"].transform("sum")
-    joined = joined.loc[day_total > 0]
-    if joined.empty:
-        return {}
-    codes, days = pd.factorize(pd.MultiIndex.from_frame(joined[["queue", "date"]]))
-    x = joined["p50"].to_numpy(dtype=float)
-    y = joined["share"].to_numpy(dtype=float)
-    n = np.bincount(codes).astype(float)
-    mx, my = np.bincount(codes, x) / n, np.bincount(codes, y) / n
-    dx, dy = x - mx[codes], y - my[codes]
-    sxx, syy, sxy = np.bincount(codes, dx * dx), np.bincount(codes, dy * dy), np.bincount(codes, dx * dy)
-    scale = np.sqrt(sxx * syy)
-    # flat = no variation beyond rounding noise, relative to the values' size
-    flat_x, flat_y = sxx <= 1e-20 + 1e-12 * mx ** 2 * n, syy <= 1e-20 + 1e-12 * my ** 2 * n
-    # both flat: same shape (1); one flat and the other not: no shape in common (0)
-    corr = np.where(flat_x & flat_y, 1.0, np.where(flat_x | flat_y, 0.0,
-                                                   np.divide(sxy, scale, out=np.zeros_like(sxy), where=scale > 0)))
-    judged = n >= _MIN_SHAPE_POINTS
-    frame = pd.DataFrame({"queue": days.get_level_values(0), "date": days.get_level_values(1), "corr": corr})
-    frame = frame.loc[judged]
-    out = {}
-    for queue, rows in frame.groupby("queue", sort=True):
-        worst = rows.loc[rows["corr"].idxmin()]
-        out[str(queue)] = (float(worst["corr"]), worst["date"], len(rows))
-    return out
-
-
-def _shape_result(queue: str, shape: tuple | None, limits: GuardLimits, method: str) -> CheckResult:
-    limit = limits.min_shape_correlation
-    if shape is None:
-        return CheckResult(CHECK_SHAPE, WARNING, True, f"{method}: not judged: no forecast day with volume has "
-                           f">= {_MIN_SHAPE_POINTS} open intervals with same-weekday history", queue=queue,
-                           threshold=limit)
-    corr, day, days = shape
-    ok = corr >= limit - 1e-12
-    detail = (f"{method}: lowest intraday correlation with the same weekday's history {corr:.2f} on {day:%Y-%m-%d} "
-              f"({days} days judged, limit {limit:g})")
-    return CheckResult(CHECK_SHAPE, WARNING, bool(ok), detail, queue=queue, value=corr, threshold=limit)
+def profile_results(choice: pd.DataFrame) -> list[CheckResult]:
+    """One `intraday_profile` result per queue from `profiles.choose_profiles`' choice: failed (a warning) when a
+    weekday's same-weekday profile was replaced, with which profile and why."""
+    results = []
+    for queue, rows in choice.groupby("queue", sort=True):
+        replaced = rows.loc[~rows["passed"].astype(bool)]
+        detail = ("same-weekday profiles used for every weekday" if replaced.empty else "; ".join(
+            f"{_WEEKDAY_NAMES[int(r.weekday)]}: {r.reason}" for r in replaced.itertuples(index=False)))
+        results.append(CheckResult(CHECK_PROFILE, WARNING, replaced.empty, detail, queue=str(queue),
+                                   value=float(len(replaced)), threshold=0.0))
+    return results
 
 
 def failed_reasons(results: Sequence[CheckResult]) -> dict[str, str]:
@@ -311,8 +291,9 @@ def failed_reasons(results: Sequence[CheckResult]) -> dict[str, str]:
     reasons: dict[str, list[str]] = {}
     for r in results:
         if r.check_name in GUARD_CHECKS and not r.passed and r.queue is not None:
-            reasons.setdefault(r.queue, []).append(f"{r.check_name}: {r.detail}")
-    return {q: "guard failed: " + "; ".join(parts) for q, parts in reasons.items()}
+            detail = r.detail.split(": ", 1)[1] if r.detail.startswith(f"{LIGHTGBM}: ") else r.detail
+            reasons.setdefault(r.queue, []).append(f"model forecast failed its check: {detail}")
+    return {q: "; ".join(parts) + "; seasonal naive published instead" for q, parts in reasons.items()}
 
 
 # --- fallback -------------------------------------------------------------------------------------------

@@ -236,6 +236,8 @@ gold_forecast_daily = Table(
     Column("method", String(20), nullable=False),             # lightgbm | seasonal_naive
     Column("model_version", String(40)),
     Column("fallback_reason", Text),
+    Column("intraday_profile", String(24)),                 # same_weekday | pooled_weekdays | same_weekday_long | ...
+    Column("intraday_profile_reason", Text),                # why that profile split the day (closed days: NULL)
 )
 
 # One row per forecast origin per queue per interval.

@@ -24,7 +24,7 @@ forecast_step = importlib.import_module("3_forecast")
 AS_OF = date(2025, 3, 10)          # a Monday
 FIRST = AS_OF - timedelta(days=150)
 LAST = AS_OF + timedelta(days=1)   # silver up to 03-11, so a later as-of also has its history
-TINY = {"n_estimators": 30, "min_data_in_leaf": 5}
+TINY = {"n_estimators": 60, "min_data_in_leaf": 5}
 # default opening hours: Mon-Fri 08-18; Support also Sat 10-14 (config.yaml's queue override)
 BASE = {"Support": 120.0, "Billing": 60.0, "Newline": 40.0}
 WEEKDAY = np.array([1.3, 1.1, 1.0, 0.95, 0.85, 0.5, 0.0])
@@ -142,8 +142,8 @@ def test_intervals_sum_to_their_day_and_staffing_ranges_are_ordered(tmp_path, da
     assert (daily_staff["staff_hours_p10"] <= daily_staff["staff_hours_p90"]).all()
     checks = read(path, tables.data_quality_checks)
     checks = checks.loc[checks["step"] == "3_forecast"]
-    # one row per queue per check: history_recency, forecast_model and the four guards
-    assert checks.groupby("queue").size().to_dict() == {"Billing": 6, "Newline": 6, "Support": 6}
+    # one row per queue per check: history_recency, forecast_model, intraday_profile and the two daily guards
+    assert checks.groupby("queue").size().to_dict() == {"Billing": 5, "Newline": 5, "Support": 5}
     assert (checks["severity"] == "warning").all()
 
 
@@ -186,3 +186,40 @@ def test_same_as_of_twice_gives_identical_rows_and_other_origins_are_kept(tmp_pa
         runs = conn.execute(select(tables.pipeline_runs.c.status).where(
             tables.pipeline_runs.c.step == "3_forecast")).scalars().all()
     assert runs == ["success"] * 3
+
+
+def test_a_saturday_shift_whose_shape_changed_keeps_the_model_and_records_the_robust_profile(tmp_path, data):
+    # Support's Saturday 10-14 (8 half-hours): each day keeps its total, but until 8 weeks before the as-of the calls
+    # come early in the shift (40/30/20/10% in the first four half-hours) and since then late (the mirror image). The
+    # 16-week profile (a U) then correlates about 0.4 with the 8-week one (a ramp; 0.38 with equal day totals, 0.28
+    # with these days'): that judges the profile, not the daily model, whose Saturday totals are as usual.
+    intervals, daily, model = data
+    saturday = (intervals["queue"] == "Support") & (intervals["date"].dt.day_of_week == 5) & intervals["is_open"]
+    total = intervals.loc[saturday].groupby("date")["offered"].transform("sum")
+    slot = ((intervals.loc[saturday, "interval_start"].dt.hour - 10) * 2
+            + intervals.loc[saturday, "interval_start"].dt.minute // 30)
+    early = np.array([0.4, 0.3, 0.2, 0.1, 0, 0, 0, 0])
+    recent = intervals.loc[saturday, "date"] >= pd.Timestamp(AS_OF - timedelta(days=56))
+    share = np.where(recent, early[::-1][slot], early[slot])
+    changed = intervals.copy()
+    changed.loc[saturday, "offered"] = total * share
+    changed.loc[saturday, "handled"] = total * share
+    path = setup_db(tmp_path, (changed, daily, model))
+    assert run(path) == 0
+    fc = read(path, tables.gold_forecast_daily)
+    assert by_queue(fc)["Support"] == {"lightgbm"}
+    support = fc.loc[fc["queue"] == "Support"].set_index("date")
+    saturdays = support.loc[support.index.day_of_week == 5]
+    weekdays = support.loc[support.index.day_of_week < 5]
+    assert (saturdays["intraday_profile"] != "same_weekday").all()
+    assert saturdays["intraday_profile_reason"].str.startswith(
+        "the Saturday intraday shape is noisy: the 16-week and 8-week profiles correlate 0.28 (limit 0.8); used the ").all()
+    assert weekdays["intraday_profile"].eq("same_weekday").all()
+    assert support.loc[support.index.day_of_week == 6, "intraday_profile"].isna().all()  # closed Sundays
+    checks = read(path, tables.data_quality_checks)
+    profile = checks.loc[(checks["check_name"] == "intraday_profile") & (checks["queue"] == "Support")].iloc[0]
+    assert not profile["passed"] and profile["detail"].startswith("Saturday: the Saturday intraday shape is noisy")
+    iv = read(path, tables.gold_forecast_interval)
+    sat = iv.loc[(iv["queue"] == "Support") & (iv["interval_start"].dt.day_of_week == 5)]
+    day_sum = sat.groupby(sat["interval_start"].dt.normalize())["p50"].sum()
+    assert np.allclose(day_sum.to_numpy(), saturdays["p50"].to_numpy())

@@ -10,8 +10,8 @@ import pytest
 
 from common.calendar import interval_grid, parse_opening_hours
 from common.guards import (
-    CHECK_NON_NEGATIVE, CHECK_PEAK, CHECK_SHAPE, CHECK_TOTAL, GuardLimits, apply_fallback, check_forecast,
-    check_history_recency, complete_history, day_calendar, failed_reasons, fallback_forecast, model_eligibility,
+    CHECK_DAY, CHECK_NON_NEGATIVE, GuardLimits, apply_fallback, check_forecast, check_history_recency,
+    complete_history, day_calendar, failed_reasons, fallback_forecast, model_eligibility,
 )
 
 AS_OF = date(2025, 3, 10)  # a Monday
@@ -19,119 +19,126 @@ HOURS = parse_opening_hours({"default": {"mon": "08:00-18:00", "tue": "08:00-18:
                                          "thu": "08:00-18:00", "fri": "08:00-18:00", "sat": "closed",
                                          "sun": "closed"}, "queues": {}})
 NO_CLOSED = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")})
-QUEUES = ["Good", "Negative", "Shape", "Spike", "Total"]
-MINUTES = np.arange(480, 1080, 60)  # the ten open hours 08:00..17:00
-
-
-def peaked(at_minute: int, peak: float) -> np.ndarray:
-    """Shares over the ten open hours: `peak` at one hour, the rest spread evenly."""
-    return np.where(MINUTES == at_minute, peak, (1 - peak) / 9)
-
-
-# the history's shape: 40% of the day at 12:00, 6.67% in each other hour
-PROFILE = pd.concat([pd.DataFrame({"queue": q, "weekday": wd, "minute": MINUTES, "share": peaked(720, 0.4)})
-                     for q in QUEUES for wd in range(5)], ignore_index=True)
+# Friday 03-14 is a closed holiday in the forecast week: Thursday 03-13 is its eve
+CLOSED = pd.DataFrame({"date": pd.to_datetime(["2025-02-17", "2025-03-14"])})
+QUEUES = ["Good", "Negative", "Total", "OneDay", "Eve", "Small"]
+LEVEL = {"Small": 10.0}  # Small's weekdays hold 10 calls, every other queue's 100
 
 
 def history() -> pd.DataFrame:
-    """Four weeks before the as-of: 100 on every open weekday, 0 on weekends and on the holiday Monday 02-17."""
+    """Four weeks before the as-of: the queue's level on every open weekday, 0 on weekends and on the closed
+    holiday Monday 02-17 (left out of the weekday means; its neighbours 02-14 and 02-18 too)."""
     dates = pd.date_range("2025-02-10", "2025-03-09", freq="D")
     is_open = (dates.day_of_week < 5) & (dates != pd.Timestamp("2025-02-17"))
-    return pd.concat([pd.DataFrame({"queue": q, "date": dates, "offered": np.where(is_open, 100.0, 0.0),
+    return pd.concat([pd.DataFrame({"queue": q, "date": dates, "offered": np.where(is_open, LEVEL.get(q, 100.0), 0.0),
                                     "is_open": is_open, "is_holiday": dates == pd.Timestamp("2025-02-17")})
                       for q in QUEUES], ignore_index=True)
 
 
 def forecast() -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Daily and interval forecasts for 03-10..03-16, each queue broken in one way (Good in none)."""
+    """Daily and interval forecasts for 03-10..03-16 (Fri 03-14 closed), each queue off in one way (Good in none):
+    Negative a p10 below 0; Total +50% every day; OneDay +80% on Wednesday only (the week's total is +20%); Eve -60%
+    on Thursday 03-13, the holiday's eve; Small 15 calls a day against its usual 10 (+50%, within noise)."""
     dates = pd.date_range("2025-03-10", "2025-03-16", freq="D")
-    is_open = dates.day_of_week < 5
-    level = {"Total": 150.0}  # +50% over the recent 100
-    daily = pd.concat([pd.DataFrame({"queue": q, "date": dates, "horizon_day": np.arange(1, 8), "is_open": is_open,
-                                     "p10": np.where(is_open, 0.8, 0) * level.get(q, 100.0),
-                                     "p50": np.where(is_open, 1.0, 0) * level.get(q, 100.0),
-                                     "p90": np.where(is_open, 1.2, 0) * level.get(q, 100.0)})
-                       for q in QUEUES], ignore_index=True)
-    daily.loc[(daily["queue"] == "Negative") & (daily["date"] == "2025-03-12"), "p10"] = -5.0
-    shares = {"Spike": peaked(720, 0.6),   # 0.6 / 0.1 = 6x the mean hour, same shape as history
-              "Shape": peaked(480, 0.4)}   # the peak moved to 08:00
-    grid = interval_grid(QUEUES, date(2025, 3, 10), date(2025, 3, 16), 60, "Europe/Stockholm", HOURS, NO_CLOSED)
-    minute = grid["interval_start"].dt.hour * 60
-    share = np.zeros(len(grid))
+    is_open = (dates.day_of_week < 4)  # Mon-Thu; Friday is the holiday, then the weekend
+    parts = []
     for q in QUEUES:
-        rows = (grid["queue"] == q).to_numpy() & grid["is_open"].to_numpy()
-        lookup = dict(zip(MINUTES, shares.get(q, peaked(720, 0.4))))
-        share[rows] = minute[rows].map(lookup).to_numpy()
+        level = np.full(len(dates), LEVEL.get(q, 100.0))
+        level *= {"Total": 1.5, "Small": 1.5}.get(q, 1.0)
+        if q == "OneDay":
+            level[2] = 180.0
+        if q == "Eve":
+            level[3] = 40.0
+        p50 = np.where(is_open, level, 0.0)
+        parts.append(pd.DataFrame({"queue": q, "date": dates, "horizon_day": np.arange(1, 8), "is_open": is_open,
+                                   "p10": 0.8 * p50, "p50": p50, "p90": 1.2 * p50}))
+    daily = pd.concat(parts, ignore_index=True)
+    daily.loc[(daily["queue"] == "Negative") & (daily["date"] == "2025-03-12"), "p10"] = -5.0
+    grid = interval_grid(QUEUES, date(2025, 3, 10), date(2025, 3, 16), 60, "Europe/Stockholm", HOURS, CLOSED)
     intervals = grid.merge(daily[["queue", "date", "p10", "p50", "p90"]], on=["queue", "date"])
+    share = np.where(intervals["is_open"], 0.1, 0.0)  # ten open hours, flat
     intervals = intervals.assign(**{c: intervals[c] * share for c in ("p10", "p50", "p90")})
     return daily, intervals
 
 
-def test_each_check_fails_only_the_queue_built_to_break_it():
+def test_each_daily_check_fails_only_the_queue_built_to_break_it():
     daily, intervals = forecast()
-    results = check_forecast(daily, intervals, history(), PROFILE, AS_OF, GuardLimits())
-    assert len(results) == 4 * len(QUEUES)
+    results = check_forecast(daily, intervals, history(), CLOSED, AS_OF, GuardLimits())
+    assert len(results) == 2 * len(QUEUES)
     failed = {(r.queue, r.check_name) for r in results if not r.passed}
-    assert failed == {("Negative", CHECK_NON_NEGATIVE), ("Total", CHECK_TOTAL), ("Spike", CHECK_PEAK),
-                      ("Shape", CHECK_SHAPE)}
+    assert failed == {("Negative", CHECK_NON_NEGATIVE), ("Total", CHECK_DAY), ("OneDay", CHECK_DAY)}
     value = {(r.queue, r.check_name): r.value for r in results}
     # Negative: one daily p10 and its 10 intervals are below 0 = 11 values
     assert value[("Negative", CHECK_NON_NEGATIVE)] == 11
-    # Total: 5 open days x 150 = 750 vs 5 x 100 = 500 -> +50%; Good exactly 0 because the closed
-    # holiday Monday 02-17 is not averaged in (with it the Monday mean would be 75)
-    assert value[("Total", CHECK_TOTAL)] == pytest.approx(0.5)
-    assert value[("Good", CHECK_TOTAL)] == pytest.approx(0.0)
-    # peaks: Good 0.4 / 0.1 = 4x, Spike 0.6 / 0.1 = 6x
-    assert value[("Good", CHECK_PEAK)] == pytest.approx(4.0)
-    assert value[("Spike", CHECK_PEAK)] == pytest.approx(6.0)
-    # shape: one-peak vectors with the peak in another hour correlate -1/9; same hour: 1
-    assert value[("Shape", CHECK_SHAPE)] == pytest.approx(-1 / 9)
-    assert value[("Spike", CHECK_SHAPE)] == pytest.approx(1.0)
+    # Total: 150 vs the Monday mean 100 (the holiday Monday 02-17 is not averaged in: with it, 75) -> +50%
+    assert value[("Total", CHECK_DAY)] == pytest.approx(0.5)
+    # OneDay: Wednesday 180 vs 100 = +80%, although its 4 open days total 480 vs 400 = +20% (the old total rule)
+    assert value[("OneDay", CHECK_DAY)] == pytest.approx(0.8)
     assert {r.severity for r in results} == {"warning"}
 
 
-def test_only_the_broken_queues_fall_back_with_their_failed_check_as_reason():
+def test_a_holiday_eve_is_not_judged_and_a_small_queue_within_noise_passes():
     daily, intervals = forecast()
-    reasons = failed_reasons(check_forecast(daily, intervals, history(), PROFILE, AS_OF, GuardLimits()))
-    assert sorted(reasons) == ["Negative", "Shape", "Spike", "Total"]
-    assert CHECK_TOTAL in reasons["Total"] and "+50%" in reasons["Total"] and CHECK_PEAK not in reasons["Total"]
+    results = {(r.queue, r.check_name): r for r in check_forecast(daily, intervals, history(), CLOSED, AS_OF)}
+    # Eve: -60% on Thursday 03-13, next to the closed Friday: only Mon-Wed are judged, all at 0%
+    eve = results[("Eve", CHECK_DAY)]
+    assert eve.passed and "3 open days judged" in eve.detail
+    # Small: 15 vs 10 is +50% but 5 calls off, within 3 sqrt(10) + 1 = 10.5 calls of noise
+    small = results[("Small", CHECK_DAY)]
+    assert small.passed and small.value == pytest.approx(0.5)
+    # without the holiday the eve is judged like any Thursday: -60% fails
+    plain = {r.queue: r for r in check_forecast(daily, intervals, history(), NO_CLOSED, AS_OF)
+             if r.check_name == CHECK_DAY}
+    assert not plain["Eve"].passed and "Thu 2025-03-13 (40 calls) is 60% below the usual Thursday" in plain["Eve"].detail
+
+
+def test_a_queue_with_noisy_days_is_judged_against_its_own_spread():
+    # Noisy: weekdays alternate 60 and 140 around a mean of 100: a forecast of 150 (+50%) is within 3 x its spread
+    hist = history()
+    noisy = hist.loc[hist["queue"] == "Good"].assign(queue="Noisy")
+    alternate = np.where(np.arange(len(noisy)) % 2 == 0, 0.6, 1.4)
+    noisy = noisy.assign(offered=noisy["offered"] * alternate)
+    daily, intervals = forecast()
+    total = daily.loc[daily["queue"] == "Total"].assign(queue="Noisy")
+    days = check_forecast(total, intervals.iloc[:0], noisy, CLOSED, AS_OF)
+    assert next(r for r in days if r.check_name == CHECK_DAY).passed
+    steady = check_forecast(daily.loc[daily["queue"] == "Total"], intervals.iloc[:0], hist, CLOSED, AS_OF)
+    assert not next(r for r in steady if r.check_name == CHECK_DAY).passed
+
+
+def test_only_the_broken_queues_fall_back_and_the_reason_reads_as_words():
+    daily, intervals = forecast()
+    reasons = failed_reasons(check_forecast(daily, intervals, history(), CLOSED, AS_OF, GuardLimits()))
+    assert sorted(reasons) == ["Negative", "OneDay", "Total"]
+    assert reasons["OneDay"] == (
+        "model forecast failed its check: the forecast for Wed 2025-03-12 (180 calls) is 80% above the usual "
+        "Wednesday (100: mean of the last 4 open Wednesdays in 4 weeks); limit +-40%; seasonal naive published "
+        "instead")
     naive = daily.drop(columns="is_open").assign(p10=1.0, p50=2.0, p90=3.0)
     out = apply_fallback(daily.drop(columns="is_open"), naive, reasons, "v1")
     methods = out.groupby("queue")["method"].agg(set).to_dict()
-    assert methods == {"Good": {"lightgbm"}, "Negative": {"seasonal_naive"}, "Shape": {"seasonal_naive"},
-                       "Spike": {"seasonal_naive"}, "Total": {"seasonal_naive"}}
+    assert methods == {"Good": {"lightgbm"}, "Negative": {"seasonal_naive"}, "OneDay": {"seasonal_naive"},
+                       "Total": {"seasonal_naive"}, "Eve": {"lightgbm"}, "Small": {"lightgbm"}}
     good = out.loc[out["queue"] == "Good"]
     assert good["model_version"].eq("v1").all() and good["fallback_reason"].isna().all()
-    assert good["p50"].tolist() == [100.0] * 5 + [0.0] * 2
-    shape = out.loc[out["queue"] == "Shape"]
-    assert shape["model_version"].isna().all() and shape["p50"].eq(2.0).all()
-    assert shape["fallback_reason"].str.startswith("guard failed: forecast_intraday_shape").all()
-
-
-def test_a_flat_day_against_a_shaped_history_has_no_shape_in_common():
-    daily, intervals = forecast()
-    good_open = (intervals["queue"] == "Good") & intervals["is_open"]
-    intervals.loc[good_open, "p50"] = 10.0  # 100 spread evenly over the ten open hours
-    results = check_forecast(daily, intervals, history(), PROFILE, AS_OF, GuardLimits())
-    shape = next(r for r in results if r.queue == "Good" and r.check_name == CHECK_SHAPE)
-    # a flat vector has no variance: its correlation with the peaked history is taken as 0
-    assert not shape.passed and shape.value == 0.0
+    assert good["p50"].tolist() == [100.0] * 4 + [0.0] * 3
+    total = out.loc[out["queue"] == "Total"]
+    assert total["model_version"].isna().all() and total["p50"].eq(2.0).all()
 
 
 @pytest.mark.parametrize("limit, passes", [(0.49, False), (0.5, True), (0.6, True)])
-def test_total_limit_is_configurable(limit, passes):
+def test_day_limit_is_configurable(limit, passes):
     daily, intervals = forecast()
-    results = check_forecast(daily, intervals, history(), PROFILE, AS_OF, GuardLimits(max_total_deviation=limit))
-    total = next(r for r in results if r.queue == "Total" and r.check_name == CHECK_TOTAL)
+    results = check_forecast(daily, intervals, history(), CLOSED, AS_OF, GuardLimits(max_total_deviation=limit))
+    total = next(r for r in results if r.queue == "Total" and r.check_name == CHECK_DAY)
     assert total.passed is passes
 
 
 def test_checks_without_history_to_judge_pass_and_say_so():
     daily, intervals = forecast()
-    results = check_forecast(daily, intervals, history().iloc[:0], PROFILE.iloc[:0], AS_OF, GuardLimits())
-    by_check = {r.check_name: r for r in results if r.queue == "Good"}
-    assert by_check[CHECK_TOTAL].passed and "not judged" in by_check[CHECK_TOTAL].detail
-    assert by_check[CHECK_SHAPE].passed and "not judged" in by_check[CHECK_SHAPE].detail
+    results = check_forecast(daily, intervals, history().iloc[:0], CLOSED, AS_OF, GuardLimits())
+    day = next(r for r in results if r.queue == "Good" and r.check_name == CHECK_DAY)
+    assert day.passed and "not judged" in day.detail
 
 
 def test_model_eligibility_names_unknown_short_and_modelless_queues():
