@@ -80,8 +80,9 @@ def _evaluate(ctx: StepContext) -> StepResult:
         scored = _origins(conn, ACC, as_of, evaluation.NIGHTLY_METHODS)
         origins = evaluation.origins_to_score(stored, scored, as_of - timedelta(days=rescore_days), ctx.args.full)
         forecasts = _read_forecasts(conn, origins, as_of)
-        daily_from = (drift_start if not origins
-                      else min(drift_start, origins[0] - timedelta(days=evaluation.NAIVE_HISTORY_DAYS)))
+        # silver_daily also says which days of the bias rule's weeks were open (a week is judged when complete).
+        daily_from = min(drift_start, as_of - timedelta(days=7 * (a.bias_warning_weeks + 1)),
+                         *([origins[0] - timedelta(days=evaluation.NAIVE_HISTORY_DAYS)] if origins else []))
         daily = _read_daily(conn, daily_from, as_of)
         intervals = _read_open_intervals(conn, drift_start, as_of)
         latest = _latest_forecast(conn, as_of)
@@ -108,9 +109,11 @@ def _evaluate(ctx: StepContext) -> StepResult:
     last_end = silver.last_open_end(cfg, queues, as_of, closed)
     found = [
         *alerts.daily_mape_alerts(accuracy, as_of, horizon_day=a.horizon_day, warning=a.mape_warning,
-                                  warning_days=a.mape_warning_days, critical=a.mape_critical),
-        *alerts.weekly_bias_alerts(accuracy, as_of, horizon_day=a.horizon_day, warning=a.bias_warning,
-                                   warning_weeks=a.bias_warning_weeks, critical=a.bias_critical),
+                                  warning_days=a.mape_warning_days, critical=a.mape_critical,
+                                  min_actual=a.mape_min_actual),
+        *alerts.weekly_bias_alerts(accuracy, daily, as_of, horizon_day=a.horizon_day, warning=a.bias_warning,
+                                   warning_weeks=a.bias_warning_weeks, critical=a.bias_critical,
+                                   min_days=a.bias_min_days),
         *alerts.freshness_alerts(newest, last_end, warning_hours=a.freshness_warning_hours,
                                  critical_hours=a.freshness_critical_hours),
         *alerts.drift_alerts(intervals, daily, as_of, recent_days=a.drift_recent_days,

@@ -1,16 +1,22 @@
 """Alert rules of step 4: pure functions from hand-sized frames to `Alert`s, one table `gold_alerts`.
 
 Every alert names its queue (None: the whole center), the metric, its value,
-the threshold it crossed and what to look at. A rule gives at most one alert
-per queue (per metric), at its highest severity. Defaults follow common WFM
-practice; step 4 passes the `alerts:` section of the config.
+the threshold it crossed, the days it is about and what to look at. A rule
+gives at most one alert per queue (per metric), at its highest severity.
+Defaults follow common WFM practice; step 4 passes the `alerts:` section of
+the config. A rule judges only on enough evidence; where there is too little
+it stays quiet rather than raise an alert a planner cannot act on.
 
 - `daily_mape_alerts`: the forecast made `horizon_day` days ahead (1: "yesterday's
   forecast for yesterday") misses an open day by more than 15% (critical), or
-  by more than 10% on each of the last 3 open days (warning).
+  by more than 10% on each of the last 3 open days (warning). Days with fewer
+  than 50 actual contacts are not judged: at that size chance alone moves a
+  day about as far as the threshold (Poisson noise 1/sqrt(n): 14% at 50).
 - `weekly_bias_alerts`: (sum p50 - sum actual) / sum actual of a complete
   Monday-Sunday week beyond +-5% in the last week (critical), or beyond +-3%
-  with the same sign 2 weeks running (warning).
+  with the same sign 2 weeks running (warning). Complete: every open day of
+  the week (silver_daily.is_open, so a holiday week needs only its open days)
+  has a scored forecast, or at least `min_days` of them.
 - `freshness_alerts`: the newest contact is more than 2 h (warning) / 6 h
   (critical) before the end of the last open interval before the as-of.
 - `drift_alerts`: population stability index (PSI) of the last 28 days
@@ -18,16 +24,22 @@ practice; step 4 passes the `alerts:` section of the config.
   per queue. Volume level is measured on open intervals rather than days:
   4 weeks hold ~20 open days, and PSI's own sampling noise at that size
   (about (bins - 1) / n) is above the 0.1 threshold, while ~400 open
-  intervals put it near 0.02 (a 20% level shift then reads ~0.14). Weekday
-  shares compare each open weekday's mean volume as a share of the week.
+  intervals put it near 0.02 (a 20% level shift then reads ~0.14); it is
+  judged only where that noise, (bins - 1) (1/n_recent + 1/n_reference), is
+  at most half the warning threshold (a stable queue then warns on fewer than
+  1 night in 25). Weekday shares compare each open weekday's mean volume as a
+  share of the week, judged when every weekday open in the recent window is
+  there at least twice (one day per weekday is one odd day, not a pattern).
 - `beats_naive_alerts`: lightgbm's wMAPE is not below the seasonal naive
-  benchmark's on the same points over the last 4 weeks of origins (warning).
+  benchmark's on the same points over the last 4 weeks of origins (warning),
+  judged on at least `min_days` distinct open days.
 - `fallback_alerts`: a queue of the latest forecast got seasonal naive
   instead of the model (warning, with gold_forecast_daily.fallback_reason).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -38,12 +50,16 @@ import pandas as pd
 from common.calendar import WEEKDAYS
 from common.evaluation import NAIVE_BENCHMARK, STORED_METHODS
 
+log = logging.getLogger(__name__)
+
 CRITICAL, WARNING = "critical", "warning"
 ALERT_COLUMNS = ["severity", "alert_rule", "queue", "metric", "value", "threshold", "message"]
 RECENT_DAYS = 7          # the MAPE rule judges only a latest open day this recent (no alert on stale forecasts)
 MIN_RECENT_DAYS = 5      # open days a drift window needs before PSI is judged
 MIN_REFERENCE_DAYS = 20
+MIN_DAYS_PER_WEEKDAY = 2  # the weekday-share PSI needs each weekday open in the recent window this often
 PSI_FLOOR = 1e-4         # share given to an empty bin, so PSI stays finite
+DAY_NAMES = tuple(d.capitalize() for d in WEEKDAYS)
 
 
 @dataclass(frozen=True)
@@ -82,16 +98,36 @@ def _ahead(horizon_day: int) -> str:
     return "the same night" if horizon_day == 1 else f"{horizon_day} days ahead"
 
 
-def daily_mape_alerts(accuracy: pd.DataFrame, as_of: date, *, horizon_day: int = 1, warning: float = 0.10,
-                      warning_days: int = 3, critical: float = 0.15) -> list[Alert]:
-    """Per queue: critical when the latest open day's APE > `critical`, else warning when each of the last
-    `warning_days` open days has APE > `warning`.
+def _span(first: pd.Timestamp, last: pd.Timestamp) -> str:
+    """'2025-03-03..09', '2025-03-31..04-06', '2024-12-30..2025-01-05': the dates from `first` to `last`."""
+    end = "%Y-%m-%d" if first.year != last.year else "%m-%d" if first.month != last.month else "%d"
+    return f"{first:%Y-%m-%d}..{last.strftime(end)}"
 
-    `accuracy`: gold_forecast_accuracy rows. Open days with a zero actual have
-    no APE and are skipped; a latest day older than RECENT_DAYS is not judged.
+
+def _weekday_runs(dates: Iterable[pd.Timestamp]) -> str:
+    """'Mon-Fri', 'Mon, Wed-Fri': the weekdays of `dates` (one Mon-Sun week), consecutive ones as a range."""
+    runs: list[list[int]] = []
+    for d in sorted({pd.Timestamp(x).day_of_week for x in dates}):
+        if runs and d == runs[-1][1] + 1:
+            runs[-1][1] = d
+        else:
+            runs.append([d, d])
+    return ", ".join(DAY_NAMES[a] if a == b else f"{DAY_NAMES[a]}-{DAY_NAMES[b]}" for a, b in runs) or "none"
+
+
+def daily_mape_alerts(accuracy: pd.DataFrame, as_of: date, *, horizon_day: int = 1, warning: float = 0.10,
+                      warning_days: int = 3, critical: float = 0.15, min_actual: float = 50) -> list[Alert]:
+    """Per queue: critical when the latest judged open day's APE > `critical`, else warning when each of the
+    last `warning_days` judged open days has APE > `warning`.
+
+    `accuracy`: gold_forecast_accuracy rows. Judged: open days with at least
+    `min_actual` actual contacts (and more than 0, which has no APE); a day
+    below that is skipped (its APE is mostly chance), so the latest judged day
+    may be an earlier one, and the message names it. A latest judged day older
+    than RECENT_DAYS is not judged.
     """
     points = _judged_points(accuracy, as_of, horizon_day)
-    points = points.loc[points["actual"] > 0]
+    points = points.loc[(points["actual"] > 0) & (points["actual"] >= min_actual)]
     out = []
     for queue, g in points.groupby("queue", sort=True):
         ape = (g["abs_error"] / g["actual"]).to_numpy()
@@ -107,7 +143,7 @@ def daily_mape_alerts(accuracy: pd.DataFrame, as_of: date, *, horizon_day: int =
                 "mass event, a holiday the calendar missed, or an incomplete export")))
         elif len(ape) >= warning_days and (ape[-warning_days:] > warning).all():
             tail = g.iloc[-warning_days:]
-            days = ", ".join(f"{d:%a %m-%d} {100 * v:.1f}%" for d, v in zip(tail["date"], ape[-warning_days:]))
+            days = ", ".join(f"{d:%a %Y-%m-%d} {100 * v:.1f}%" for d, v in zip(tail["date"], ape[-warning_days:]))
             out.append(Alert(WARNING, "daily_mape", "daily_mape", queue=str(queue),
                              value=float(ape[-warning_days:].min()), threshold=warning, message=(
                 f"{queue}: daily MAPE above {100 * warning:.0f}% on each of the last {warning_days} open days "
@@ -116,45 +152,88 @@ def daily_mape_alerts(accuracy: pd.DataFrame, as_of: date, *, horizon_day: int =
     return out
 
 
-def weekly_bias_alerts(accuracy: pd.DataFrame, as_of: date, *, horizon_day: int = 1, warning: float = 0.03,
-                       warning_weeks: int = 2, critical: float = 0.05) -> list[Alert]:
+@dataclass(frozen=True)
+class _Week:
+    """One Mon-Sun week of a queue as the bias rule sees it: its bias (None: not judged) and the days behind it."""
+
+    monday: pd.Timestamp
+    bias: float | None
+    scored: tuple[pd.Timestamp, ...]     # open days with a scored forecast
+    open_days: tuple[pd.Timestamp, ...]  # every open day of the week (silver_daily.is_open)
+
+    def evidence(self) -> str:
+        """'week 2025-03-03..09 (5 open days scored: Mon-Fri)', or '(2 of 5 ...; not scored: Tue, Thu-Fri)'."""
+        n, m = len(self.scored), len(self.open_days)
+        days = f"open day{'s' if m != 1 else ''}"
+        label = f"week {_span(self.monday, self.monday + pd.Timedelta(days=6))}"
+        if n == m:
+            return f"{label} ({n} {days} scored: {_weekday_runs(self.scored)})"
+        missing = _weekday_runs(sorted(set(self.open_days) - set(self.scored)))
+        return f"{label} ({n} of {m} {days} scored: {_weekday_runs(self.scored)}; not scored: {missing})"
+
+
+def _monday_of(dates: pd.Series) -> pd.Series:
+    return dates - pd.to_timedelta(dates.dt.day_of_week, unit="D")
+
+
+def _judge_week(points: pd.DataFrame, open_dates: set[pd.Timestamp], monday: pd.Timestamp, min_days: int) -> _Week:
+    """The bias of one queue's week from its scored `points`, judged when min(min_days, open days) are scored."""
+    week = points.loc[_monday_of(points["date"]) == monday]
+    scored = sorted(set(week["date"]))
+    sunday = monday + pd.Timedelta(days=6)
+    open_days = sorted({d for d in open_dates if monday <= d <= sunday} | set(scored))  # a scored point is open
+    actual = float(week["actual"].sum())
+    enough = len(scored) >= min(min_days, len(open_days)) and actual > 0
+    bias = (float(week["p50"].sum()) - actual) / actual if enough else None
+    return _Week(monday, bias, tuple(scored), tuple(open_days))
+
+
+def weekly_bias_alerts(accuracy: pd.DataFrame, daily: pd.DataFrame, as_of: date, *, horizon_day: int = 1,
+                       warning: float = 0.03, warning_weeks: int = 2, critical: float = 0.05,
+                       min_days: int = 7) -> list[Alert]:
     """Per queue: weekly bias of complete Mon-Sun weeks before `as_of`.
 
     Critical when |bias| > `critical` in the last complete week; warning when
     |bias| > `warning` with the same sign in each of the last `warning_weeks`.
-    Bias = (sum p50 - sum actual) / sum actual over the week's open days.
+    Bias = (sum p50 - sum actual) / sum actual over the week's scored open days.
+    `daily`: silver_daily rows (queue, date, is_open) of those weeks, which say
+    which days were open. A week is complete, and judged, when at least
+    min(`min_days`, its open days) of its open days have a scored point: the
+    default 7 asks for all of them, so a week with a holiday counts when its
+    other open days were all scored, and a week with one scored day never does.
     """
     points = _judged_points(accuracy, as_of, horizon_day)
     end = pd.Timestamp(as_of)
     monday = end - pd.Timedelta(days=end.day_of_week)
     weeks = [monday - pd.Timedelta(days=7 * k) for k in range(1, max(warning_weeks, 1) + 1)]
-    points = points.assign(week=points["date"] - pd.to_timedelta(points["date"].dt.day_of_week, unit="D"))
-    points = points.loc[points["week"].isin(weeks)]
-    sums = points.groupby(["queue", "week"])[["p50", "actual"]].sum()
+    points = points.loc[_monday_of(points["date"]).isin(weeks)]
+    opened = daily.loc[daily["is_open"].astype(bool)]
+    opened = opened.loc[_monday_of(opened["date"]).isin(weeks)]
     out = []
-    for queue in sorted(sums.index.get_level_values("queue").unique()):
-        got = sums.loc[queue]
-        bias = {w: (r["p50"] - r["actual"]) / r["actual"] for w, r in got.iterrows() if r["actual"] > 0}
-        last = bias.get(weeks[0])
+    for queue, g in points.groupby("queue", sort=True):
+        open_dates = set(opened.loc[opened["queue"] == queue, "date"])
+        judged = [_judge_week(g, open_dates, w, min_days) for w in weeks]
+        latest, last = judged[0], judged[0].bias
         if last is None:
+            log.info("weekly bias %s: %s is not judged (alerts.bias_min_days %d)", queue, latest.evidence(), min_days)
             continue
         word = "over" if last > 0 else "under"
         look = ("plans built on it are over-staffed" if last > 0 else "plans built on it are under-staffed")
         if abs(last) > critical:
             out.append(Alert(CRITICAL, "weekly_bias", "weekly_bias", queue=str(queue), value=float(last),
                              threshold=critical, message=(
-                f"{queue}: week of {weeks[0]:%Y-%m-%d} {word}-forecast by {100 * abs(last):.1f}% (forecast made "
+                f"{queue}: {latest.evidence()} {word}-forecast by {100 * abs(last):.1f}% (forecast made "
                 f"{_ahead(horizon_day)}), beyond +-{100 * critical:.0f}% (alerts.bias_critical); {look}: check for a "
                 "level change (growth, a campaign starting or ending, routing or IVR changes) or missing days in the "
                 "export")))
             continue
-        streak = [bias.get(w) for w in weeks]
+        streak = [w.bias for w in judged]
         if all(b is not None and abs(b) > warning and np.sign(b) == np.sign(last) for b in streak):
-            listed = ", ".join(f"{w:%m-%d} {100 * b:+.1f}%" for w, b in zip(reversed(weeks), reversed(streak)))
+            listed = ", ".join(f"{w.evidence()} {100 * w.bias:+.1f}%" for w in reversed(judged))
             out.append(Alert(WARNING, "weekly_bias", "weekly_bias", queue=str(queue),
                              value=float(min(streak, key=abs)), threshold=warning, message=(
-                f"{queue}: {word}-forecast beyond +-{100 * warning:.0f}% {len(weeks)} weeks running (weeks of "
-                f"{listed}) (alerts.bias_warning); {look}: a trend the model lags behind; check recent growth or "
+                f"{queue}: {word}-forecast beyond +-{100 * warning:.0f}% {len(weeks)} weeks running ({listed}) "
+                f"(alerts.bias_warning); {look}: a trend the model lags behind; check recent growth or "
                 "decline and campaigns, then retrain (2_train.py --force)")))
     return out
 
@@ -191,11 +270,26 @@ def psi(reference: np.ndarray | pd.Series, recent: np.ndarray | pd.Series, bins:
     ref, rec = ref[np.isfinite(ref)], rec[np.isfinite(rec)]
     if not len(ref) or not len(rec):
         return float("nan")
-    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+    edges = _bin_edges(ref, bins)
     n = len(edges) + 1
     expected = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=n) / len(ref)
     actual = np.bincount(np.searchsorted(edges, rec, side="right"), minlength=n) / len(rec)
     return share_psi(expected, actual)
+
+
+def _bin_edges(reference: np.ndarray, bins: int) -> np.ndarray:
+    """Inner edges of `bins` quantile bins of `reference` (fewer bins where its values repeat)."""
+    return np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+
+
+def psi_noise(reference: np.ndarray | pd.Series, recent: np.ndarray | pd.Series, bins: int = 10) -> float:
+    """The PSI that chance alone gives two samples of these sizes from one distribution: about
+    (k - 1) (1/n_recent + 1/n_reference), k = the bins `psi` uses (inf when either side is empty)."""
+    ref = np.asarray(reference, dtype=float)
+    ref, n_rec = ref[np.isfinite(ref)], int(np.isfinite(np.asarray(recent, dtype=float)).sum())
+    if not len(ref) or not n_rec:
+        return float("inf")
+    return len(_bin_edges(ref, bins)) * (1 / n_rec + 1 / len(ref))
 
 
 def share_psi(expected: np.ndarray | pd.Series, actual: np.ndarray | pd.Series) -> float:
@@ -220,7 +314,10 @@ def drift_alerts(intervals: pd.DataFrame, daily: pd.DataFrame, as_of: date, *, r
     Recent = [as_of - recent_days, as_of); reference = the `reference_days`
     before it. `intervals`: silver_interval (queue, date, offered, is_open);
     `daily`: silver_daily (queue, date, offered, is_open). A window with fewer
-    open days than MIN_RECENT_DAYS / MIN_REFERENCE_DAYS is not judged.
+    open days than MIN_RECENT_DAYS / MIN_REFERENCE_DAYS is not judged; the
+    volume level is judged only when `psi_noise` is at most half of `warning`,
+    the weekday shares only when each weekday open in the recent window is
+    there MIN_DAYS_PER_WEEKDAY times.
     """
     end = pd.Timestamp(as_of)
     split = end - pd.Timedelta(days=recent_days)
@@ -231,23 +328,34 @@ def drift_alerts(intervals: pd.DataFrame, daily: pd.DataFrame, as_of: date, *, r
         return (frame.loc[(frame["date"] >= start) & (frame["date"] < split)],
                 frame.loc[(frame["date"] >= split) & (frame["date"] < end)])
 
+    recent, reference = _span(split, end - pd.Timedelta(days=1)), _span(start, split - pd.Timedelta(days=1))
     out = []
     for queue in sorted(set(daily["queue"].astype("str"))):
         ref_d, rec_d = windows(daily.loc[daily["queue"] == queue])
         if ref_d["date"].nunique() < MIN_REFERENCE_DAYS or rec_d["date"].nunique() < MIN_RECENT_DAYS:
             continue
+        recent_txt = f"{recent} ({rec_d['date'].nunique()} open days)"
+        reference_txt = f"{reference} ({ref_d['date'].nunique()} open days)"
         ref_i, rec_i = windows(intervals.loc[intervals["queue"] == queue])
-        if len(ref_i) and len(rec_i):
+        noise = psi_noise(ref_i["offered"], rec_i["offered"], bins)
+        if noise <= warning / 2:
             value = psi(ref_i["offered"], rec_i["offered"], bins)
             out += _drift_alert(queue, "psi_volume_level", value, warning, critical, (
-                f"volume level of the last {recent_days} days moved away from the {reference_days} days before "
-                f"(mean per open interval {rec_i['offered'].mean():.1f} vs {ref_i['offered'].mean():.1f}); check for a "
-                "campaign, a routing or IVR change, or a queue split or merge; retrain (2_train.py --force) if it lasts"))
+                f"volume level of {recent_txt} moved away from {reference_txt} (mean per open interval "
+                f"{rec_i['offered'].mean():.1f} vs {ref_i['offered'].mean():.1f}); check for a campaign, a routing or "
+                "IVR change, or a queue split or merge; retrain (2_train.py --force) if it lasts"))
+        elif len(ref_i) and len(rec_i):
+            log.info("drift %s: volume level not judged: %d recent and %d reference open intervals leave a PSI of "
+                     "%.3f to chance alone, above half of alerts.drift_warning_psi %g", queue, len(rec_i), len(ref_i),
+                     noise, warning)
+        per_weekday = rec_d.groupby(rec_d["date"].dt.day_of_week)["date"].nunique()
+        if per_weekday.min() < MIN_DAYS_PER_WEEKDAY:
+            continue
         ref_s, rec_s = weekday_shares(ref_d), weekday_shares(rec_d)
         value = share_psi(ref_s, rec_s)
         moved = int((rec_s - ref_s).abs().idxmax())
         out += _drift_alert(queue, "psi_weekday_shares", value, warning, critical, (
-            f"weekday pattern of the last {recent_days} days changed (biggest move: {WEEKDAYS[moved]} "
+            f"weekday pattern of {recent_txt} changed from {reference_txt} (biggest move: {WEEKDAYS[moved]} "
             f"{100 * ref_s[moved]:.0f}% -> {100 * rec_s[moved]:.0f}% of the week); check opening hours per weekday "
             "(rules.opening_hours), holidays or closures in the window, or a changed callback/outbound schedule"))
     return out
@@ -266,7 +374,8 @@ def beats_naive_alerts(accuracy: pd.DataFrame, as_of: date, *, window_days: int 
     """Per queue: warning when lightgbm's wMAPE is not below the naive benchmark's on the same open-day points.
 
     Points: origins in [as_of - window_days, as_of) forecast by lightgbm that
-    have a naive_benchmark row; judged with at least `min_days` of them.
+    have a naive_benchmark row; judged when they cover at least `min_days`
+    distinct open days (a few nights of origins give many points on few days).
     """
     end = pd.Timestamp(as_of)
     a = accuracy.loc[(accuracy["forecast_origin"] >= end - pd.Timedelta(days=window_days))
@@ -277,16 +386,18 @@ def beats_naive_alerts(accuracy: pd.DataFrame, as_of: date, *, window_days: int 
     paired = model.merge(naive, on=keys, how="inner")
     out = []
     for queue, g in paired.groupby("queue", sort=True):
-        total = g["actual"].sum()
-        if len(g) < min_days or total <= 0:
+        total, n_days = g["actual"].sum(), g["date"].nunique()
+        if n_days < min_days or total <= 0:
             continue
         ours, theirs = g["abs_error"].sum() / total, g["naive_abs_error"].sum() / total
         if ours >= theirs:
             out.append(Alert(WARNING, "model_vs_naive", "wmape_vs_naive", queue=str(queue), value=float(ours),
                              threshold=float(theirs), message=(
                 f"{queue}: lightgbm wMAPE {100 * ours:.1f}% does not beat seasonal naive {100 * theirs:.1f}% on the "
-                f"same {len(g)} open days of the last {window_days} days of origins; check the drift alerts and recent "
-                "pattern changes, retrain (2_train.py --force) or roll back (2_train.py --rollback)")))
+                f"same {len(g)} points: {n_days} open days {_span(g['date'].min(), g['date'].max())} forecast from "
+                f"origins {_span(g['forecast_origin'].min(), g['forecast_origin'].max())} (the last {window_days} days "
+                "of origins); check the drift alerts and recent pattern changes, retrain (2_train.py --force) or roll "
+                "back (2_train.py --rollback)")))
     return out
 
 
@@ -302,6 +413,7 @@ def fallback_alerts(latest_forecast: pd.DataFrame) -> list[Alert]:
         out.append(Alert(WARNING, "forecast_fallback", "fallback_days", queue=str(queue), value=float(len(g)),
                          threshold=0.0, message=(
             f"{queue}: the forecast from {origin:%Y-%m-%d} uses {g['method'].iloc[0]} instead of the model on "
-            f"{len(g)} days: {reason}; look at the reason: train or promote a model (2_train.py), the queue's history, "
-            "or the failed guard in data_quality_checks of 3_forecast")))
+            f"{len(g)} days ({_span(g['date'].min(), g['date'].max())}): {reason}; look at the reason: train or "
+            "promote a model (2_train.py), the queue's history, or the failed guard in data_quality_checks of "
+            "3_forecast")))
     return out

@@ -150,11 +150,10 @@ def attribute_transfers(legs: pd.DataFrame) -> pd.DataFrame:
 
     Grain of the result: one row per contact (= root leg: the leg reached by
     following parent_call_id until a leg without a parent in the frame), in the
-    order of the root legs. Columns: contact_id (root call_id), queue,
-    start_time, start_time_utc, customer_id, caller_id and wait_seconds of the
-    root; end_time = latest end of any leg; handle_seconds = sum over legs (NaN
-    only if every leg's is unknown); outcome = answered if any leg was answered,
-    else the root's; legs = number of legs; parent_missing = the root leg names
+    order of the root legs. Columns: contact_id (root call_id), queue, start_time, start_time_utc,
+    customer_id, caller_id and wait_seconds of the root; end_time = latest end of any leg; handle_seconds =
+    sum over the legs not abandoned (an abandon handled nothing; NaN if none is known); outcome = answered
+    if any leg was answered, else the root's; legs = number of legs; parent_missing = the root leg names
     a parent that is not in the frame (an "orphan": its own contact; the caller
     reports `parent_missing.sum()`). A leg whose parent is itself is a root.
     call_id must be unique (run `dedup_legs` first).
@@ -176,7 +175,7 @@ def attribute_transfers(legs: pd.DataFrame) -> pd.DataFrame:
 
     roots = np.flatnonzero(root == own)
     handle = legs["handle_seconds"].to_numpy(dtype="float64", na_value=np.nan)
-    known = ~np.isnan(handle)
+    known = ~np.isnan(handle) & ~legs["outcome"].isin(ABANDONS).to_numpy()  # whatever a sloppy ACD wrote there
     handle_sum = np.bincount(root, weights=np.where(known, handle, 0.0), minlength=n)[roots]
     handle_known = np.bincount(root, weights=known, minlength=n)[roots]
     answered = np.bincount(root, weights=(legs["outcome"] == "answered").to_numpy(), minlength=n)[roots] > 0
@@ -221,8 +220,8 @@ def collapse_redials(contacts: pd.DataFrame, window_minutes: int, match: str = "
     start + wait_seconds, else start; measured on the UTC clock; starting
     while the previous one was still waiting counts too). Time, queue,
     contact_id, customer/caller of the first attempt; outcome, wait_seconds and
-    end_time of the last; handle_seconds (NaN only if all unknown) and legs
-    summed; `attempts` = contacts in the chain (summed if the input has it).
+    end_time of the last; handle_seconds summed over attempts not abandoned (NaN if
+    none), legs summed; `attempts` = contacts in the chain (summed if the input has it).
     Ordered by start_time_utc (ties: input order; chains break ties by contact_id). `match`: "customer_or_caller"
     (customer_id when present, else caller_id), "customer", "caller" or
     "none". Window 0 or "none" disables collapsing.
@@ -254,7 +253,8 @@ def collapse_redials(contacts: pd.DataFrame, window_minutes: int, match: str = "
     starts = np.flatnonzero(~continues)
     ends = np.append(starts[1:], len(work)) - 1
 
-    handle = work["handle_seconds"].to_numpy(dtype="float64", na_value=np.nan)[order]
+    # An abandoned attempt handled nothing, so only the chain's answer (or other end) adds handle time.
+    handle = np.where(was_abandon, np.nan, work["handle_seconds"].to_numpy(dtype="float64", na_value=np.nan)[order])
     handle_sum = np.add.reduceat(np.nan_to_num(handle), starts)
     handle_known = np.add.reduceat((~np.isnan(handle)).astype("int64"), starts)
     first, last = order[starts], order[ends]

@@ -291,9 +291,11 @@ class AlertsConfig(_Strict):
     mape_warning: float = Field(0.10, gt=0)             # daily MAPE above this on mape_warning_days open days running
     mape_warning_days: int = Field(3, ge=1, le=31)
     mape_critical: float = Field(0.15, gt=0)            # daily MAPE above this on the latest open day
+    mape_min_actual: float = Field(50, ge=0)            # open days with fewer actual contacts: not judged by MAPE
     bias_warning: float = Field(0.03, gt=0)             # weekly |bias| above this, same sign, bias_warning_weeks running
     bias_warning_weeks: int = Field(2, ge=1, le=12)
     bias_critical: float = Field(0.05, gt=0)            # weekly |bias| above this in the last complete week
+    bias_min_days: int = Field(7, ge=1, le=7)           # a week is judged with min(this, its open days) scored
     freshness_warning_hours: float = Field(2, gt=0)     # newest contact this late vs the end of the last open interval
     freshness_critical_hours: float = Field(6, gt=0)
     drift_warning_psi: float = Field(0.1, gt=0)         # population stability index, recent vs reference window

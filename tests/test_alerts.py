@@ -10,7 +10,7 @@ import pytest
 
 from common.alerts import (
     Alert, alerts_frame, beats_naive_alerts, daily_mape_alerts, drift_alerts, fallback_alerts, freshness_alerts, psi,
-    share_psi, weekly_bias_alerts,
+    psi_noise, share_psi, weekly_bias_alerts,
 )
 from common.evaluation import NAIVE_BENCHMARK
 
@@ -54,6 +54,26 @@ def test_daily_mape_is_quiet_when_the_streak_breaks_or_only_other_horizons_miss(
     assert daily_mape_alerts(pd.concat([broken, other_horizon]), date(2025, 3, 10)) == []
 
 
+def test_daily_mape_does_not_judge_a_day_with_tiny_volume() -> None:
+    # Saturday's short shift: 20 calls against a p50 of 30 is a 50% miss, but 10 calls is chance at that size
+    # (Poisson noise alone is ~22% there). The latest judged day is Friday, 2% off: no alert.
+    acc = _points({"2025-03-06": (100, 100), "2025-03-07": (100, 102), "2025-03-08": (20, 30)})
+    assert daily_mape_alerts(acc, date(2025, 3, 10)) == []
+    # mape_min_actual 0 judges every day again
+    got = daily_mape_alerts(acc, date(2025, 3, 10), min_actual=0)
+    assert [(a.severity, a.value) for a in got] == [("critical", pytest.approx(0.5))]
+    assert "Sat 2025-03-08" in got[0].message
+
+
+def test_daily_mape_warning_names_each_day_it_judged() -> None:
+    # the 12-call Thursday is skipped: the last three judged days are Tue, Wed, Fri
+    acc = _points({"2025-03-04": (100, 88), "2025-03-05": (100, 89), "2025-03-06": (12, 12),
+                   "2025-03-07": (100, 112)})
+    got = daily_mape_alerts(acc, date(2025, 3, 10))
+    assert [(a.severity, a.value) for a in got] == [("warning", pytest.approx(0.11))]
+    assert "(Tue 2025-03-04 12.0%, Wed 2025-03-05 11.0%, Fri 2025-03-07 12.0%)" in got[0].message
+
+
 def test_daily_mape_skips_zero_actuals_and_stale_forecasts() -> None:
     # The outage day (actual 0) has no APE: the latest judged day is Thu, 5% off.
     outage = _points({"2025-03-06": (100, 105), "2025-03-07": (0, 50)})
@@ -65,23 +85,34 @@ def test_daily_mape_skips_zero_actuals_and_stale_forecasts() -> None:
 
 # --- weekly bias (as of Mon 2025-03-17: complete weeks 03-10..03-16 and 03-03..03-09) ----------------------
 
-def _week(monday: str, actual: float, p50: float) -> dict[str, tuple[float, float]]:
-    return {f"{d:%Y-%m-%d}": (actual, p50) for d in pd.date_range(monday, periods=5, freq="D")}
+def _week(monday: str, actual: float, p50: float, days: int = 5) -> dict[str, tuple[float, float]]:
+    return {f"{d:%Y-%m-%d}": (actual, p50) for d in pd.date_range(monday, periods=days, freq="D")}
+
+
+def _silver(start: str = "2025-02-24", end: str = "2025-03-23", queues: tuple[str, ...] = ("A", "B"),
+            closed: tuple[str, ...] = ()) -> pd.DataFrame:
+    """silver_daily rows (queue, date, is_open): Mon-Fri open, weekends and `closed` dates closed."""
+    dates = pd.date_range(start, end, freq="D")
+    is_open = (dates.day_of_week < 5) & ~dates.isin(pd.to_datetime(list(closed)))
+    return pd.concat([pd.DataFrame({"queue": q, "date": dates, "is_open": is_open}) for q in queues],
+                     ignore_index=True)
 
 
 def test_weekly_bias_warns_after_two_weeks_over_three_percent_the_same_way() -> None:
     acc = _points({**_week("2025-03-03", 100, 104), **_week("2025-03-10", 100, 104)})  # +4%, +4%
-    got = weekly_bias_alerts(acc, date(2025, 3, 17))
+    got = weekly_bias_alerts(acc, _silver(), date(2025, 3, 17))
     assert [(a.severity, a.queue, a.metric) for a in got] == [("warning", "A", "weekly_bias")]
     assert got[0].value == pytest.approx(0.04) and got[0].threshold == 0.03
     assert "over-forecast" in got[0].message
+    assert ("(week 2025-03-03..09 (5 open days scored: Mon-Fri) +4.0%, week 2025-03-10..16 (5 open days scored: "
+            "Mon-Fri) +4.0%)") in got[0].message
 
 
 def test_weekly_bias_is_critical_beyond_five_percent_in_the_last_week() -> None:
     acc = _points({**_week("2025-03-03", 100, 100), **_week("2025-03-10", 100, 94)})  # 0%, then -6%
-    got = weekly_bias_alerts(acc, date(2025, 3, 17))
+    got = weekly_bias_alerts(acc, _silver(), date(2025, 3, 17))
     assert [(a.severity, a.value, a.threshold) for a in got] == [("critical", pytest.approx(-0.06), 0.05)]
-    assert "under-forecast" in got[0].message
+    assert "A: week 2025-03-10..16 (5 open days scored: Mon-Fri) under-forecast by 6.0%" in got[0].message
 
 
 def test_weekly_bias_is_quiet_when_the_sign_flips_or_one_week_is_small() -> None:
@@ -89,7 +120,35 @@ def test_weekly_bias_is_quiet_when_the_sign_flips_or_one_week_is_small() -> None
     small = _points({**_week("2025-03-03", 100, 104), **_week("2025-03-10", 100, 102)}, queue="B")  # +4%, +2%
     # the current week (03-17 on) is not complete: its +50% is not judged
     partial = _points({"2025-03-17": (100, 150)}, queue="A")
-    assert weekly_bias_alerts(pd.concat([flip, small, partial]), date(2025, 3, 18)) == []
+    assert weekly_bias_alerts(pd.concat([flip, small, partial]), _silver(), date(2025, 3, 18)) == []
+
+
+def test_weekly_bias_does_not_judge_a_week_with_one_scored_day() -> None:
+    # Only Monday of the week of 03-10 has a same-night forecast (e.g. weekly runs): 1 of 5 open days is not a
+    # week, however far off it is (-50%).
+    acc = _points({"2025-03-10": (100, 50)})
+    assert weekly_bias_alerts(acc, _silver(), date(2025, 3, 17)) == []
+
+
+def test_weekly_bias_judges_a_holiday_week_whose_open_days_were_all_scored() -> None:
+    # Mon 03-10 is a closed holiday in silver; Tue-Fri are scored, -6% -> a complete week, critical.
+    acc = _points(_week("2025-03-11", 100, 94, days=4))
+    got = weekly_bias_alerts(acc, _silver(closed=("2025-03-10",)), date(2025, 3, 17))
+    assert [(a.severity, a.value) for a in got] == [("critical", pytest.approx(-0.06))]
+    assert "week 2025-03-10..16 (4 open days scored: Tue-Fri)" in got[0].message
+
+
+def test_weekly_bias_min_days_judges_a_week_with_a_missed_night_and_names_it() -> None:
+    # Mon-Thu scored at -6%, Friday's run never happened: incomplete for the default (every open day),
+    # judged with alerts.bias_min_days 4.
+    acc = _points(_week("2025-03-10", 100, 94, days=4))
+    assert weekly_bias_alerts(acc, _silver(), date(2025, 3, 17)) == []
+    got = weekly_bias_alerts(acc, _silver(), date(2025, 3, 17), min_days=4)
+    assert [(a.severity, a.value) for a in got] == [("critical", pytest.approx(-0.06))]
+    assert "week 2025-03-10..16 (4 of 5 open days scored: Mon-Thu; not scored: Fri)" in got[0].message
+    # 3 of 5 is below 4: not judged
+    assert weekly_bias_alerts(_points(_week("2025-03-10", 100, 94, days=3)), _silver(), date(2025, 3, 17),
+                              min_days=4) == []
 
 
 # --- data freshness --------------------------------------------------------------------------------------
@@ -118,12 +177,18 @@ def test_psi_matches_a_hand_computation() -> None:
     assert psi([1, 2, 3, 4], [1, 3, 4, 4], bins=2) == pytest.approx(0.274653, abs=1e-6)
     assert psi([1, 2, 3, 4], [1, 2, 3, 4], bins=2) == 0.0
     assert np.isnan(psi([1, 2], [], bins=2))
+    # chance alone: (2 - 1) (1/4 + 1/4); a constant reference has one distinct edge in any number of bins -> 2 bins
+    assert psi_noise([1, 2, 3, 4], [1, 3, 4, 4], bins=2) == pytest.approx(0.5)
+    assert psi_noise([3, 3, 3, 3], [1, 2], bins=10) == pytest.approx(1 / 2 + 1 / 4)
+    assert psi_noise([1, 2], [], bins=2) == float("inf")
 
 
 def _drift_data(recent_factor: float = 1.0, monday_factor: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Queue A, Mon-Fri open, 2024-12-16 .. 2025-03-09; 10 intervals a day of 1..10 calls; from 02-10 on the
-    level is x recent_factor and Mondays x monday_factor (daily totals)."""
-    days = pd.date_range("2024-12-16", "2025-03-09", freq="D")
+    """Queue A, Mon-Fri open, 2024-02-12 .. 2025-03-09; 10 intervals a day of 1..10 calls; from 02-10 on the
+    level is x recent_factor and Mondays x monday_factor (daily totals). As of 03-10 the recent 28 days hold
+    20 open days (200 intervals), the 364 days before them 260 (2,600): PSI noise 9 (1/200 + 1/2600) = 0.0485,
+    within half the 0.1 warning, so the volume level is judged."""
+    days = pd.date_range("2024-02-12", "2025-03-09", freq="D")
     days = days[days.day_of_week < 5]
     recent = days >= T("2025-02-10")
     scale = np.where(recent, recent_factor, 1.0)
@@ -136,27 +201,48 @@ def _drift_data(recent_factor: float = 1.0, monday_factor: float = 1.0) -> tuple
 
 def test_drift_is_quiet_when_recent_weeks_look_like_the_reference() -> None:
     intervals, daily = _drift_data()
-    assert drift_alerts(intervals, daily, date(2025, 3, 10), reference_days=56) == []
+    assert drift_alerts(intervals, daily, date(2025, 3, 10)) == []
 
 
 def test_drift_is_critical_when_the_volume_level_doubles() -> None:
     intervals, daily = _drift_data(recent_factor=2.0)
-    got = drift_alerts(intervals, daily, date(2025, 3, 10), reference_days=56)
+    got = drift_alerts(intervals, daily, date(2025, 3, 10))
     # daily totals double on every weekday alike, so the weekday shares do not move
     assert [(a.severity, a.metric, a.threshold) for a in got] == [("critical", "psi_volume_level", 0.3)]
     assert got[0].value > 0.3 and "mean per open interval 11.0 vs 5.5" in got[0].message
+    assert "2025-02-10..03-09 (20 open days) moved away from 2024-02-12..2025-02-09 (260 open days)" in got[0].message
 
 
 def test_drift_warns_when_the_weekday_pattern_shifts() -> None:
     _, daily = _drift_data(monday_factor=3.0)
     empty = pd.DataFrame({"queue": pd.Series(dtype="str"), "date": pd.Series(dtype="datetime64[ns]"),
                           "is_open": pd.Series(dtype=bool), "offered": pd.Series(dtype=float)})
-    got = drift_alerts(empty, daily, date(2025, 3, 10), reference_days=56)
+    got = drift_alerts(empty, daily, date(2025, 3, 10))
     # shares 0.2 each -> Mon 3/7, others 1/7: (3/7 - 0.2) ln(15/7) + 4 (1/7 - 0.2) ln(5/7) = 0.174203 + 0.076908
     assert [(a.severity, a.metric) for a in got] == [("warning", "psi_weekday_shares")]
     assert got[0].value == pytest.approx(0.251111, abs=1e-4)
     assert share_psi([0.2] * 5, [3 / 7] + [1 / 7] * 4) == pytest.approx(0.251111, abs=1e-6)
     assert "mon 20% -> 43%" in got[0].message
+
+
+def test_drift_volume_level_is_not_judged_on_too_few_intervals() -> None:
+    # A one-week recent window: 5 open days x 10 intervals = 50; chance alone gives PSI 9 (1/50 + 1/2,650) = 0.18,
+    # above the 0.1 warning itself, so even a 30% jump in that one week is not judged as drift.
+    intervals, daily = _drift_data(recent_factor=1.3)
+    assert drift_alerts(intervals, daily, date(2025, 3, 10), recent_days=7) == []
+
+
+def test_drift_weekday_pattern_needs_each_weekday_twice_in_the_recent_window() -> None:
+    # One week: each weekday once, so a tripled Monday is one odd day, not a changed pattern.
+    intervals, daily = _drift_data(monday_factor=3.0)
+    assert drift_alerts(intervals.iloc[:0], daily, date(2025, 3, 10), recent_days=7) == []
+    # Two weeks (02-24..03-09): each weekday twice, both Mondays tripled -> judged. The reference (52 weeks before)
+    # holds the two tripled Mondays 02-10 and 02-17: Mon mean (50 x 55 + 2 x 165) / 52 = 59.23, share 0.2121,
+    # others 0.1970; recent Mon 3/7, others 1/7:
+    # (3/7 - 0.2121) ln(3/7 / 0.2121) + 4 (1/7 - 0.1970) ln(1/7 / 0.1970) = 0.1523 + 0.0695 = 0.2218
+    got = drift_alerts(intervals.iloc[:0], daily, date(2025, 3, 10), recent_days=14)
+    assert [(a.severity, a.metric) for a in got] == [("warning", "psi_weekday_shares")]
+    assert got[0].value == pytest.approx(0.2218, abs=1e-4)
 
 
 def test_drift_is_not_judged_on_a_short_reference() -> None:
@@ -177,6 +263,18 @@ def test_model_that_no_longer_beats_naive_warns() -> None:
     # wMAPE 10 x 10 / 1000 = 10% vs naive 5%
     assert [(a.severity, a.rule, a.value, a.threshold) for a in got] == [
         ("warning", "model_vs_naive", pytest.approx(0.10), pytest.approx(0.05))]
+    assert "same 10 points: 10 open days 2025-02-20..03-01 forecast from origins 2025-02-20..03-01" in got[0].message
+
+
+def test_model_vs_naive_counts_open_days_not_points() -> None:
+    # Three nightly origins each forecast the same 4 open days: 12 points, but 4 days of evidence < 10.
+    days = {f"{d:%Y-%m-%d}": (100.0, 110.0) for d in pd.date_range("2025-03-04", periods=4, freq="D")}
+    naive = {d: (100.0, 95.0) for d in days}
+    acc = pd.concat([_points(days, origin_lag=lag) for lag in (2, 3, 4)]
+                    + [_points(naive, method=NAIVE_BENCHMARK, origin_lag=lag) for lag in (2, 3, 4)],
+                    ignore_index=True)
+    assert beats_naive_alerts(acc, date(2025, 3, 10)) == []
+    assert [a.rule for a in beats_naive_alerts(acc, date(2025, 3, 10), min_days=4)] == ["model_vs_naive"]
 
 
 def test_model_that_beats_naive_or_has_too_few_days_is_quiet() -> None:
@@ -199,6 +297,7 @@ def test_fallback_in_the_latest_forecast_warns_with_its_reason() -> None:
     got = fallback_alerts(latest)
     assert [(a.severity, a.queue, a.value) for a in got] == [("warning", "B", 3.0)]
     assert "forecast_total_vs_recent: p50 total +55% vs recent" in got[0].message
+    assert "on 3 days (2025-03-10..12)" in got[0].message
 
 
 def test_no_fallback_no_alert() -> None:

@@ -292,6 +292,42 @@ def test_redial_chains_match_a_plain_loop_oracle_on_random_contacts():
     assert out.set_index("contact_id")["attempts"].sort_index().to_dict() == expect.to_dict()
 
 
+def test_redial_chain_handle_time_is_the_answered_attempts_only_in_calls_intervals_and_days():
+    # A sloppy ACD writes the abandoned attempt's 40 s into its handle time. C1 abandons at 10:00:40 and is
+    # answered at 10:03 (2 min 20 s later, window 10): one contact, and only the answer handled anything:
+    # handle 300 (not 40 + 300 = 340), so sales 10:00 has AHT 300 and so has the day (its only handled contact).
+    legs = make_legs([
+        {"call_id": "A", "start_time": "2025-05-02 10:00:00", "end_time": "2025-05-02 10:00:40",
+         "outcome": "abandoned", "handle_seconds": 40, "wait_seconds": 40, "customer_id": "C1"},
+        {"call_id": "B", "start_time": "2025-05-02 10:03:00", "end_time": "2025-05-02 10:08:20",
+         "outcome": "answered", "handle_seconds": 300, "wait_seconds": 20, "customer_id": "C1"},
+    ])
+    calls, _ = contacts_from_legs(legs, RULES)
+    assert calls[["contact_id", "outcome", "handle_seconds", "attempts"]].to_dict("records") == [
+        {"contact_id": "A", "outcome": "answered", "handle_seconds": 300.0, "attempts": 2}]
+    intervals = aggregate_intervals(calls, tiny_grid())
+    busy = intervals.loc[intervals["offered"] > 0]
+    assert busy[["queue", "interval_start", "handled", "aht_seconds"]].to_dict("records") == [
+        {"queue": "sales", "interval_start": ts("2025-05-02 10:00"), "handled": 1.0, "aht_seconds": 300.0}]
+    daily = aggregate_daily(intervals, CLOSED)
+    assert daily.loc[(daily["queue"] == "sales") & daily["is_open"], "aht_seconds"].tolist() == [300.0]
+
+
+def test_abandoned_contact_has_no_handle_time_whatever_the_acd_wrote():
+    # A lone abandon (handle 40 in the export) and a chain of two abandons (40 + 25): no handle time.
+    legs = make_legs([
+        {"call_id": "A", "start_time": "2025-05-02 10:00:00", "outcome": "abandoned", "handle_seconds": 40,
+         "wait_seconds": 40, "customer_id": "C1"},
+        {"call_id": "B", "start_time": "2025-05-02 11:00:00", "outcome": "abandoned", "handle_seconds": 40,
+         "wait_seconds": 40, "customer_id": "C2"},
+        {"call_id": "C", "start_time": "2025-05-02 11:02:00", "outcome": "abandoned", "handle_seconds": 25,
+         "wait_seconds": 25, "customer_id": "C2"},
+    ])
+    out = collapse_redials(contacts_of(legs), window_minutes=10)
+    assert out["contact_id"].tolist() == ["A", "B"] and out["attempts"].tolist() == [1, 2]
+    assert out["handle_seconds"].isna().all()
+
+
 def test_unknown_redial_match_is_a_config_error():
     with pytest.raises(ConfigError, match="rules.redial_match: 'phone'"):
         collapse_redials(contacts_of(make_legs([{"call_id": "A", "start_time": "2025-05-02 10:00"}])), 10, "phone")
@@ -323,6 +359,21 @@ def test_orphan_transfer_leg_is_its_own_contact_and_counted():
         {"contact_id": "B", "legs": 2, "handle_seconds": 120.0, "parent_missing": True},
     ]
     assert contacts_from_legs(legs, RULES)[1]["orphan_transfer_legs"] == 1
+
+
+def test_transfer_handle_time_sums_the_answered_legs_but_not_an_abandoned_one():
+    # T1 answered 200 s -> T2 answered 100 s -> T3: the caller hangs up waiting in the third queue, and the ACD
+    # writes that 60 s wait into T3's handle time. Handle 200 + 100 = 300, not 360.
+    legs = make_legs([
+        {"call_id": "T1", "start_time": "2025-05-02 10:00", "outcome": "answered", "handle_seconds": 200},
+        {"call_id": "T2", "queue": "support", "start_time": "2025-05-02 10:04", "parent_call_id": "T1",
+         "outcome": "answered", "handle_seconds": 100},
+        {"call_id": "T3", "start_time": "2025-05-02 10:06", "parent_call_id": "T2", "outcome": "abandoned",
+         "handle_seconds": 60, "wait_seconds": 60},
+    ])
+    contacts = attribute_transfers(legs)
+    assert contacts[["contact_id", "outcome", "legs", "handle_seconds"]].to_dict("records") == [
+        {"contact_id": "T1", "outcome": "answered", "legs": 3, "handle_seconds": 300.0}]
 
 
 def test_transfer_roots_match_a_plain_loop_oracle_on_deep_random_chains():

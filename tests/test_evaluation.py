@@ -215,14 +215,25 @@ def test_evaluate_scores_both_origins_against_actuals_and_naive(evaluated_db: Pa
 
     found = _read(evaluated_db, tables.gold_alerts)
     got = set(zip(found["severity"], found["alert_rule"], found["queue"].fillna("-")))
-    # h1 points of the week of 03-03: (p50 100, y 110) and (80, 80) -> bias -10 / 190 = -5.3%, beyond 5%;
-    # no bronze at all -> freshness critical; lightgbm 41/433 vs naive 33/433 on 5 open days (naive_min_days 5);
-    # the latest origin 03-05 is a fallback.
-    assert got == {("critical", "weekly_bias", "A"), ("critical", "data_freshness", "-"),
-                   ("warning", "model_vs_naive", "A"), ("warning", "forecast_fallback", "A")}
-    bias = found.loc[found["alert_rule"] == "weekly_bias"].iloc[0]
-    assert bias["value"] == pytest.approx(-10 / 190) and bias["threshold"] == 0.05
+    # No bronze at all -> freshness critical; lightgbm 41/433 vs naive 33/433 on 5 open days (naive_min_days 5);
+    # the latest origin 03-05 is a fallback. The week of 03-03 has same-night forecasts on 2 of its 5 open days
+    # (Mon, Wed): not a complete week, so no weekly bias alert (alerts.bias_min_days 7).
+    assert got == {("critical", "data_freshness", "-"), ("warning", "model_vs_naive", "A"),
+                   ("warning", "forecast_fallback", "A")}
     assert "no production model" in found.loc[found["alert_rule"] == "forecast_fallback", "message"].iloc[0]
+
+
+def test_evaluate_judges_weekly_bias_on_the_scored_days_bias_min_days_asks_for(tmp_path: Path,
+                                                                                evaluated_db: Path) -> None:
+    config = write_config(tmp_path, alerts__naive_min_days=5, alerts__bias_min_days=2)
+    assert evaluate.main(["--config", str(config), "--as-of", AS_OF]) == 0
+    found = _read(config, tables.gold_alerts)
+    bias = found.loc[found["alert_rule"] == "weekly_bias"]
+    # h1 points of the week of 03-03: Mon (p50 100, y 110) and Wed (80, 80) -> bias -10 / 190 = -5.3%, beyond 5%.
+    assert bias[["severity", "queue"]].values.tolist() == [["critical", "A"]]
+    assert bias["value"].iloc[0] == pytest.approx(-10 / 190) and bias["threshold"].iloc[0] == 0.05
+    assert ("A: week 2025-03-03..09 (2 of 5 open days scored: Mon, Wed; not scored: Tue, Thu-Fri) under-forecast "
+            "by 5.3%") in bias["message"].iloc[0]
 
 
 def test_evaluate_rerun_gives_identical_tables(evaluated_db: Path) -> None:
