@@ -3,12 +3,14 @@
 
 For --as-of D the production model (model_registry, artifacts verified by sha256) forecasts every
 queue for D .. D+horizon-1 recursively from silver_daily before D; closed days and holidays are 0.
-A queue gets the weekly seasonal naive forecast instead (reason in fallback_reason) when there is
-no usable model, the queue is new or has < training.min_history_days open days, or its forecast
-fails a check of forecast.guards (negative values, total off the recent same-weekday level, an
-interval spike, an intraday shape unlike history); the run still succeeds. Days are split into
-intervals by the same-weekday profile of the last forecast.profile_weeks weeks, AHT comes from
-recent history (forecast.aht_weeks), and Erlang C (staffing.*) gives agents and staff for p10/p50/p90.
+A queue gets the weekly seasonal naive forecast instead (reason in fallback_reason) only when the
+daily model cannot be used: no usable model, the queue is new or has < training.min_history_days open
+days, or its daily values fail a check of forecast.guards (a negative value, an open day +-40% off the
+same weekday's recent mean beyond noise); the run still succeeds. Days are split into intervals by the
+same-weekday profile of the last forecast.profile_weeks weeks, or, where that profile fails its checks
+(too few days, a spike, a noisy shape), by the best robust profile measured on recent weeks
+(gold_forecast_daily.intraday_profile says which and why); AHT comes from recent history
+(forecast.aht_weeks), and Erlang C (staffing.*) gives agents and staff for p10/p50/p90.
 
 Writes gold_forecast_daily, gold_forecast_interval, gold_staffing_interval and gold_staffing_daily
 in one transaction (re-running an as-of replaces that origin's rows; other origins stay) and one

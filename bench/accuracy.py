@@ -50,17 +50,18 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
-from common import db, intraday, silver, tables, training  # noqa: E402
+from common import db, forecast_run, intraday, silver, tables, training  # noqa: E402
 from common.config import Config, load_config  # noqa: E402
 from common.forecaster import seasonal_naive_forecast  # noqa: E402
 from common.metrics import bias, coverage, mase, open_mask, pinball_loss, total_volume_error, wmape, with_naive  # noqa: E402
 
 log = logging.getLogger("bench.accuracy")
 
-OURS, NAIVE, MEAN4 = "ours", "seasonal_naive", "same_weekday_mean_4"
+OURS, NAIVE, MEAN4, PUBLISHED = "ours", "seasonal_naive", "same_weekday_mean_4", "published"
 QCOLS = ("p10", "p50", "p90")
 METHOD_LABELS = {
     OURS: "**wfm-forecast (ours)**",
+    PUBLISHED: "**wfm-forecast, published** (after guards and fallback)",
     NAIVE: "weekly seasonal naive",
     MEAN4: "mean of last 4 open same weekdays",
     "statsforecast_autoets": "statsforecast AutoETS (season 7)",
@@ -82,6 +83,7 @@ class DataSet:
     mode: str = "backtest"         # backtest | fallback (too short to train: score what steps 2-3 publish)
     fallback_as_of: date | None = None
     description: str = ""
+    generated: bool = False        # the export is written by bench/odd_centre.py into the work folder
 
 
 DATASETS = {
@@ -89,6 +91,10 @@ DATASETS = {
                             description="US bank 2003: 1 queue, 164 weekdays, 5-minute rows summed to 30 minutes"),
     "demo": DataSet("demo", None, DEMO_END + timedelta(days=1),
                     description="generated demo CDRs (common.demo, seed 42): 4 queues, 730 days to 2025-05-31"),
+    "odd_centre": DataSet("odd_centre", REPO / "bench/configs/odd_centre.yaml", DEMO_END + timedelta(days=1),
+                          generated=True,
+                          description="generated interval export (bench/odd_centre.py, seed 7): a 5-hour Saturday "
+                                      "shift, a 24/7 line with empty nights, a noisy small queue, half-day eves"),
     "anonymous_bank_feb1999": DataSet(
         "anonymous_bank_feb1999", REPO / "bench/configs/anonymous_bank_feb1999.yaml", date(1999, 3, 1),
         mode="fallback", fallback_as_of=date(1999, 2, 15),
@@ -127,6 +133,12 @@ def prepare(dataset: DataSet, work_dir: Path, demo_days: int = 730, demo_seed: i
         write_demo_csvs(legs, inbox, seed=demo_seed)
         config = REPO / "config.yaml"
         overrides.append(f"source.csv_glob={(inbox / '*.csv').resolve()}")
+    elif dataset.generated:
+        from bench.odd_centre import write_export
+
+        end = dataset.as_of - timedelta(days=1)
+        write_export(end - timedelta(days=demo_days - 1), end, folder / "inbox" / "odd_centre.csv")
+        overrides.append(f"source.csv_glob={(folder / 'inbox' / '*.csv').resolve()}")
     started = time.perf_counter()
     run_step("0_load_bronze", config, dataset.as_of, overrides)
     run_step("1_build_silver", config, dataset.as_of, overrides)
@@ -155,7 +167,8 @@ def load_inputs(config: Path, overrides: Sequence[str], as_of: date, cfg_overrid
         daily = training.read_daily_history(conn, cut)
         t = tables.silver_interval
         ints = db.read_table(conn, t, where=t.c.date < cut,
-                             columns=["queue", "date", "interval_start", "interval_start_utc", "offered", "is_open"])
+                             columns=["queue", "date", "interval_start", "interval_start_utc", "offered", "handled",
+                                      "aht_seconds", "is_open"])
     engine.dispose()
     history, left_out = training.split_by_history(daily, cfg.training.min_history_days)
     holidays = silver.closed_dates_for(cfg, history["date"].min().date(), cut + timedelta(days=366))
@@ -199,7 +212,7 @@ def backtest_ours(inputs: Inputs, origins: Sequence[pd.Timestamp], horizon: int,
     cfg = inputs.cfg
     make_model = partial(training.make_forecaster, cfg.training, cfg.forecast.quantiles)
     hist = inputs.history
-    parts, seconds = [], {OURS: 0.0, NAIVE: 0.0, MEAN4: 0.0}
+    parts, seconds, fallbacks = [], {OURS: 0.0, NAIVE: 0.0, MEAN4: 0.0}, []
     for origin in origins:
         train = hist.loc[hist["date"] < origin]
         actual = hist.loc[(hist["date"] >= origin) & (hist["date"] < origin + pd.Timedelta(days=horizon))]
@@ -213,11 +226,14 @@ def backtest_ours(inputs: Inputs, origins: Sequence[pd.Timestamp], horizon: int,
         forecasts = {NAIVE: naive, MEAN4: mean4}
         if with_model:
             started = time.perf_counter()
-            result = training.rolling_backtest(hist, inputs.holidays, make_model, [origin], horizon, retrain=True)
+            model = make_model().fit(train, inputs.holidays)
+            forecasts[OURS] = model.forecast(train, future, inputs.holidays)
             seconds[OURS] += time.perf_counter() - started
-            frame = result.frame
-            forecasts[OURS] = frame.loc[frame["method"] == training.CANDIDATE].drop(
-                columns=["method", "origin", "y", "is_open", "horizon_day"])
+            started = time.perf_counter()
+            published, why = publish(inputs, model, origin)
+            seconds[PUBLISHED] = seconds.get(PUBLISHED, 0.0) + time.perf_counter() - started
+            forecasts[PUBLISHED] = published
+            fallbacks.append(why)
         for method, fc in forecasts.items():
             fc = fc.loc[:, ["series", "date", *QCOLS]].merge(
                 actual.loc[:, ["series", "date", "y", "is_open"]], on=["series", "date"], how="left")
@@ -225,7 +241,27 @@ def backtest_ours(inputs: Inputs, origins: Sequence[pd.Timestamp], horizon: int,
         log.info("origin %s: %s", origin.date(), ", ".join(forecasts))
     if not with_model:
         seconds.pop(OURS)
-    return pd.concat(parts, ignore_index=True), seconds
+    why = pd.concat(fallbacks, ignore_index=True) if fallbacks else pd.DataFrame()
+    return pd.concat(parts, ignore_index=True), seconds, why
+
+
+def publish(inputs: Inputs, model, origin: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What step 3 publishes at `origin` with `model` as production (common.forecast_run.build_forecast: guards,
+    fallback, profile choice): (forecast: series, date, p10, p50, p90; one row per queue: origin, queue, method,
+    fallback_reason, intraday profiles used)."""
+    hist = inputs.history
+    daily = hist.loc[hist["date"] < origin].rename(columns={"series": "queue", "y": "offered"}).loc[
+        :, ["queue", "date", "offered", "is_open", "is_holiday"]]
+    ints = inputs.intervals
+    ints = ints.loc[(ints["date"] < origin)
+                    & (ints["date"] >= origin - pd.Timedelta(weeks=forecast_run.history_weeks(inputs.cfg)))]
+    run = forecast_run.build_forecast(inputs.cfg, origin.date(), daily, ints, None, model, "bench", None)
+    fc = run.forecast
+    per_queue = fc.groupby("queue", sort=True).agg(
+        method=("method", "first"), fallback_reason=("fallback_reason", "first"),
+        profiles=("intraday_profile", lambda v: ", ".join(sorted(set(v.dropna()) - {"same_weekday"}))))
+    why = per_queue.reset_index().assign(origin=origin)
+    return fc.rename(columns={"queue": "series"}).loc[:, ["series", "date", *QCOLS]], why
 
 
 def run_peers(history: pd.DataFrame, origins: Sequence[pd.Timestamp], horizon: int,
@@ -358,7 +394,7 @@ def backtest_dataset(inputs: Inputs, origins: int = 8, horizon: int = 14, step_d
                      intervals: bool = True) -> dict:
     """The whole comparison on one data set: {"origins", "frame", "metrics" (DataFrame), "interval_wmape"}."""
     points = origins_for(inputs.history, origins, horizon, step_days)
-    frame, seconds = backtest_ours(inputs, points, horizon, with_model)
+    frame, seconds, fallbacks = backtest_ours(inputs, points, horizon, with_model)
     if peers_python is not None:
         peers, peer_seconds = run_peers(inputs.history, points, horizon, peers_python)
         frame = pd.concat([frame, score_peers(peers, inputs.history)], ignore_index=True)
@@ -372,7 +408,8 @@ def backtest_dataset(inputs: Inputs, origins: int = 8, horizon: int = 14, step_d
         oracle = frame.loc[frame["method"] == NAIVE].assign(p50=lambda f: f["y"], method="actual_daily")
         int_wmape["actual daily x profile"] = interval_wmape(split_intervals(oracle, inputs), oracle)["actual_daily"]
     metrics = metrics.assign(interval_wmape=metrics["method"].map(int_wmape))
-    return {"origins": points, "frame": frame, "metrics": metrics, "interval_wmape": int_wmape}
+    return {"origins": points, "frame": frame, "metrics": metrics, "interval_wmape": int_wmape,
+            "fallbacks": fallbacks}
 
 
 def fallback_dataset(config: Path, overrides: Sequence[str], dataset: DataSet, cfg_overrides: Sequence[str],
@@ -447,6 +484,24 @@ def fallback_markdown(table: pd.DataFrame) -> str:
     for r in table.itertuples(index=False):
         lines.append(f"| {r.queue} | {r.method} | {r.fallback_reason} | {r.open_days} | {r.actual:,.0f} | "
                      f"{r.p50:,.0f} | {_pct(r.wmape)} | {_pct(r.coverage)} |")
+    return "\n".join(lines)
+
+
+def published_markdown(why: pd.DataFrame) -> str:
+    """How many queue-origins the published forecast kept the model for, why the others fell back, and which
+    weekdays' intraday profiles were replaced."""
+    if why.empty:
+        return ""
+    fell = why.loc[why["method"] != "lightgbm"]
+    lines = [f"Published: the model was kept on {len(why) - len(fell)} of {len(why)} queue-origins"
+             + ("." if fell.empty else f"; {len(fell)} fell back:")]
+    for r in fell.itertuples(index=False):
+        lines.append(f"- {r.origin:%Y-%m-%d} {r.queue}: {r.fallback_reason}")
+    robust = why.loc[why["profiles"] != ""]
+    if len(robust):
+        counts = robust.groupby("queue")["profiles"].agg(lambda v: ", ".join(sorted(set(", ".join(v).split(", ")))))
+        lines.append("Intraday profiles replaced by a robust one (at some origins): "
+                     + "; ".join(f"{q}: {p}" for q, p in counts.items()))
     return "\n".join(lines)
 
 
@@ -525,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         out = backtest_dataset(inputs, args.origins, args.horizon, args.step_days, peers_python)
         results["datasets"][name] = {"origins": out["origins"], "metrics": out["metrics"],
                                      "interval_wmape": out["interval_wmape"],
-                                     "left_out_queues": inputs.left_out}
+                                     "left_out_queues": inputs.left_out, "published": out["fallbacks"]}
         o = out["origins"]
         profiles = ""
         if args.profiles and len(inputs.intervals):
@@ -534,7 +589,8 @@ def main(argv: list[str] | None = None) -> int:
             profiles = "\n\n30-minute wMAPE by intraday profile (same origins):\n\n" + profiles_markdown(table)
         sections.append(f"### {name}: {dataset.description}\n\n{len(o)} origins {o[0].date()} .. {o[-1].date()}, "
                         f"{args.horizon}-day horizon, {out['metrics']['n_points'].iloc[0]} open forecast days per "
-                        f"method\n\n" + metrics_markdown(out["metrics"], out["interval_wmape"]) + profiles)
+                        f"method\n\n" + metrics_markdown(out["metrics"], out["interval_wmape"]) + "\n\n"
+                        + published_markdown(out["fallbacks"]) + profiles)
     markdown = "\n\n".join(sections) + f"\n\nCommand: `{command}`\n"
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
