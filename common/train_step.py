@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import db, registry, silver, training
+from common import db, promotion, registry, silver, training
 from common.calendar import WEEKDAYS
 from common.config import Config
 from common.errors import ConfigError, ModelError
@@ -58,7 +58,7 @@ class TrainOutcome:
     model: QuantileForecaster
     training_meta: dict         # training.json: only what the data and config decide (a re-run writes the same bytes)
     entry: dict                 # the model_registry row without status and artifact_sha256
-    decision: training.Decision
+    decision: promotion.Decision
     summary: str                # queues, training rows and backtest, for the step's message
 
 
@@ -115,9 +115,9 @@ def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd
         f"the candidate is production {version} itself: not compared" if same_as_production else None)
     section, scores = _production_section(frame, metrics, prod_row, prod_spec, in_sample, problem, model)
     if same_as_production:
-        decision = training.Decision("production", f"re-run of production {version}: same data and config, same model")
+        decision = promotion.Decision("production", f"re-run of production {version}: same data and config, same model")
     else:
-        decision = training.decide_promotion(scores, t.promotion_margin)
+        decision = promotion.decide_promotion(scores, t.promotion_margin)
     log.info("train: backtest %d origins %s..%s x %d days in %.1fs\n%s", len(origins), origins[0].date(),
              origins[-1].date(), horizon, bt_seconds, training.format_accuracy(_overall_rows(metrics, section)))
 
@@ -148,20 +148,20 @@ def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd
 
 def _production_section(frame: pd.DataFrame, metrics: dict, prod_row: dict | None,
                         prod_spec: training.ProductionModel | None, in_sample: bool,
-                        problem: str | None, candidate: QuantileForecaster) -> tuple[dict | None, training.Scores]:
+                        problem: str | None, candidate: QuantileForecaster) -> tuple[dict | None, promotion.Scores]:
     """The metrics.production entry and the scores the promotion rule reads."""
     overall = metrics["overall"]
     cand, naive = overall[training.CANDIDATE]["wmape"], overall[training.NAIVE]["wmape"]
-    base = training.Scores(candidate=_num(cand), naive=_num(naive))
+    base = promotion.Scores(candidate=_num(cand), naive=_num(naive))
     if prod_row is None:
         return None, base
     section = {"version": prod_row["version"], "scored": False, "note": problem or ""}
     if prod_spec is None:  # not usable, or the candidate is that very version
-        return section, training.Scores(base.candidate, base.naive, production_note=section["note"])
+        return section, promotion.Scores(base.candidate, base.naive, production_note=section["note"])
     points = training.production_points(frame)
     if not (points["method"].eq(training.PRODUCTION) & (points["y"] > 0)).any():
         note = problem or f"production {prod_spec.version} knows none of the backtest queues"
-        return {**section, "note": note}, training.Scores(base.candidate, base.naive, production_note=note)
+        return {**section, "note": note}, promotion.Scores(base.candidate, base.naive, production_note=note)
     compared = training.backtest_metrics(points)
     note = (f"production {prod_spec.version} was trained on data up to {prod_spec.model.train_end_}, after the "
             "backtest origins: it has seen those days, so its wMAPE is optimistic") if in_sample else ""
@@ -169,7 +169,7 @@ def _production_section(frame: pd.DataFrame, metrics: dict, prod_row: dict | Non
                "train_end": prod_spec.model.train_end_, "origins": [str(o.date()) for o in prod_spec.origins],
                **compared}
     prod_overall = compared["overall"]
-    return section, training.Scores(
+    return section, promotion.Scores(
         candidate=base.candidate, naive=base.naive, production=_num(prod_overall[training.PRODUCTION]["wmape"]),
         candidate_on_production=_num(prod_overall[training.CANDIDATE]["wmape"]),
         production_version=prod_spec.version, production_note=note, production_in_sample=in_sample,

@@ -1,4 +1,4 @@
-"""Tests for common.training (backtest, metrics, promotion rule, inputs) and 2_train.py end to end."""
+"""Tests for common.training (backtest, metrics, inputs) and 2_train.py end to end."""
 
 import importlib
 import json
@@ -20,52 +20,6 @@ FAST = {"n_estimators": 10, "min_data_in_leaf": 5}
 HOLIDAYS = pd.DataFrame({"date": pd.to_datetime(["2024-04-01"]), "holiday_name": "x"})
 AS_OF = "2024-10-27"  # a Sunday: the day after 300 days of silver starting 2024-01-01
 train_step = importlib.import_module("2_train")
-
-
-# --- promotion rule ----------------------------------------------------------------------------------------
-
-def test_candidate_beating_production_by_the_margin_is_promoted():
-    # 0.080 < 0.100 * (1 - 0.02) = 0.098, and 0.085 < naive 0.120
-    scores = training.Scores(candidate=0.085, naive=0.120, production=0.100, candidate_on_production=0.080,
-                             production_version="v1")
-    decision = training.decide_promotion(scores, margin=0.02)
-    assert decision.status == "production"
-    assert "20.0% better" in decision.reason  # 1 - 0.080 / 0.100
-
-
-def test_candidate_better_but_not_by_the_margin_stays_staging_with_the_reason():
-    # 0.099 >= 0.098: 1.0% better, the margin asks for more than 2.0%
-    scores = training.Scores(candidate=0.095, naive=0.120, production=0.100, candidate_on_production=0.099,
-                             production_version="v1")
-    decision = training.decide_promotion(scores, margin=0.02)
-    assert decision.status == "staging"
-    assert "1.0% better, needs more than 2.0% (training.promotion_margin)" in decision.reason
-
-
-def test_candidate_worse_than_seasonal_naive_stays_staging_even_without_production():
-    decision = training.decide_promotion(training.Scores(candidate=0.13, naive=0.12), margin=0.02)
-    assert decision == training.Decision("staging", "candidate wMAPE 13.0% does not beat seasonal naive 12.0%")
-
-
-def test_candidate_worse_than_naive_stays_staging_even_if_it_beats_production():
-    scores = training.Scores(candidate=0.13, naive=0.12, production=0.20, candidate_on_production=0.13,
-                             production_version="v1")
-    assert training.decide_promotion(scores, margin=0.02).status == "staging"
-
-
-def test_without_production_beating_naive_is_enough():
-    decision = training.decide_promotion(training.Scores(candidate=0.08, naive=0.10), margin=0.02)
-    assert decision.status == "production" and decision.reason.endswith("no production model")
-
-
-def test_an_unusable_production_does_not_block_a_candidate_that_beats_naive():
-    scores = training.Scores(candidate=0.08, naive=0.10, production_note="production v1 is not usable: missing file")
-    decision = training.decide_promotion(scores, margin=0.02)
-    assert decision.status == "production" and "not usable" in decision.reason
-
-
-def test_a_candidate_without_scored_points_is_never_promoted():
-    assert training.decide_promotion(training.Scores(float("nan"), 0.1), 0.02).status == "staging"
 
 
 # --- origins, history, metrics -----------------------------------------------------------------------------
@@ -322,18 +276,3 @@ def test_too_little_history_skips_training_instead_of_failing_the_night(tmp_path
     eng.dispose()
     assert last["status"] == "skipped"
     assert "no queue has >= training.min_history_days == 56 open days before 2024-02-10 (most: 30)" in last["message"]
-
-
-def test_is_refresh_refresh_is_promoted_when_production_could_only_be_scored_in_sample():
-    # Production trained after the origins looks better than it is (it has seen those days); a candidate with the same
-    # parameters and features on newer data is a refresh: promoted when it beats naive, even short of the margin.
-    scores = training.Scores(candidate=0.095, naive=0.120, production=0.090, candidate_on_production=0.095,
-                             production_version="v1", production_in_sample=True, is_refresh=True)
-    decision = training.decide_promotion(scores, margin=0.02)
-    assert decision.status == "production" and "refresh" in decision.reason
-
-
-def test_a_different_setup_scored_against_in_sample_production_stays_staging():
-    scores = training.Scores(candidate=0.095, naive=0.120, production=0.090, candidate_on_production=0.095,
-                             production_version="v1", production_in_sample=True, is_refresh=False)
-    assert training.decide_promotion(scores, margin=0.02).status == "staging"
