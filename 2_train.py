@@ -6,11 +6,14 @@ open days of silver_daily before the as-of; queues with fewer than
 training.min_history_days open days are left out (step 3 gives them seasonal
 naive). A rolling-origin backtest of the real recursive forecast
 (training.backtest_origins origins, training.backtest_step_days apart) scores it
-against weekly seasonal naive and against the current production model, loaded
-from its files and not retrained. The model is saved as LightGBM text files +
-JSON under training.model_dir/<version>/ and registered in model_registry; it
-becomes production when it beats seasonal naive and beats production's wMAPE by
-training.promotion_margin, else it stays staging with the reason. The same data
+against weekly seasonal naive and against the production model's setup,
+retrained at every origin on the days before it like the candidate (out of
+sample; the same setup is not fitted twice). The model is saved as LightGBM
+text files + JSON under training.model_dir/<version>/ and registered in
+model_registry with that comparison; it becomes production when it beats
+seasonal naive and beats production's setup by training.promotion_margin (a
+refresh, the same setup on newer data, only needs to beat naive), else it
+stays staging with the reason. The same data
 and config give the same version and bytes: a re-run replaces, never
 duplicates. Nights whose weekday is not in training.retrain_weekdays are
 skipped (--force trains anyway).
@@ -62,14 +65,14 @@ def _train(ctx: StepContext) -> StepResult:
         prod_row = registry.production_row(conn)
     if daily.empty:
         raise DataError(f"silver_daily has no rows before as-of {as_of}; run 1_build_silver.py first")
-    production, prod_note = train_step.usable_production(cfg, prod_row)
+    production = train_step.usable_production(cfg, prod_row)
     log.info("train: read %d silver_daily rows (%d queues)%s, production %s (%.1fs)", len(daily),
              daily["series"].nunique(), "" if exogenous is None else f", {len(exogenous)} exogenous rows",
              prod_row["version"] if prod_row else "none", time.perf_counter() - started)
 
     # Process data
     try:
-        outcome = train_step.train_candidate(cfg, as_of, daily, exogenous, prod_row, production, prod_note)
+        outcome = train_step.train_candidate(cfg, as_of, daily, exogenous, production)
     except training.NotEnoughHistory as exc:
         # A young installation must not break the nightly chain: step 3 forecasts every queue with seasonal naive.
         message = f"training skipped: not enough history yet: {exc}; step 3 uses seasonal naive"

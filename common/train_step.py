@@ -19,7 +19,7 @@ import pandas as pd
 from common import db, promotion, registry, silver, training
 from common.calendar import WEEKDAYS
 from common.config import Config
-from common.errors import ConfigError, ModelError
+from common.errors import ConfigError, ModelError, PipelineError
 from common.features import warmup_days
 from common.forecaster import CalibrationCache, QuantileForecaster, quantile_column
 
@@ -39,15 +39,24 @@ def check_night(cfg: Config, as_of: date, force: bool) -> str | None:
     return None
 
 
-def usable_production(cfg: Config, row: dict | None) -> tuple[tuple[str, QuantileForecaster] | None, str]:
-    """(version, model) of production when its files verify and load, else None and why."""
+@dataclass(frozen=True)
+class Production:
+    """The production model to compare with: its version, and the loaded model or why it cannot be used."""
+
+    version: str
+    model: QuantileForecaster | None
+    note: str = ""
+
+
+def usable_production(cfg: Config, row: dict | None) -> Production | None:
+    """Production of a `model_registry` row (None without one), its model loaded when its files verify."""
     if row is None:
-        return None, ""
+        return None
     try:
-        return (row["version"], registry.load_version(cfg, row)), ""
+        return Production(row["version"], registry.load_version(cfg, row))
     except ModelError as exc:
         log.warning("train: production model not usable for the comparison: %s", exc)
-        return None, f"production {row['version']} is not usable: {exc}"
+        return Production(row["version"], None, f"production {row['version']} is not usable: {exc}")
 
 
 @dataclass(frozen=True)
@@ -63,11 +72,10 @@ class TrainOutcome:
 
 
 def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd.DataFrame | None,
-                    prod_row: dict | None, production: tuple[str, QuantileForecaster] | None,
-                    prod_note: str = "") -> TrainOutcome:
-    """Fit the candidate on `daily` (one row per queue per date < as_of), backtest it, decide its promotion.
+                    production: Production | None) -> TrainOutcome:
+    """Fit the candidate on `daily` (one row per queue per date < as_of), backtest it with production's setup,
+    decide its promotion.
 
-    `production` is the loaded production model (None when there is none or it is unusable: `prod_note` says why).
     NotEnoughHistory when no queue has enough history or the earliest backtest origin would have too little.
     """
     t = cfg.training
@@ -98,28 +106,29 @@ def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd
              version, len(history), model.n_train_rows_, history["series"].nunique(), first.date(), last.date(),
              len(model.feature_names_), time.perf_counter() - fit_started)
 
-    same_as_production = production is not None and production[0] == version
-    prod_spec, in_sample = None, False
-    if production is not None and not same_as_production:
-        prod_origins, in_sample = training.production_origins(origins, production[1].train_end_)
-        prod_spec = training.ProductionModel(production[0], production[1], tuple(prod_origins))
+    setup, not_compared = _production_setup(production, blank, exogenous)
     bt_started = time.perf_counter()
     result = training.rolling_backtest(history, holidays, make_model, origins, horizon, t.retrain_per_origin,
-                                       exogenous, prod_spec, calibration_cache=cache)
+                                       exogenous, setup, calibration_cache=cache)
     bt_seconds = time.perf_counter() - bt_started
     log.info("train: calibration cache: inner forecasts computed %d times, reused %d times; %d backtest models "
              "adopted from the calibration", cache.misses, cache.hits, cache.models_reused)
     frame = result.frame
     metrics = training.backtest_metrics(frame.loc[frame["method"] != training.PRODUCTION])
-    problem = prod_note or result.production_error or (
-        f"the candidate is production {version} itself: not compared" if same_as_production else None)
-    section, scores = _production_section(frame, metrics, prod_row, prod_spec, in_sample, problem, model)
-    if same_as_production:
+    prod_model = production.model if production else None
+    newer = prod_model is None or str(model.train_end_) >= str(prod_model.train_end_)
+    section, scores = promotion.compare_with_production(result, metrics, production.version if production else None,
+                                                        setup, not_compared, newer, t.retrain_per_origin)
+    if production is not None and production.version == version:
         decision = promotion.Decision("production", f"re-run of production {version}: same data and config, same model")
     else:
         decision = promotion.decide_promotion(scores, t.promotion_margin)
+    if section is not None:
+        section = {**section, "margin": t.promotion_margin,
+                   "decision": {"status": decision.status, "reason": decision.reason}}
     log.info("train: backtest %d origins %s..%s x %d days in %.1fs\n%s", len(origins), origins[0].date(),
-             origins[-1].date(), horizon, bt_seconds, training.format_accuracy(_overall_rows(metrics, section)))
+             origins[-1].date(), horizon, bt_seconds,
+             training.format_accuracy(promotion.accuracy_rows(metrics, section)))
 
     backtest = {"origins": [str(o.date()) for o in origins], "horizon_days": horizon,
                 "step_days": t.backtest_step_days, "retrain_per_origin": t.retrain_per_origin}
@@ -129,7 +138,7 @@ def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd
         "features": model.feature_names_, "queues": model.categories_,
         "left_out_queues": {r.series: int(r.open_days) for r in left_out.itertuples(index=False)},
         "train_window": {"first": str(first.date()), "last": str(last.date())}, "rows": len(history),
-        "train_rows": model.n_train_rows_, "exogenous_columns": _exogenous_columns(exogenous),
+        "train_rows": model.n_train_rows_, "exogenous_columns": training.driver_columns(exogenous),
         "backtest": backtest, "metrics": metrics, "feature_importance": importance,
         "library_versions": training.library_versions(),
     }
@@ -146,45 +155,20 @@ def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd
     return TrainOutcome(version, model, training_meta, entry, decision, summary)
 
 
-def _production_section(frame: pd.DataFrame, metrics: dict, prod_row: dict | None,
-                        prod_spec: training.ProductionModel | None, in_sample: bool,
-                        problem: str | None, candidate: QuantileForecaster) -> tuple[dict | None, promotion.Scores]:
-    """The metrics.production entry and the scores the promotion rule reads."""
-    overall = metrics["overall"]
-    cand, naive = overall[training.CANDIDATE]["wmape"], overall[training.NAIVE]["wmape"]
-    base = promotion.Scores(candidate=_num(cand), naive=_num(naive))
-    if prod_row is None:
-        return None, base
-    section = {"version": prod_row["version"], "scored": False, "note": problem or ""}
-    if prod_spec is None:  # not usable, or the candidate is that very version
-        return section, promotion.Scores(base.candidate, base.naive, production_note=section["note"])
-    points = training.production_points(frame)
-    if not (points["method"].eq(training.PRODUCTION) & (points["y"] > 0)).any():
-        note = problem or f"production {prod_spec.version} knows none of the backtest queues"
-        return {**section, "note": note}, promotion.Scores(base.candidate, base.naive, production_note=note)
-    compared = training.backtest_metrics(points)
-    note = (f"production {prod_spec.version} was trained on data up to {prod_spec.model.train_end_}, after the "
-            "backtest origins: it has seen those days, so its wMAPE is optimistic") if in_sample else ""
-    section = {**section, "scored": True, "note": note, "in_sample": in_sample,
-               "train_end": prod_spec.model.train_end_, "origins": [str(o.date()) for o in prod_spec.origins],
-               **compared}
-    prod_overall = compared["overall"]
-    return section, promotion.Scores(
-        candidate=base.candidate, naive=base.naive, production=_num(prod_overall[training.PRODUCTION]["wmape"]),
-        candidate_on_production=_num(prod_overall[training.CANDIDATE]["wmape"]),
-        production_version=prod_spec.version, production_note=note, production_in_sample=in_sample,
-        is_refresh=training.model_params(prod_spec.model) == training.model_params(candidate)
-        and prod_spec.model.feature_names_ == candidate.feature_names_
-        and str(candidate.train_end_) > str(prod_spec.model.train_end_))
-
-
-def _overall_rows(metrics: dict, section: dict | None) -> dict[str, dict]:
-    rows = {"candidate": metrics["overall"][training.CANDIDATE], "seasonal_naive": metrics["overall"][training.NAIVE]}
-    if section and section.get("scored"):
-        tag = f"{len(section['origins'])} origins{', in-sample' if section['in_sample'] else ''}"
-        rows[f"production {section['version']} ({tag})"] = section["overall"][training.PRODUCTION]
-        rows["candidate on production's points"] = section["overall"][training.CANDIDATE]
-    return rows
+def _production_setup(production: Production | None, candidate: QuantileForecaster,
+                      exogenous: pd.DataFrame | None) -> tuple[training.ProductionSetup | None, str]:
+    """(production's setup to retrain in the backtest, None and why it cannot be compared)."""
+    if production is None or production.model is None:
+        return None, production.note if production else ""
+    try:
+        setup = training.production_setup(production.version, production.model, candidate, exogenous)
+    except PipelineError as exc:
+        log.warning("train: production %s not compared: %s", production.version, exc)
+        return None, str(exc)
+    log.info("train: production %s's setup %s", production.version,
+             "is the candidate's: its backtest is the candidate's" if setup.same_as_candidate
+             else f"differs in {', '.join(setup.changes)}: retrained at every backtest origin too")
+    return setup, ""
 
 
 def _importance(model: QuantileForecaster) -> dict[str, list[dict]]:
@@ -193,11 +177,3 @@ def _importance(model: QuantileForecaster) -> dict[str, list[dict]]:
     return {quantile_column(q): [{"feature": r.feature, "gain": round(float(r.gain), 3), "splits": int(r.splits)}
                                  for r in rows.itertuples(index=False)]
             for q, rows in imp.groupby("quantile", sort=True)}
-
-
-def _exogenous_columns(exogenous: pd.DataFrame | None) -> list[str]:
-    return [] if exogenous is None else [c for c in exogenous.columns if c not in ("series", "date")]
-
-
-def _num(value: float | None) -> float:
-    return float("nan") if value is None else float(value)
