@@ -3,9 +3,9 @@
 The data: `--queues` queues of lognormal size over `--days` days, a per-queue
 weekly shape (a few queues also open on Saturdays), yearly seasonality, a
 slow trend, Swedish public holidays closed, negative-binomial noise. A
-"production" model trained `--production-age-days` before the as-of is scored
-next to the candidate, as 2_train.py does (on the origins after its training
-data ends, or on all of them, in-sample, when there are none).
+"production" model trained `--production-age-days` before the as-of gives the
+production setup, retrained at every origin next to the candidate as 2_train.py
+does (free when it is the candidate's setup; `--production-level` makes it another).
 Reported: wall time per stage, peak memory (max RSS; `--tracemalloc` adds the
 Python-heap peak, slower), and the backtest accuracy table.
 
@@ -43,8 +43,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-retrain", action="store_true", help="training.retrain_per_origin = false")
     parser.add_argument("--no-production", action="store_true", help="skip scoring a production model")
     parser.add_argument("--production-age-days", type=int, default=21,
-                        help="the production model was trained this many days before the as-of (1 = last night: "
-                             "it has seen every backtest day)")
+                        help="the production model was trained this many days before the as-of (its setup is "
+                             "what is compared, retrained per origin)")
+    parser.add_argument("--production-level", choices=("seasonal", "window"), default=None,
+                        help="the production model's training.level (default: the candidate's, so the same setup: "
+                             "production's backtest is the candidate's, no extra fits)")
     parser.add_argument("--baseline", action="store_true",
                         help="also time the final fit + backtest without the shared calibration cache (as before it), "
                              "in this process, and check that both give the same bands")
@@ -96,17 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     def make_model():
         return training.make_forecaster(cfg, (0.1, 0.5, 0.9))
 
-    production = None
+    old, production = None, None
     setup_seconds = time.perf_counter() - started
     if not args.no_production:
         t0 = time.perf_counter()
-        old = make_model().fit(history.loc[history["date"] < as_of - pd.Timedelta(days=args.production_age_days)], holidays)
+        old_cfg = cfg.model_copy(update={"level": args.production_level}) if args.production_level else cfg
+        old = training.make_forecaster(old_cfg, (0.1, 0.5, 0.9)).fit(
+            history.loc[history["date"] < as_of - pd.Timedelta(days=args.production_age_days)], holidays)
+        production = training.production_setup("v-old", old, make_model(), None)
         setup_seconds += time.perf_counter() - t0
     first, last = history["date"].min(), history["date"].max()
     origins = training.backtest_origins(first, last, args.origins, args.horizon, cfg.backtest_step_days)
-    if not args.no_production:
-        prod_origins, in_sample = training.production_origins(origins, old.train_end_)
-        production = training.ProductionModel("v-old", old, tuple(prod_origins))
 
     def fit_and_backtest(setup: TrainingConfig):
         """What 2_train.py does: the final fit, then the backtest sharing its calibration (timed apart)."""
@@ -116,14 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.perf_counter()
         backtest = training.rolling_backtest(
             history, holidays, lambda: training.make_forecaster(setup, (0.1, 0.5, 0.9)), origins, args.horizon,
-            setup.retrain_per_origin, production=production, calibration_cache=cache)
+            setup.retrain_per_origin, calibration_cache=cache,
+            production=None if old is None else training.production_setup("v-old", old, fitted, None))
         return fitted, cache, backtest, t1 - t0, time.perf_counter() - t1
 
     model, cache, result, fit_seconds, backtest_seconds = fit_and_backtest(cfg)
     version = training.model_version(as_of.date(), training.data_hash(history, holidays), training.model_params(model))
     t0 = time.perf_counter()
     frame = result.frame
-    overall = training.backtest_metrics(frame)["overall"]
+    overall = training.backtest_metrics(frame.loc[frame["method"] != training.PRODUCTION])["overall"]
     metrics_seconds = time.perf_counter() - t0
     step_seconds = fit_seconds + backtest_seconds + metrics_seconds
 
@@ -138,11 +142,10 @@ def main(argv: list[str] | None = None) -> int:
           f"= {step_seconds:.1f}s (setup: data + production model {setup_seconds:.1f}s)")
     print(f"memory: max RSS {maxrss_mb:.0f} MiB{heap}")
     rows = {"candidate": overall["candidate"], "seasonal_naive": overall["seasonal_naive"]}
-    if production is not None and "production" in overall:
-        same = training.backtest_metrics(training.production_points(frame))["overall"]
-        tag = f"{len(production.origins)} origins{', in-sample' if in_sample else ', out-of-sample'}"
-        rows[f"production ({tag})"] = same["production"]
-        rows["candidate on production's points"] = same["candidate"]
+    if production is not None and (frame["method"] == training.PRODUCTION).any():
+        tag = "the same setup" if production.same_as_candidate else f"changed: {', '.join(production.changes)}"
+        prod = training.backtest_metrics(frame.loc[frame["method"] == training.PRODUCTION])["overall"]
+        rows[f"production's setup ({tag}; retrained per origin)"] = prod["production"]
     print(training.format_accuracy(rows))
     if args.baseline:
         t0 = time.perf_counter()

@@ -203,8 +203,8 @@ class TrainingConfig(_Strict):
     retrain_weekdays: Weekdays | None = None                # null = every night
     backtest_origins: int = Field(4, ge=1, le=52)
     backtest_step_days: int = Field(7, ge=1)
-    retrain_per_origin: bool = True                   # false: one model for all origins (faster, slightly optimistic)
-    promotion_margin: float = Field(0.02, ge=0, lt=1) # candidate must beat production wMAPE by this share
+    retrain_per_origin: bool = True                   # false: one model per setup for all origins (faster)
+    promotion_margin: float = Field(0.02, ge=0, lt=1) # must beat production's setup's out-of-sample wMAPE by this share
     target: Literal["ratio", "log", "raw"] = "ratio"  # ratio: model calls / recent level (trees do not extrapolate)
     level: Literal["window", "seasonal"] = "seasonal" # what the ratio divides by (common/seasonality.py)
     level_half_life_days: float = Field(90.0, gt=0)   # seasonal level: weight halves every this many days back

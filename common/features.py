@@ -154,6 +154,12 @@ def feature_columns(features: pd.DataFrame) -> list[str]:
     return ["series", *(c for c in features.columns if c not in KEY_COLUMNS)]
 
 
+def exogenous_features(feature_names: Sequence[str]) -> list[str]:
+    """The drivers among a model's feature names: what is neither the series, a y feature nor a calendar one."""
+    return [name for name in feature_names
+            if name != "series" and name not in CALENDAR_FEATURES and not _Y_UNIT_PATTERN.match(name)]
+
+
 def y_unit_features(feature_names: Sequence[str]) -> list[str]:
     """The features measured in units of y (lags, rolling stats), which a ratio model divides by `level`."""
     return [name for name in feature_names if _Y_UNIT_PATTERN.match(name)]

@@ -261,20 +261,24 @@ def load_production(engine: Engine, cfg: Config) -> tuple[str, QuantileForecaste
 # --- listing ---------------------------------------------------------------------------------------------
 
 def format_versions(registry: pd.DataFrame) -> str:
-    """A readable table of `read_registry` rows: status, dates, backtest wMAPE of candidate / naive / production."""
+    """A readable table of `read_registry` rows: status, dates, backtest wMAPE of candidate / naive / production.
+
+    `prod` is production's backtest wMAPE and how it was scored: `retrained` (its setup retrained per origin, out of
+    sample), `same setup` (a refresh: the candidate's own backtest); rows written before that say `in-sample` or
+    `loaded` (its fitted model, on days it had or had not seen).
+    """
     if registry.empty:
         return "model_registry is empty: no model has been trained yet (run 2_train.py)"
     lines = []
     for _, row in registry.iterrows():
         metrics = json.loads(row["metrics"]) if isinstance(row["metrics"], str) else (row["metrics"] or {})
         overall = metrics.get("overall", {})
-        prod = (metrics.get("production") or {}).get("overall", {})
         lines.append({
             "version": row["version"], "status": row["status"],
             "created (UTC)": _stamp(row["created_at"]), "promoted (UTC)": _stamp(row["promoted_at"]),
             "wMAPE": _pct(overall.get("candidate", {}).get("wmape")),
             "naive": _pct(overall.get("seasonal_naive", {}).get("wmape")),
-            "prod": _pct(prod.get("production", {}).get("wmape")),
+            "prod": _production_cell(metrics.get("production") or {}),
             "reason": _clip(row["status_reason"] or "", 90),
         })
     frame = pd.DataFrame(lines)
@@ -283,6 +287,17 @@ def format_versions(registry: pd.DataFrame) -> str:
     body = ["  ".join(str(v).ljust(widths[c]) for c, v in zip(frame.columns, r)).rstrip()
             for r in frame.itertuples(index=False)]
     return "\n".join([header, "  ".join("-" * widths[c] for c in frame.columns), *body])
+
+
+def _production_cell(section: dict) -> str:
+    wmape = (section.get("overall") or {}).get("production", {}).get("wmape")
+    if wmape is None:
+        return "-"
+    if section.get("retrained"):
+        how = "same setup" if section.get("same_setup") else "retrained"
+    else:  # before production's setup was retrained: its fitted model was scored
+        how = "in-sample" if section.get("in_sample") else "loaded"
+    return f"{_pct(wmape)} {how}"
 
 
 def _stamp(value: object) -> str:

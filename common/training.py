@@ -1,15 +1,15 @@
-"""Step 2's logic: training history from silver, the rolling-origin backtest, its metrics, the version, promotion.
+"""Step 2's logic: training history from silver, the rolling-origin backtest, its metrics, the version.
 
 The backtest replays the real nightly forecast: at each origin O (a week apart,
 the latest one's horizon ending on the last known day) a model trained on
 dates < O forecasts O .. O+H-1 recursively. Three methods are scored on the
 same points: the candidate (`candidate`), weekly seasonal naive
-(`seasonal_naive`) and the current production model (`production`), loaded
-from its files and never retrained, so it is "what we have now". Production
-is scored only on origins after its last training day when there are any;
-when it was trained after every origin (the usual nightly case) it is scored
-on all of them and flagged `in_sample`: it has seen those days, so its numbers
-are optimistic and beating it by the margin is a conservative test.
+(`seasonal_naive`) and the production model's *setup* (`production`): its
+constructor arguments and drivers, retrained at every origin exactly like the
+candidate. The fitted production model itself is never scored: it was usually
+trained after the origins, so it has seen those days and its score would be
+in-sample. Identical setups give identical models, so production's rows are
+then the candidate's (not fitted twice).
 Every metric is on open days (y > 0), as in `common.metrics`.
 """
 
@@ -33,6 +33,7 @@ from sqlalchemy.exc import NoSuchTableError
 from common import db, tables
 from common.config import TrainingConfig, safe_identifier
 from common.errors import ConfigError, DataError, PipelineError
+from common.features import exogenous_features
 from common.forecaster import CalibrationCache, QuantileForecaster, quantile_column, seasonal_naive_forecast
 from common.metrics import accuracy_table, open_mask, pinball_loss
 
@@ -170,65 +171,116 @@ def backtest_origins(first: pd.Timestamp, last: pd.Timestamp, count: int, horizo
     return origins
 
 
-def production_origins(origins: Sequence[pd.Timestamp], train_end: str | None) -> tuple[list[pd.Timestamp], bool]:
-    """(origins to score production on, in_sample): those after its last training day, else all of them (flagged)."""
-    if train_end is None:
-        return list(origins), True
-    after = [o for o in origins if o > pd.Timestamp(train_end)]
-    return (after, False) if after else (list(origins), True)
+def driver_columns(exogenous: pd.DataFrame | None) -> list[str]:
+    """The driver columns of an exogenous frame (every column but the `series` / `date` keys), in frame order."""
+    return [] if exogenous is None else [c for c in exogenous.columns if c not in ("series", "date")]
 
 
 @dataclass(frozen=True)
-class ProductionModel:
-    """The production model to compare with, and the origins to score it on."""
+class ProductionSetup:
+    """The production model's setup, to retrain at every backtest origin like the candidate (see module doc)."""
 
     version: str
-    model: QuantileForecaster
-    origins: tuple[pd.Timestamp, ...]
+    init_params: dict                   # QuantileForecaster(**init_params) is the setup, unfitted
+    exogenous_columns: tuple[str, ...]  # the drivers it was trained with
+    changes: dict                       # {name: [production's, candidate's]} where the setups differ; {} = identical
+
+    @property
+    def same_as_candidate(self) -> bool:
+        return not self.changes
+
+    def make_model(self) -> QuantileForecaster:
+        return QuantileForecaster(**self.init_params)
+
+
+def production_setup(version: str, production: QuantileForecaster, candidate: QuantileForecaster,
+                     exogenous: pd.DataFrame | None) -> ProductionSetup:
+    """The setup `production` was trained with, compared with the candidate's (`candidate` may be unfitted).
+
+    Its constructor arguments, with the candidate's `num_threads` (threads are speed, not setup), and the drivers
+    among its features. DataError when one of those drivers is not in `exogenous`: the setup cannot be rebuilt.
+    """
+    init = {**production.init_params(), "num_threads": candidate.num_threads}
+    drivers = exogenous_features(production.feature_names_)
+    missing = [c for c in drivers if c not in driver_columns(exogenous)]
+    if missing:
+        raise DataError(f"production {version} was trained with the drivers {missing}, which the exogenous table "
+                        "(training.exogenous_table) no longer has: its setup cannot be retrained on the backtest "
+                        "origins")
+    ours = candidate.init_params()
+    changes = {k: [init.get(k), ours.get(k)] for k in sorted(set(init) | set(ours)) if init.get(k) != ours.get(k)}
+    if drivers != driver_columns(exogenous):
+        changes["exogenous_columns"] = [drivers, driver_columns(exogenous)]
+    return ProductionSetup(version, init, tuple(drivers), changes)
 
 
 @dataclass(frozen=True)
 class BacktestResult:
-    """One row per method per origin per series per date (see `rolling_backtest`), and why production stopped."""
+    """The backtest's forecasts, why production's setup stopped (if it did), and which model forecast each origin.
+
+    `frame`: one row per method per origin per series per date (see `rolling_backtest`).
+    `models`: one row per model-based method per origin: `method, origin, train_end` (the last day its model was
+    trained on, always before the origin).
+    """
 
     frame: pd.DataFrame
     production_error: str | None = None
+    models: pd.DataFrame | None = None
 
 
 def rolling_backtest(history: pd.DataFrame, holidays: pd.DataFrame, make_model: Callable[[], QuantileForecaster],
                      origins: Sequence[pd.Timestamp], horizon: int, retrain: bool = True,
-                     exogenous: pd.DataFrame | None = None, production: ProductionModel | None = None,
+                     exogenous: pd.DataFrame | None = None, production: ProductionSetup | None = None,
                      calibration_cache: CalibrationCache | None = None) -> BacktestResult:
-    """Backtest the recursive forecast at each origin for the candidate, seasonal naive and production.
+    """Backtest the recursive forecast at each origin for the candidate, seasonal naive and production's setup.
 
     Grain of `frame`: one row per method per origin per series per date:
     `method, origin, series, date, horizon_day, y, is_open, p10, p50, p90`.
-    The candidate trains on dates < origin (once, at the earliest origin, when
-    `retrain` is False). Production forecasts only the series it knows; a
-    PipelineError from it (e.g. an exogenous column it needs is gone) stops
-    its scoring with the reason, the rest goes on. `calibration_cache` is handed to every candidate fit.
+    The candidate and production's setup are each trained on dates < origin
+    (once, on the dates before the earliest origin, when `retrain` is False)
+    and forecast the same points. A PipelineError from production's setup
+    stops its scoring with the reason, the rest goes on. `calibration_cache`
+    is handed to every candidate fit, and to production's when it sees the same drivers.
     """
     quantiles = tuple(sorted(make_model().quantiles))
     hist = history.astype({"series": "str"})
-    model, prod_error, parts = None, None, []
-    for origin in origins:
+    setups = {CANDIDATE: (make_model, exogenous, calibration_cache)}
+    if production is not None and not production.same_as_candidate:
+        drivers = _drivers(exogenous, production.exogenous_columns)
+        # The cache knows the settings, not the data: other drivers make other models, so they get their own cache.
+        shared = calibration_cache if calibration_cache is not None and drivers is exogenous else CalibrationCache()
+        setups[PRODUCTION] = (production.make_model, drivers, shared)
+    fitted: dict[str, tuple[pd.Timestamp, QuantileForecaster]] = {}
+    prod_error, parts, models = None, [], []
+    # Latest origin first: a model's inner calibration origins are the earlier backtest origins, so production's
+    # setup (which has no final fit to borrow from) adopts those models from its cache instead of fitting them again.
+    for origin in sorted(origins, reverse=True):
+        train_until = origin if retrain else min(origins)
         train = hist.loc[hist["date"] < origin]
         actual = hist.loc[(hist["date"] >= origin) & (hist["date"] < origin + pd.Timedelta(days=horizon))]
         actual = actual.loc[actual["series"].isin(set(train["series"]))]
         future = actual.drop(columns="y")
         forecasts = {NAIVE: seasonal_naive_forecast(train, future, quantiles)}
-        if model is None or retrain:
-            model = make_model().fit(train, holidays, exogenous=exogenous, calibration_cache=calibration_cache)
-        forecasts[CANDIDATE] = model.forecast(train, future, holidays, exogenous=exogenous)
-        if production is not None and prod_error is None and origin in production.origins:
-            known = set(production.model.categories_)
+        for method, (make, drivers, cache) in setups.items():
+            if method == PRODUCTION and prod_error is not None:
+                continue
             try:
-                forecasts[PRODUCTION] = production.model.forecast(
-                    train.loc[train["series"].isin(known)], future.loc[future["series"].isin(known)], holidays,
-                    exogenous=exogenous)
+                done = fitted.get(method)
+                if done is None or done[0] != train_until:
+                    done = fitted[method] = (train_until, make().fit(hist.loc[hist["date"] < train_until], holidays,
+                                                                     exogenous=drivers, calibration_cache=cache))
+                model = done[1]
+                forecasts[method] = model.forecast(train, future, holidays, exogenous=drivers)
             except PipelineError as exc:
-                prod_error = f"production {production.version} could not forecast the backtest: {exc}"
+                if method == CANDIDATE:
+                    raise
+                prod_error = f"production {production.version}'s setup could not be backtested: {exc}"
                 log.warning("backtest: %s", prod_error)
+                continue
+            models.append({"method": method, "origin": origin, "train_end": model.train_end_})
+        if production is not None and production.same_as_candidate:
+            forecasts[PRODUCTION] = forecasts[CANDIDATE]  # the same setup: the same models, the same forecasts
+            models.append({**models[-1], "method": PRODUCTION})  # models[-1]: the candidate's, just fitted
         for method, fc in forecasts.items():
             fc = fc.merge(actual.loc[:, ["series", "date", "y", "is_open"]], on=["series", "date"], how="left")
             parts.append(fc.assign(origin=origin, method=method))
@@ -236,10 +288,22 @@ def rolling_backtest(history: pd.DataFrame, holidays: pd.DataFrame, make_model: 
                  horizon, ", ".join(forecasts))
     cols = ["method", "origin", "series", "date", "horizon_day", "y", "is_open", *map(quantile_column, quantiles)]
     frame = pd.concat(parts, ignore_index=True).loc[:, cols]
+    trained = pd.DataFrame(models, columns=["method", "origin", "train_end"])
     if prod_error is not None:
         frame = frame.loc[frame["method"] != PRODUCTION]
+        trained = trained.loc[trained["method"] != PRODUCTION]
     frame = frame.sort_values(["method", "origin", "series", "date"], kind="stable").reset_index(drop=True)
-    return BacktestResult(frame, prod_error)
+    trained = trained.sort_values(["method", "origin"], kind="stable").reset_index(drop=True)
+    return BacktestResult(frame, prod_error, trained)
+
+
+def _drivers(exogenous: pd.DataFrame | None, columns: Sequence[str]) -> pd.DataFrame | None:
+    """`exogenous` with only the driver `columns` (the same frame when that is all of them; None for none)."""
+    if not columns:
+        return None
+    if list(columns) == driver_columns(exogenous):
+        return exogenous
+    return exogenous.loc[:, [*(k for k in ("series", "date") if k in exogenous.columns), *columns]]
 
 
 # --- metrics ---------------------------------------------------------------------------------------------
@@ -286,73 +350,6 @@ def backtest_metrics(frame: pd.DataFrame) -> dict:
         "per_series": _records(accuracy_summary(frame, ["method", "series"]), ["method", "series"]),
         "per_horizon_day": _records(accuracy_summary(frame, ["method", "horizon_day"]), ["method", "horizon_day"]),
     }
-
-
-def production_points(frame: pd.DataFrame) -> pd.DataFrame:
-    """The backtest rows of every method on the (origin, series, date) points production forecast."""
-    keys = frame.loc[frame["method"] == PRODUCTION, ["origin", "series", "date"]].drop_duplicates()
-    return frame.merge(keys, on=["origin", "series", "date"], how="inner")
-
-
-# --- promotion -------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Scores:
-    """Backtest wMAPEs the promotion rule reads (fractions, e.g. 0.081)."""
-
-    candidate: float                              # candidate, all backtest points
-    naive: float                                  # seasonal naive, the same points
-    production: float | None = None               # production, on the points it was scored on
-    candidate_on_production: float | None = None  # candidate, on those same points
-    production_version: str | None = None
-    production_note: str = ""                     # why production was not scored, or the in-sample caveat
-    production_in_sample: bool = False            # production was scored on days it was trained on (optimistic)
-    is_refresh: bool = False                      # same parameters and features as production, trained on newer data
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to do with the candidate: status `production` or `staging`, and why (one line)."""
-
-    status: str
-    reason: str
-
-
-def decide_promotion(scores: Scores, margin: float) -> Decision:
-    """Promote when the candidate beats seasonal naive and beats production's wMAPE by `margin` (relative).
-
-    Without a scored production model (none, or unusable: see
-    `production_note`), beating naive is enough. NaN scores never promote.
-    """
-    cand, naive = scores.candidate, scores.naive
-    if not np.isfinite(cand):
-        return Decision("staging", "no backtest points with actuals: the candidate could not be scored")
-    if not (np.isfinite(naive) and cand < naive):
-        return Decision("staging", f"candidate wMAPE {_pct(cand)} does not beat seasonal naive {_pct(naive)}")
-    beats_naive = f"candidate wMAPE {_pct(cand)} beats seasonal naive {_pct(naive)}"
-    if scores.production is None:
-        why = f"; {scores.production_note}" if scores.production_note else "; no production model"
-        return Decision("production", beats_naive + why)
-    prod, same = scores.production, scores.candidate_on_production
-    note = f" ({scores.production_note})" if scores.production_note else ""
-    if same is None or not np.isfinite(same) or not np.isfinite(prod) or prod <= 0:
-        return Decision("staging", f"{beats_naive}, but could not be compared with production "
-                                   f"{scores.production_version}{note}")
-    gain = 1 - same / prod
-    versus = (f"candidate wMAPE {_pct(same)} vs production {scores.production_version} {_pct(prod)} on the same "
-              f"points: {_pct(abs(gain))} {'better' if gain >= 0 else 'worse'}")
-    if same < prod * (1 - margin):
-        return Decision("production", f"{beats_naive}; {versus} (training.promotion_margin {_pct(margin)}){note}")
-    if scores.production_in_sample and scores.is_refresh:
-        # Production has seen the backtest days, so the margin rule would keep a stale model forever; with the same
-        # setup the candidate differs only in having newer data: a refresh, promoted when it still beats naive.
-        return Decision("production", f"{beats_naive}; refresh of the production setup on newer data ({versus}; "
-                                      "production scored in-sample, so the margin rule does not apply)")
-    return Decision("staging", f"{versus}, needs more than {_pct(margin)} (training.promotion_margin){note}")
-
-
-def _pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
 
 
 def format_accuracy(overall: dict[str, dict]) -> str:

@@ -1,5 +1,6 @@
 """Tests for common.registry: artifacts with sha256, promotion, rollback, verified loading."""
 
+import json
 from datetime import date, datetime
 
 import numpy as np
@@ -188,3 +189,27 @@ def test_retraining_on_the_same_data_gives_the_same_bytes_and_version(tmp_path):
     assert shas_a == shas_b and version_a == version_b
     assert version_a.startswith("v20240430-") and len(version_a) == len("v20240430-") + 8
     assert version_c != version_a
+
+
+def test_the_list_says_how_production_was_scored_and_reads_rows_from_before_it_was_retrained():
+    def row(version: str, production: dict | None) -> dict:
+        metrics = {"overall": {"candidate": {"wmape": 0.08}, "seasonal_naive": {"wmape": 0.12}}}
+        if production is not None:
+            metrics["production"] = {"version": "v0", **production}
+        return {"version": version, "status": "staging", "created_at": T2, "promoted_at": None,
+                "status_reason": "r", "metrics": json.dumps(metrics)}
+
+    scored = {"scored": True, "overall": {"production": {"wmape": 0.1}, "candidate": {"wmape": 0.08}}}
+    table = registry.format_versions(pd.DataFrame([
+        row("v5", {**scored, "retrained": True, "out_of_sample": True, "same_setup": False}),
+        row("v4", {**scored, "retrained": True, "out_of_sample": True, "same_setup": True}),
+        row("v3", {**scored, "in_sample": True}),  # written before: production's fitted model, on days it had seen
+        row("v2", {**scored, "in_sample": False}),
+        row("v1", {"scored": False, "note": "production v0 is not usable"}),
+        row("v0", None),
+    ]))
+    header, _, *lines = table.splitlines()
+    start, end = header.index("prod"), header.index("reason")
+    prod = {line.split()[0]: line[start:end].strip() for line in lines}
+    assert prod == {"v5": "10.0% retrained", "v4": "10.0% same setup", "v3": "10.0% in-sample", "v2": "10.0% loaded",
+                    "v1": "-", "v0": "-"}

@@ -1,4 +1,4 @@
-"""Tests for common.training (backtest, metrics, promotion rule, inputs) and 2_train.py end to end."""
+"""Tests for common.training (backtest, metrics, inputs) and 2_train.py end to end."""
 
 import importlib
 import json
@@ -22,52 +22,6 @@ AS_OF = "2024-10-27"  # a Sunday: the day after 300 days of silver starting 2024
 train_step = importlib.import_module("2_train")
 
 
-# --- promotion rule ----------------------------------------------------------------------------------------
-
-def test_candidate_beating_production_by_the_margin_is_promoted():
-    # 0.080 < 0.100 * (1 - 0.02) = 0.098, and 0.085 < naive 0.120
-    scores = training.Scores(candidate=0.085, naive=0.120, production=0.100, candidate_on_production=0.080,
-                             production_version="v1")
-    decision = training.decide_promotion(scores, margin=0.02)
-    assert decision.status == "production"
-    assert "20.0% better" in decision.reason  # 1 - 0.080 / 0.100
-
-
-def test_candidate_better_but_not_by_the_margin_stays_staging_with_the_reason():
-    # 0.099 >= 0.098: 1.0% better, the margin asks for more than 2.0%
-    scores = training.Scores(candidate=0.095, naive=0.120, production=0.100, candidate_on_production=0.099,
-                             production_version="v1")
-    decision = training.decide_promotion(scores, margin=0.02)
-    assert decision.status == "staging"
-    assert "1.0% better, needs more than 2.0% (training.promotion_margin)" in decision.reason
-
-
-def test_candidate_worse_than_seasonal_naive_stays_staging_even_without_production():
-    decision = training.decide_promotion(training.Scores(candidate=0.13, naive=0.12), margin=0.02)
-    assert decision == training.Decision("staging", "candidate wMAPE 13.0% does not beat seasonal naive 12.0%")
-
-
-def test_candidate_worse_than_naive_stays_staging_even_if_it_beats_production():
-    scores = training.Scores(candidate=0.13, naive=0.12, production=0.20, candidate_on_production=0.13,
-                             production_version="v1")
-    assert training.decide_promotion(scores, margin=0.02).status == "staging"
-
-
-def test_without_production_beating_naive_is_enough():
-    decision = training.decide_promotion(training.Scores(candidate=0.08, naive=0.10), margin=0.02)
-    assert decision.status == "production" and decision.reason.endswith("no production model")
-
-
-def test_an_unusable_production_does_not_block_a_candidate_that_beats_naive():
-    scores = training.Scores(candidate=0.08, naive=0.10, production_note="production v1 is not usable: missing file")
-    decision = training.decide_promotion(scores, margin=0.02)
-    assert decision.status == "production" and "not usable" in decision.reason
-
-
-def test_a_candidate_without_scored_points_is_never_promoted():
-    assert training.decide_promotion(training.Scores(float("nan"), 0.1), 0.02).status == "staging"
-
-
 # --- origins, history, metrics -----------------------------------------------------------------------------
 
 def test_backtest_origins_end_the_latest_horizon_on_the_last_day_and_step_back_a_week():
@@ -84,12 +38,6 @@ def test_backtest_origins_need_enough_history_before_the_earliest_one():
                        match="training.backtest_origins == 3 .* earliest origin 2024-03-04 has 32 days .* needs >= 33"):
         training.backtest_origins(pd.Timestamp("2024-02-01"), last, 3, 14, 7, min_train_days=33)
     assert issubclass(training.NotEnoughHistory, DataError)
-
-
-def test_production_is_scored_out_of_sample_when_some_origins_are_after_its_training():
-    origins = list(pd.to_datetime(["2024-03-04", "2024-03-11", "2024-03-18"]))
-    assert training.production_origins(origins, "2024-03-08") == (origins[1:], False)
-    assert training.production_origins(origins, "2024-03-20") == (origins, True)  # seen every origin: flagged
 
 
 def test_series_with_too_little_open_history_are_left_out():
@@ -138,29 +86,88 @@ def synthetic(n_days: int, series=("A", "B"), seed: int = 0) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def test_rolling_backtest_scores_every_method_on_the_same_grid_and_production_only_on_its_origins():
+def quick(**kwargs) -> QuantileForecaster:
+    """A fast unfitted forecaster: few trees, no band calibration (its inner backtest would fit 8 more models)."""
+    return QuantileForecaster(**{"params": FAST, "calibration_origins": 0, "calibrate": False, **kwargs})
+
+
+def fits_logged(caplog) -> int:
+    return sum(r.name == "common.forecaster" and r.getMessage().startswith("fit: ") for r in caplog.records)
+
+
+def test_production_setup_is_retrained_before_every_origin_and_scored_on_the_candidates_points(caplog):
     hist = synthetic(140)  # 2024-01-01 .. 2024-05-19
-    make = lambda: QuantileForecaster(params=FAST)  # noqa: E731
-    production = make().fit(hist.loc[hist["date"] < "2024-04-22"], HOLIDAYS)
+    # production was fitted on every day, the backtest days included: only its setup (the raw target) is used
+    fitted = quick(target="raw").fit(hist, HOLIDAYS)
+    setup = training.production_setup("v0", fitted, quick(), None)
+    assert setup.changes == {"target": ["raw", "ratio"]} and not setup.same_as_candidate
     origins = training.backtest_origins(hist["date"].min(), hist["date"].max(), 2, 14, 7)  # 04-29, 05-06
-    spec = training.ProductionModel("v0", production, (origins[1],))
-    result = training.rolling_backtest(hist, HOLIDAYS, make, origins, 14, retrain=False, production=spec)
-    counts = result.frame.groupby("method").size().to_dict()
-    assert counts == {"candidate": 2 * 2 * 14, "seasonal_naive": 2 * 2 * 14, "production": 2 * 14}
-    assert result.frame.loc[result.frame["method"] == "production", "origin"].unique().tolist() == [origins[1]]
-    assert result.production_error is None
-    assert result.frame["y"].notna().all()
+    with caplog.at_level("INFO", logger="common.forecaster"):
+        result = training.rolling_backtest(hist, HOLIDAYS, quick, origins, 14, production=setup)
+    frame = result.frame
+    assert frame.groupby("method").size().to_dict() == {"candidate": 2 * 2 * 14, "production": 2 * 2 * 14,
+                                                        "seasonal_naive": 2 * 2 * 14}
+    points = ["origin", "series", "date"]
+    by_method = {m: g.loc[:, [*points, "y"]].reset_index(drop=True) for m, g in frame.groupby("method")}
+    pd.testing.assert_frame_equal(by_method["production"], by_method["candidate"])  # the same points and actuals
+    assert fits_logged(caplog) == 4  # candidate and production, at each of the 2 origins
+    # out of sample: each model forecasting origin O was trained on days before O (the last open day before it)
+    assert result.models.to_dict("records") == [
+        {"method": "candidate", "origin": origins[0], "train_end": "2024-04-26"},
+        {"method": "candidate", "origin": origins[1], "train_end": "2024-05-03"},
+        {"method": "production", "origin": origins[0], "train_end": "2024-04-26"},
+        {"method": "production", "origin": origins[1], "train_end": "2024-05-03"}]
+    assert not np.allclose(frame.loc[frame["method"] == "production", "p50"],
+                           frame.loc[frame["method"] == "candidate", "p50"])  # another setup, other forecasts
 
 
-def test_a_production_model_that_cannot_forecast_is_reported_not_fatal():
+def test_without_retraining_per_origin_both_setups_train_once_before_the_earliest_origin():
     hist = synthetic(140)
-    exog = pd.DataFrame({"date": hist["date"].drop_duplicates(), "campaign": 0.0})
-    production = QuantileForecaster(params=FAST).fit(hist, HOLIDAYS, exogenous=exog)  # needs `campaign`
+    setup = training.production_setup("v0", quick(target="raw").fit(hist, HOLIDAYS), quick(), None)
+    origins = training.backtest_origins(hist["date"].min(), hist["date"].max(), 2, 14, 7)
+    result = training.rolling_backtest(hist, HOLIDAYS, quick, origins, 14, retrain=False, production=setup)
+    assert result.models["train_end"].tolist() == ["2024-04-26"] * 4  # the Friday before 2024-04-29
+
+
+def test_an_identical_production_setup_reuses_the_candidates_forecasts_without_fitting_again(caplog):
+    hist = synthetic(140)
+    fitted = quick(num_threads=2).fit(hist, HOLIDAYS)  # threads are speed, not setup
+    setup = training.production_setup("v0", fitted, quick(), None)
+    assert setup.same_as_candidate and setup.init_params["num_threads"] == 1
+    origins = training.backtest_origins(hist["date"].min(), hist["date"].max(), 2, 14, 7)
+    with caplog.at_level("INFO", logger="common.forecaster"):
+        result = training.rolling_backtest(hist, HOLIDAYS, quick, origins, 14, production=setup)
+    assert fits_logged(caplog) == 2  # the candidate's two; production's rows are the candidate's
+    rows = {m: g.drop(columns="method").reset_index(drop=True) for m, g in result.frame.groupby("method")}
+    pd.testing.assert_frame_equal(rows["production"], rows["candidate"])
+    trained = result.models.set_index("method")
+    assert trained.loc["production", "train_end"].tolist() == ["2024-04-26", "2024-05-03"]
+
+
+def test_a_production_setup_that_cannot_be_trained_is_reported_not_fatal():
+    hist = synthetic(140)
+    # After the 28-day warm-up, all 140 days give 2 queues x 80 open days = 160 training rows >= min_data_in_leaf 150;
+    # before the origin 2024-05-06 there are 2 x 70 = 140 < 150: production's setup cannot be trained there.
+    fitted = quick(params={**FAST, "min_data_in_leaf": 150}).fit(hist, HOLIDAYS)
+    setup = training.production_setup("v0", fitted, quick(), None)
     origins = training.backtest_origins(hist["date"].min(), hist["date"].max(), 1, 14, 7)
-    result = training.rolling_backtest(hist, HOLIDAYS, lambda: QuantileForecaster(params=FAST), origins, 14,
-                                       production=training.ProductionModel("v0", production, tuple(origins)))
-    assert "production v0 could not forecast the backtest" in result.production_error
+    result = training.rolling_backtest(hist, HOLIDAYS, quick, origins, 14, production=setup)
+    assert "production v0's setup could not be backtested: history too short to train" in result.production_error
     assert set(result.frame["method"]) == {"candidate", "seasonal_naive"}
+    assert set(result.models["method"]) == {"candidate"}
+
+
+def test_a_production_setup_whose_driver_is_gone_cannot_be_rebuilt_and_a_new_driver_is_a_setup_change():
+    hist = synthetic(140)
+    days = hist["date"].drop_duplicates()
+    exog = pd.DataFrame({"date": days, "campaign": (days.dt.day == 1).astype(float), "mailing": 0.0})
+    fitted = quick().fit(hist, HOLIDAYS, exogenous=exog.drop(columns="mailing"))  # drivers: campaign
+    with pytest.raises(DataError, match=r"production v0 was trained with the drivers \['campaign'\], which the "
+                                        r"exogenous table \(training.exogenous_table\) no longer has"):
+        training.production_setup("v0", fitted, quick(), exog.drop(columns="campaign"))
+    setup = training.production_setup("v0", fitted, quick(), exog)
+    assert setup.exogenous_columns == ("campaign",)
+    assert setup.changes == {"exogenous_columns": [["campaign"], ["campaign", "mailing"]]}
 
 
 # --- reading inputs ----------------------------------------------------------------------------------------
@@ -279,12 +286,13 @@ def test_rollback_without_a_previous_production_fails_with_a_clear_error(workspa
 
 def test_an_older_candidate_stays_staging_then_promote_and_rollback_by_hand(workspace, capsys):
     first = registry_rows(workspace)["version"].iloc[0]
-    # a week earlier: the production model has seen those backtest days (in-sample), so this one cannot beat it
+    # a week earlier: production's own setup on older data, which scores the same out of sample: nothing to gain
     assert run(workspace, "--as-of", "2024-10-20") == 0
     rows = registry_rows(workspace).set_index("version")
     second = next(v for v in rows.index if v != first)
     assert rows.loc[second, "status"] == "staging"
-    assert "it has seen those days" in rows.loc[second, "status_reason"]
+    assert rows.loc[second, "status_reason"].endswith("identical by construction, and trained on older data: "
+                                                      "nothing to gain")
     assert run(workspace, "--promote", second) == 0
     assert registry_rows(workspace).set_index("version")["status"].to_dict() == {first: "archived", second: "production"}
     assert run(workspace, "--rollback") == 0
@@ -324,16 +332,108 @@ def test_too_little_history_skips_training_instead_of_failing_the_night(tmp_path
     assert "no queue has >= training.min_history_days == 56 open days before 2024-02-10 (most: 30)" in last["message"]
 
 
-def test_is_refresh_refresh_is_promoted_when_production_could_only_be_scored_in_sample():
-    # Production trained after the origins looks better than it is (it has seen those days); a candidate with the same
-    # parameters and features on newer data is a refresh: promoted when it beats naive, even short of the margin.
-    scores = training.Scores(candidate=0.095, naive=0.120, production=0.090, candidate_on_production=0.095,
-                             production_version="v1", production_in_sample=True, is_refresh=True)
-    decision = training.decide_promotion(scores, margin=0.02)
-    assert decision.status == "production" and "refresh" in decision.reason
+# --- promotion judged out of sample: production's setup retrained per origin -------------------------------
+
+SOUND = {"n_estimators": 20, "learning_rate": 0.3}
+# Memorises the days it was trained on (in-sample wMAPE about 1%) and forecasts new days worse than SOUND (about 6%
+# vs 5% out of sample): a fitted OVERFIT production scored on backtest days it has seen would always win.
+OVERFIT = {"n_estimators": 60, "num_leaves": 127, "min_data_in_leaf": 1, "learning_rate": 1.0, "lambda_l2": 0}
+UNDERFIT = {"n_estimators": 30}  # too few trees at the default learning rate: between SOUND and seasonal naive
+WEEK_BEFORE = "2024-10-20"  # production's night; the candidate's (AS_OF) is a week later, with a week more data
 
 
-def test_a_different_setup_scored_against_in_sample_production_stays_staging():
-    scores = training.Scores(candidate=0.095, naive=0.120, production=0.090, candidate_on_production=0.095,
-                             production_version="v1", production_in_sample=True, is_refresh=False)
-    assert training.decide_promotion(scores, margin=0.02).status == "staging"
+def with_params(params: dict) -> tuple[str, str]:
+    return "--set", f"training.params={json.dumps(params)}"  # JSON is YAML
+
+
+@pytest.fixture(scope="module")
+def silver_only(tmp_path_factory):
+    """300 days of silver for 2 queues and no model; 2 backtest origins and no band calibration, to stay fast."""
+    folder = tmp_path_factory.mktemp("silver")
+    config = write_config(folder, training__backtest_origins=2, training__calibration_origins=0)
+    eng = db.make_engine(load_config(config).database_url)
+    db.ensure_schema(eng)
+    with eng.begin() as conn:
+        db.insert_frame(conn, tables.silver_daily, silver_rows(synthetic(300, series=("sales", "support"), seed=1)))
+    eng.dispose()
+    return folder
+
+
+def night_one(silver_only, tmp_path, params: dict) -> tuple:
+    """A copy of `silver_only` after production's night (WEEK_BEFORE, `params`, promoted by hand when it did not
+    beat seasonal naive): (config, production's version)."""
+    shutil.copytree(silver_only, tmp_path / "w")
+    config = tmp_path / "w" / "config.yaml"
+    assert run(config, "--as-of", WEEK_BEFORE, *with_params(params)) == 0
+    version = registry_rows(config)["version"].iloc[0]
+    assert run(config, "--promote", version) == 0
+    assert registry_rows(config)["status"].tolist() == ["production"]
+    return config, version
+
+
+def candidate_row(config) -> tuple[pd.Series, dict]:
+    """The newest registry row and its metrics["production"] section."""
+    row = registry_rows(config).iloc[0]
+    assert row["version"].startswith("v20241027-")
+    return row, json.loads(row["metrics"])["production"]
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def test_a_setup_change_that_wins_out_of_sample_is_promoted_automatically(silver_only, tmp_path, capsys):
+    config, production = night_one(silver_only, tmp_path, OVERFIT)
+    assert run(config, "--as-of", AS_OF, *with_params(SOUND)) == 0
+    row, section = candidate_row(config)
+    assert registry_rows(config).set_index("version")["status"].to_dict() == {row["version"]: "production",
+                                                                               production: "archived"}
+    assert section["version"] == production and section["scored"] and section["retrained"]
+    assert section["out_of_sample"] and not section["same_setup"] and list(section["setup_changes"]) == ["params"]
+    # never in-sample: production's setup forecast each origin from a model trained on the days before it
+    assert section["origins"] == ["2024-10-06", "2024-10-13"]
+    assert section["train_ends"] == {"2024-10-06": "2024-10-04", "2024-10-13": "2024-10-11"}  # the Fridays before
+    cand, prod = (section["overall"][m]["wmape"] for m in ("candidate", "production"))
+    assert cand < prod * (1 - 0.02)
+    assert section["margin"] == 0.02 and section["decision"]["status"] == "production"
+    assert (f"candidate wMAPE {pct(cand)} vs production {production}'s setup (changed: params) {pct(prod)}, each "
+            "retrained per origin on the same out-of-sample points") in row["status_reason"]
+    assert run(config, "--list") == 0
+    listed = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert f"{pct(prod)} retrained" in listed[row["version"]]
+
+
+@pytest.fixture(scope="module")
+def sound_production(silver_only, tmp_path_factory):
+    """A copy of `silver_only` after a SOUND production night (WEEK_BEFORE): (folder, production's version)."""
+    config, version = night_one(silver_only, tmp_path_factory.mktemp("sound"), SOUND)
+    return config.parent, version
+
+
+def test_a_setup_change_that_loses_out_of_sample_stays_staging_naming_both_wmapes(sound_production, tmp_path):
+    shutil.copytree(sound_production[0], tmp_path / "w")
+    config, production = tmp_path / "w" / "config.yaml", sound_production[1]
+    assert run(config, "--as-of", AS_OF, *with_params(UNDERFIT)) == 0
+    row, section = candidate_row(config)
+    assert row["status"] == "staging"
+    assert section["scored"] and section["out_of_sample"] and section["decision"]["status"] == "staging"
+    cand, prod = (section["overall"][m]["wmape"] for m in ("candidate", "production"))
+    assert cand > prod
+    assert row["status_reason"] == (
+        f"candidate wMAPE {pct(cand)} vs production {production}'s setup (changed: params) {pct(prod)}, each retrained "
+        f"per origin on the same out-of-sample points: {pct(cand / prod - 1)} worse, needs more than 2.0% "
+        "(training.promotion_margin)")
+
+
+def test_a_same_setup_refresh_on_newer_data_is_promoted_and_says_the_comparison_is_identical(sound_production,
+                                                                                             tmp_path):
+    shutil.copytree(sound_production[0], tmp_path / "w")
+    config, production = tmp_path / "w" / "config.yaml", sound_production[1]
+    assert run(config, "--as-of", AS_OF, *with_params(SOUND)) == 0
+    row, section = candidate_row(config)
+    assert row["status"] == "production"
+    assert section["same_setup"] and section["setup_changes"] == {} and section["out_of_sample"]
+    cand, prod = (section["overall"][m]["wmape"] for m in ("candidate", "production"))
+    assert cand == prod
+    assert row["status_reason"].endswith(f"; a refresh of production {production}'s setup: retrained per origin it "
+                                         f"scores the same out-of-sample {pct(prod)}, identical by construction")

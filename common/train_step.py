@@ -1,0 +1,179 @@
+"""Step 2's orchestration: the night's daily history in; the fitted candidate, its backtest, its registry entry and
+the promotion decision out.
+
+2_train.py loads (silver_daily, the drivers, the production row and model), calls `train_candidate` and saves
+(the artifacts, then the `model_registry` row). Nothing here writes to the database or the model folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+
+from common import db, promotion, registry, silver, training
+from common.calendar import WEEKDAYS
+from common.config import Config
+from common.errors import ConfigError, ModelError, PipelineError
+from common.features import warmup_days
+from common.forecaster import CalibrationCache, QuantileForecaster, quantile_column
+
+log = logging.getLogger(__name__)
+
+
+def check_night(cfg: Config, as_of: date, force: bool) -> str | None:
+    """Why tonight is not a training night (`training.retrain_weekdays`), or None; ConfigError for an untrainable
+    config."""
+    t = cfg.training
+    if cfg.series.by != "queue":
+        raise ConfigError(f"series.by == {cfg.series.by!r} is not supported yet by 2_train.py; use series.by: queue")
+    weekday = WEEKDAYS[as_of.weekday()]
+    if t.retrain_weekdays is not None and weekday not in t.retrain_weekdays and not force:
+        return (f"training skipped: as-of {as_of} is a {weekday}, training.retrain_weekdays is "
+                f"[{', '.join(t.retrain_weekdays)}] (use --force to train anyway)")
+    return None
+
+
+@dataclass(frozen=True)
+class Production:
+    """The production model to compare with: its version, and the loaded model or why it cannot be used."""
+
+    version: str
+    model: QuantileForecaster | None
+    note: str = ""
+
+
+def usable_production(cfg: Config, row: dict | None) -> Production | None:
+    """Production of a `model_registry` row (None without one), its model loaded when its files verify."""
+    if row is None:
+        return None
+    try:
+        return Production(row["version"], registry.load_version(cfg, row))
+    except ModelError as exc:
+        log.warning("train: production model not usable for the comparison: %s", exc)
+        return Production(row["version"], None, f"production {row['version']} is not usable: {exc}")
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """A trained candidate: what 2_train.py saves and reports."""
+
+    version: str
+    model: QuantileForecaster
+    training_meta: dict         # training.json: only what the data and config decide (a re-run writes the same bytes)
+    entry: dict                 # the model_registry row without status and artifact_sha256
+    decision: promotion.Decision
+    summary: str                # queues, training rows and backtest, for the step's message
+
+
+def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd.DataFrame | None,
+                    production: Production | None) -> TrainOutcome:
+    """Fit the candidate on `daily` (one row per queue per date < as_of), backtest it with production's setup,
+    decide its promotion.
+
+    NotEnoughHistory when no queue has enough history or the earliest backtest origin would have too little.
+    """
+    t = cfg.training
+    history, left_out = training.split_by_history(daily, t.min_history_days)
+    for row in left_out.itertuples(index=False):
+        log.info("train: queue %s left out: %d open days < training.min_history_days %d (step 3 gives it "
+                 "seasonal naive)", row.series, row.open_days, t.min_history_days)
+    make_model = partial(training.make_forecaster, t, cfg.forecast.quantiles)
+    horizon = cfg.forecast.horizon_days
+    if history.empty:
+        raise training.NotEnoughHistory(
+            f"no queue has >= training.min_history_days == {t.min_history_days} open days before {as_of} "
+            f"(most: {int(left_out['open_days'].max())})")
+    first, last = history["date"].min(), history["date"].max()
+    blank = make_model()
+    origins = training.backtest_origins(first, last, t.backtest_origins, horizon, t.backtest_step_days,
+                                        min_train_days=warmup_days(blank.lags, blank.windows) + 28)
+    holidays = silver.closed_dates_for(cfg, first.date(), as_of + timedelta(days=366))
+    fit_started = time.perf_counter()
+    # The final model's inner calibration backtest and the rolling backtest's models forecast from mostly the same
+    # weekly origins on this same history: each is computed once.
+    cache = CalibrationCache()
+    model = make_model().fit(history, holidays, exogenous=exogenous, calibration_cache=cache)
+    params = training.model_params(model)
+    data_hash = training.data_hash(history, holidays, exogenous)
+    version = training.model_version(as_of, data_hash, params)
+    log.info("train: %s fitted on %d rows (%d open training rows), %d queues, window %s..%s, %d features (%.1fs)",
+             version, len(history), model.n_train_rows_, history["series"].nunique(), first.date(), last.date(),
+             len(model.feature_names_), time.perf_counter() - fit_started)
+
+    setup, not_compared = _production_setup(production, blank, exogenous)
+    bt_started = time.perf_counter()
+    result = training.rolling_backtest(history, holidays, make_model, origins, horizon, t.retrain_per_origin,
+                                       exogenous, setup, calibration_cache=cache)
+    bt_seconds = time.perf_counter() - bt_started
+    log.info("train: calibration cache: inner forecasts computed %d times, reused %d times; %d backtest models "
+             "adopted from the calibration", cache.misses, cache.hits, cache.models_reused)
+    frame = result.frame
+    metrics = training.backtest_metrics(frame.loc[frame["method"] != training.PRODUCTION])
+    prod_model = production.model if production else None
+    newer = prod_model is None or str(model.train_end_) >= str(prod_model.train_end_)
+    section, scores = promotion.compare_with_production(result, metrics, production.version if production else None,
+                                                        setup, not_compared, newer, t.retrain_per_origin)
+    if production is not None and production.version == version:
+        decision = promotion.Decision("production", f"re-run of production {version}: same data and config, same model")
+    else:
+        decision = promotion.decide_promotion(scores, t.promotion_margin)
+    if section is not None:
+        section = {**section, "margin": t.promotion_margin,
+                   "decision": {"status": decision.status, "reason": decision.reason}}
+    log.info("train: backtest %d origins %s..%s x %d days in %.1fs\n%s", len(origins), origins[0].date(),
+             origins[-1].date(), horizon, bt_seconds,
+             training.format_accuracy(promotion.accuracy_rows(metrics, section)))
+
+    backtest = {"origins": [str(o.date()) for o in origins], "horizon_days": horizon,
+                "step_days": t.backtest_step_days, "retrain_per_origin": t.retrain_per_origin}
+    importance = _importance(model)
+    training_meta = {
+        "version": version, "as_of": str(as_of), "data_hash": data_hash, "params": params,
+        "features": model.feature_names_, "queues": model.categories_,
+        "left_out_queues": {r.series: int(r.open_days) for r in left_out.itertuples(index=False)},
+        "train_window": {"first": str(first.date()), "last": str(last.date())}, "rows": len(history),
+        "train_rows": model.n_train_rows_, "exogenous_columns": training.driver_columns(exogenous),
+        "backtest": backtest, "metrics": metrics, "feature_importance": importance,
+        "library_versions": training.library_versions(),
+    }
+    entry = {
+        "version": version, "created_at": db.utc_now(), "data_hash": data_hash,
+        "params": {**params, "min_history_days": t.min_history_days, "exogenous_table": t.exogenous_table,
+                   "backtest": backtest},
+        "metrics": {**metrics, "backtest": {**backtest, "seconds": round(bt_seconds, 1)}, "production": section,
+                    "decision": {"status": decision.status, "reason": decision.reason}},
+        "feature_importance": importance, "artifact_path": str(Path(t.model_dir) / version),
+    }
+    summary = (f"{history['series'].nunique()} queues, {model.n_train_rows_} training rows, "
+               f"backtest {len(origins)} origins in {bt_seconds:.1f}s")
+    return TrainOutcome(version, model, training_meta, entry, decision, summary)
+
+
+def _production_setup(production: Production | None, candidate: QuantileForecaster,
+                      exogenous: pd.DataFrame | None) -> tuple[training.ProductionSetup | None, str]:
+    """(production's setup to retrain in the backtest, None and why it cannot be compared)."""
+    if production is None or production.model is None:
+        return None, production.note if production else ""
+    try:
+        setup = training.production_setup(production.version, production.model, candidate, exogenous)
+    except PipelineError as exc:
+        log.warning("train: production %s not compared: %s", production.version, exc)
+        return None, str(exc)
+    log.info("train: production %s's setup %s", production.version,
+             "is the candidate's: its backtest is the candidate's" if setup.same_as_candidate
+             else f"differs in {', '.join(setup.changes)}: retrained at every backtest origin too")
+    return setup, ""
+
+
+def _importance(model: QuantileForecaster) -> dict[str, list[dict]]:
+    """Per quantile column, features by gain (highest first)."""
+    imp = model.feature_importance().sort_values(["quantile", "gain", "feature"], ascending=[True, False, True])
+    return {quantile_column(q): [{"feature": r.feature, "gain": round(float(r.gain), 3), "splits": int(r.splits)}
+                                 for r in rows.itertuples(index=False)]
+            for q, rows in imp.groupby("quantile", sort=True)}
