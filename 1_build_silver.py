@@ -7,7 +7,9 @@ outside opening hours and on holidays, then aggregate onto the complete
 interval calendar (silver_interval) and per day (silver_daily). Interval-report
 sources go straight to the aggregates. Data checks run on all rebuilt days
 before anything is committed; a failed critical check stops the step with exit
-code 2 and leaves silver as it was. Incremental: only days whose bronze rows
+code 2 and leaves silver as it was. Completeness is judged per queue on the
+intervals that normally carry its calls; only days new since the last
+successful run (a first load: its last 7 days) can stop it. Incremental: only days whose bronze rows
 changed are rebuilt (use --full to rebuild everything).
 
 Days are rebuilt in chunks of at most --chunk-days contiguous days and

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pandas as pd
 
-from common import silver, validation
+from common import completeness, silver, validation
 from common.cdr import aggregate_daily, aggregate_intervals, clip_aht, intervals_from_report
 from common.cli import StepContext, StepResult
 from common.errors import DataError
@@ -49,6 +49,12 @@ def build_silver(ctx: StepContext, full: bool, chunk_days: int, chunk_rows: int,
             return StepResult(0, f"nothing to rebuild before {as_of}: bronze unchanged since the last build", "skipped")
         history_max = silver.history_daily_max(conn, plan.dates)
         newest = silver.newest_contact(conn, cfg, as_of)
+        comparable = silver.open_intervals_near(conn, plan.dates, completeness.HISTORY_DAYS)
+        last_built = silver.last_built_date(conn)
+    # Days new since the last successful build can stop the night; older ones (a first load's history,
+    # a re-loaded old export) are listed as warnings. A first load's "new" days are its last week.
+    halt_from = (last_built + timedelta(days=1) if last_built
+                 else as_of - timedelta(days=completeness.FIRST_LOAD_HALT_DAYS))
     chunks = silver.chunk_dates(plan.dates, chunk_days, silver.bronze_rows_per_day(plan), chunk_rows)
     workers = workers if len(chunks) > 1 else 0
     log.info("silver: rebuilding %d days %s..%s in %d chunks, %d worker processes (%.1fs)", len(plan.dates),
@@ -72,7 +78,8 @@ def build_silver(ctx: StepContext, full: bool, chunk_days: int, chunk_rows: int,
                     contacts += len(chunk.calls)
                     intervals = aggregate_intervals(chunk.calls, grid)
                 else:
-                    intervals = intervals_from_report(chunk.report, grid, cfg.rules.interval_minutes)
+                    intervals = intervals_from_report(chunk.report, grid, cfg.rules.interval_minutes,
+                                                      with_source_rows=True)
                 all_intervals.append(intervals)
                 intervals, n_clipped = clip_aht(intervals, v.aht_min_seconds, v.aht_max_seconds)
                 clipped += n_clipped
@@ -92,8 +99,9 @@ def build_silver(ctx: StepContext, full: bool, chunk_days: int, chunk_rows: int,
                 *validation.check_aht(intervals, v.aht_min_seconds, v.aht_max_seconds),
                 validation.check_recency(newest, silver.last_open_end(cfg, sorted(known), as_of, closed),
                                          v.max_data_age_hours),
-                *validation.check_completeness(intervals, v.completeness_min_share, v.min_calls_per_open_interval,
-                                               v.ignore_dates),
+                *completeness.check_completeness(intervals, v.completeness_min_share, v.min_calls_per_open_interval,
+                                                 v.ignore_dates, history=comparable, halt_from=halt_from,
+                                                 closed_dates=closed),
                 validation.check_holiday_horizon(closed, cfg.rules.holidays.country, as_of, v.holiday_horizon_days),
             ]
             intervals, _ = clip_aht(intervals.reset_index(drop=True), v.aht_min_seconds, v.aht_max_seconds)
