@@ -135,8 +135,10 @@ def test_one_busy_queue_missing_an_open_day_is_critical_and_named(tmp_path: Path
         assert db.read_table(conn, tables.silver_daily).empty  # nothing written
 
 
-def test_a_first_load_lists_past_partial_days_once_and_a_new_partial_day_halts(tmp_path: Path, capsys) -> None:
-    config = write_config(tmp_path)
+def test_a_first_load_lists_past_partial_days_once_and_a_new_partial_day_halts(tmp_path: Path, capsys,
+                                                                               database_url: str) -> None:
+    # On every backend: the second night reads the comparable days and the last built day from silver.
+    config = write_config(tmp_path, database__url=database_url)
     # Billing, 3 calls every half-hour, 02-24 .. 04-04; two old days are partial: Tue 03-11 has no
     # morning (nothing before 12:00), Wed 03-19's export never came.
     days = {d: full_day() for d in weekdays(date(2025, 2, 24), date(2025, 4, 4)) if d != date(2025, 3, 19)}
