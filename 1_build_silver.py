@@ -7,7 +7,9 @@ outside opening hours and on holidays, then aggregate onto the complete
 interval calendar (silver_interval) and per day (silver_daily). Interval-report
 sources go straight to the aggregates. Data checks run on all rebuilt days
 before anything is committed; a failed critical check stops the step with exit
-code 2 and leaves silver as it was. Incremental: only days whose bronze rows
+code 2 and leaves silver as it was. Completeness is judged per queue on the
+intervals that normally carry its calls; only days new since the last
+successful run (a first load: its last 7 days) can stop it. Incremental: only days whose bronze rows
 changed are rebuilt (use --full to rebuild everything).
 
 Days are rebuilt in chunks of at most --chunk-days contiguous days and
@@ -22,117 +24,16 @@ Example:  python 1_build_silver.py --as-of 2025-03-10
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import time
-from collections import Counter
-from datetime import timedelta
 
-import pandas as pd
-
-from common import silver, validation
-from common.cdr import aggregate_daily, aggregate_intervals, clip_aht, intervals_from_report
 from common.cli import StepContext, StepResult, run_step, step_parser
-from common.errors import DataError
-
-log = logging.getLogger(__name__)
-
-
-class _CriticalCheck(Exception):
-    """Raised inside the write transaction to roll it back when a critical check failed."""
-
-    def __init__(self, critical: list[validation.CheckResult]) -> None:
-        super().__init__("critical data check failed")
-        self.critical = critical
+from common.silver_build import STEP, build_silver
 
 
 def body(ctx: StepContext) -> StepResult:
-    cfg, as_of, v = ctx.cfg, ctx.as_of, ctx.cfg.validation
-    started = time.perf_counter()
-
-    # Load inputs (what planning needs; bronze itself is read chunk by chunk below)
-    with ctx.engine.connect() as conn:
-        plan = silver.plan_build(conn, cfg, as_of, full=ctx.args.full)
-        if not plan.dates:
-            return StepResult(0, f"nothing to rebuild before {as_of}: bronze unchanged since the last build", "skipped")
-        history_max = silver.history_daily_max(conn, plan.dates)
-        newest = silver.newest_contact(conn, cfg, as_of)
-    chunks = silver.chunk_dates(plan.dates, ctx.args.chunk_days, silver.bronze_rows_per_day(plan), ctx.args.chunk_rows)
-    workers = ctx.args.workers if len(chunks) > 1 else 0
-    log.info("silver: rebuilding %d days %s..%s in %d chunks, %d worker processes (%.1fs)", len(plan.dates),
-             plan.dates[0], plan.dates[-1], len(chunks), workers, time.perf_counter() - started)
-    closed = silver.closed_dates_for(cfg, plan.read_from, as_of + timedelta(days=v.holiday_horizon_days))
-
-    # Process data + Save outputs, chunk by chunk in one transaction: a failed critical check rolls all back.
-    known = plan.first_date_per_queue
-    all_intervals, all_daily, counts = [], [], Counter()
-    written = contacts = clipped = 0
-    results = silver.iter_chunk_results(cfg, plan, chunks, closed, workers, ctx.args.log_level, ctx.run_id)
-    try:
-        with ctx.engine.begin() as conn:
-            for dates, chunk in zip(chunks, results):
-                chunk_started = time.perf_counter()
-                known = silver.queue_first_dates_merged(known, chunk.first_dates)
-                part = silver.chunk_plan(plan, dates, known, cfg)
-                grid = silver.calendar_grid(cfg, part, closed)
-                if chunk.calls is not None:
-                    counts.update(chunk.counts)
-                    contacts += len(chunk.calls)
-                    intervals = aggregate_intervals(chunk.calls, grid)
-                else:
-                    intervals = intervals_from_report(chunk.report, grid, cfg.rules.interval_minutes)
-                all_intervals.append(intervals)
-                intervals, n_clipped = clip_aht(intervals, v.aht_min_seconds, v.aht_max_seconds)
-                clipped += n_clipped
-                daily = aggregate_daily(intervals, closed)
-                all_daily.append(daily)
-                written += silver.replace_silver(conn, part, chunk.calls, intervals, daily, ctx.run_id)
-                log.info("silver: %s..%s: %d bronze rows -> %s%d intervals, %d queue-days (%.1fs writing)",
-                         dates[0], dates[-1], chunk.bronze_rows,
-                         "" if chunk.calls is None else f"{len(chunk.calls)} contacts, ", len(intervals), len(daily),
-                         time.perf_counter() - chunk_started)
-                del chunk
-
-            # The checks see all rebuilt days at once, exactly as if they had been built in one go.
-            intervals = pd.concat(all_intervals).sort_values(["queue", "interval_start_utc"], kind="stable")
-            daily = pd.concat(all_daily).sort_values(["queue", "date"], kind="stable").reset_index(drop=True)
-            checks = [
-                *validation.check_aht(intervals, v.aht_min_seconds, v.aht_max_seconds),
-                validation.check_recency(newest, silver.last_open_end(cfg, sorted(known), as_of, closed),
-                                         v.max_data_age_hours),
-                *validation.check_completeness(intervals, v.completeness_min_share, v.min_calls_per_open_interval,
-                                               v.ignore_dates),
-                validation.check_holiday_horizon(closed, cfg.rules.holidays.country, as_of, v.holiday_horizon_days),
-            ]
-            intervals, _ = clip_aht(intervals.reset_index(drop=True), v.aht_min_seconds, v.aht_max_seconds)
-            checks += validation.check_volume_range(daily, history_max, v.volume_max_ratio)
-            checks += validation.check_silver_schema(intervals, daily)
-            checks_frame = validation.results_frame(checks)
-            for r in checks:
-                if not r.passed:
-                    log.warning("check %s (%s)%s: %s", r.check_name, r.severity, f" [{r.queue}]" if r.queue else "",
-                                r.detail)
-            critical = validation.failed_critical(checks)
-            if critical:
-                raise _CriticalCheck(critical)
-            silver.save_checks(conn, checks_frame, ctx.run_id, "1_build_silver", as_of)
-    except _CriticalCheck as failed:
-        # Checks always (so a failed night shows why), in their own transaction; silver stays as it was.
-        with ctx.engine.begin() as conn:
-            silver.save_checks(conn, checks_frame, ctx.run_id, "1_build_silver", as_of)
-        raise DataError("critical data check failed, silver not written: "
-                        + " | ".join(f"{c.check_name}: {c.detail}" for c in failed.critical)) from None
-    finally:
-        results.close()  # stops the worker processes if a chunk failed
-    if counts:
-        log.info("silver: %s", ", ".join(f"{k}={counts[k]}" for k in counts))
-    open_days = daily[daily["is_open"]]
-    message = (f"{len(plan.dates)} days rebuilt ({plan.dates[0]}..{plan.dates[-1]}): "
-               f"{contacts} contacts, {len(intervals)} intervals, {len(daily)} queue-days, "
-               f"{int(open_days['offered'].sum())} offered on open days; {len(checks)} checks, "
-               f"{int((~checks_frame['passed']).sum())} warnings; {clipped} AHT values clipped")
-    return StepResult(written, message)
+    a = ctx.args
+    return build_silver(ctx, full=a.full, chunk_days=a.chunk_days, chunk_rows=a.chunk_rows, workers=a.workers)
 
 
 def _count(minimum: int):
@@ -159,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=_count(0), default=min(2, cpus) if cpus > 1 else 0,
                         help="processes that read bronze and build contacts ahead while this one writes "
                              "(default: 2 with 2+ CPUs; each holds about one chunk); 0 = all in this process")
-    return run_step("1_build_silver", parser, body, argv)
+    return run_step(STEP, parser, body, argv)
 
 
 if __name__ == "__main__":

@@ -519,8 +519,13 @@ def _report_minutes(local_starts: pd.Series) -> int:
     return int(reduce(math.gcd, since_midnight.astype("int64").unique().tolist(), 1440))
 
 
-def intervals_from_report(report: pd.DataFrame, grid: pd.DataFrame, interval_minutes: int) -> pd.DataFrame:
+def intervals_from_report(report: pd.DataFrame, grid: pd.DataFrame, interval_minutes: int,
+                          with_source_rows: bool = False) -> pd.DataFrame:
     """silver_interval from an interval-report source: one row per grid row, same columns as aggregate_intervals.
+
+    With `with_source_rows`, also `source_rows`: how many report rows (after dedup) fell in the interval, so a
+    row that reports 0 calls still shows the export covered it (0: the export had no row for it). It is for
+    the completeness check and is not stored in silver_interval.
 
     Decisions (so the two source kinds mean the same downstream):
     - a repeated (queue, interval_start_utc) keeps the row of the highest load_id (the newest export);
@@ -578,7 +583,7 @@ def intervals_from_report(report: pd.DataFrame, grid: pd.DataFrame, interval_min
     reported = is_open & per["offered"].notna().to_numpy()
     offered_all = per["offered"].fillna(0.0).to_numpy()
     # An open interval without a report row had no calls (0, not unknown); closed ones hold no offered demand.
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "queue": grid["queue"].astype("str").to_numpy(),
         "date": grid["date"].to_numpy(),
         "interval_start": grid["interval_start"].to_numpy(),
@@ -591,6 +596,9 @@ def intervals_from_report(report: pd.DataFrame, grid: pd.DataFrame, interval_min
         "aht_seconds": np.where(reported, per["aht_seconds"].to_numpy(), np.nan),
         "is_open": is_open,
     }).astype({"queue": "str"})
+    if with_source_rows:
+        out["source_rows"] = np.bincount(pos.to_numpy(), minlength=n).astype("int64")
+    return out
 
 
 def clip_aht(frame: pd.DataFrame, low: float, high: float) -> tuple[pd.DataFrame, int]:

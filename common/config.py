@@ -158,6 +158,7 @@ class RulesConfig(_Strict):
 
 
 class ValidationConfig(_Strict):
+    # Share of the intervals that normally carry a queue's calls that must hold data (common/completeness.py); 0 = off
     completeness_min_share: float = Field(0.8, ge=0, le=1)
     min_calls_per_open_interval: float = Field(2.0, ge=0)  # queues quieter than this are not judged on completeness
     max_data_age_hours: float = Field(36, gt=0)
@@ -165,7 +166,7 @@ class ValidationConfig(_Strict):
     aht_min_seconds: float = Field(30, ge=0)
     aht_max_seconds: float = Field(3600, gt=0)
     holiday_horizon_days: int = Field(365, ge=0)
-    ignore_dates: list[date] = Field(default_factory=list)  # known outages: not judged for completeness
+    ignore_dates: list[date] = Field(default_factory=list)  # known outages: not judged for completeness, nor compared with
 
     @model_validator(mode="after")
     def _aht_range(self) -> ValidationConfig:

@@ -341,6 +341,35 @@ def history_daily_max(conn: Connection, dates: list[date]) -> pd.Series:
     return frame.set_index("queue")["offered"] if not frame.empty else pd.Series(dtype="float64")
 
 
+def last_built_date(conn: Connection) -> date | None:
+    """The newest day silver holds (from silver_day_state, which only committed, successful builds write)."""
+    value = conn.execute(select(func.max(tables.silver_day_state.c.date))).scalar()
+    return None if value is None else pd.Timestamp(value).date()
+
+
+def open_intervals_near(conn: Connection, dates: list[date], days: int) -> pd.DataFrame:
+    """silver_interval's open intervals within `days` of any of `dates`, those dates themselves left out.
+
+    The history the completeness check compares rebuilt days with; one range per run of consecutive dates.
+    """
+    t = tables.silver_interval
+    ranges: list[list[date]] = []
+    for run in chunk_dates(dates, len(dates)):
+        lo, hi = run[0] - timedelta(days=days), run[-1] + timedelta(days=days)
+        if ranges and lo <= ranges[-1][1]:
+            ranges[-1][1] = max(ranges[-1][1], hi)
+        else:
+            ranges.append([lo, hi])
+    if not ranges:
+        return pd.DataFrame()
+    near = t.c.date.between(*ranges[0])
+    for lo, hi in ranges[1:]:
+        near = near | t.c.date.between(lo, hi)
+    frame = db.read_table(conn, t, where=t.c.is_open & near, columns=[
+        "queue", "date", "interval_start", "offered", "offered_outside_hours", "short_abandoned", "is_open"])
+    return frame.loc[~frame["date"].isin(pd.to_datetime(dates))].reset_index(drop=True)
+
+
 def newest_contact(conn: Connection, cfg: Config, as_of: date) -> pd.Timestamp | None:
     """The newest start time in bronze before the run's date.
 

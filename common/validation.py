@@ -63,41 +63,6 @@ def check_silver_schema(intervals: pd.DataFrame, daily: pd.DataFrame) -> list[Ch
     return results
 
 
-def check_completeness(intervals: pd.DataFrame, min_share: float, min_calls_per_interval: float,
-                       ignore_dates: Iterable[date] = ()) -> list[CheckResult]:
-    """Per day: the share of its open intervals (of queues busy enough to judge) in which any contact arrived.
-
-    A quiet queue (fewer than `min_calls_per_interval` contacts per open interval on average) can have empty
-    intervals by chance, so it is not judged. A day below `min_share` usually means a missing or cut export.
-    """
-    if intervals.empty:
-        return [CheckResult("completeness", CRITICAL, True, "no intervals to judge")]
-    open_ = intervals[intervals["is_open"]]
-    activity = open_.groupby("queue")["offered"].mean()
-    judged = activity[activity >= min_calls_per_interval].index
-    frame = open_[open_["queue"].isin(judged)]
-    frame = frame[~frame["date"].dt.date.isin(set(ignore_dates))]
-    if frame.empty:
-        return [CheckResult("completeness", CRITICAL, True,
-                            f"no queue busy enough to judge (>= {min_calls_per_interval} per open interval)")]
-    # Judge time coverage, not each queue: an interval counts as covered when any judged queue has a contact in it.
-    has_data = (frame["offered"] + frame["offered_outside_hours"] + frame.get("short_abandoned", 0).fillna(0)) > 0
-    covered = has_data.groupby([frame["date"], frame["interval_start_utc"]]).any()
-    share = covered.groupby(level="date").mean()
-    bad = share[share < min_share]
-    if bad.empty:
-        return [CheckResult("completeness", CRITICAL, True,
-                            f"{len(share)} days, lowest share of open intervals with data {share.min():.0%}",
-                            value=float(share.min()), threshold=min_share)]
-    shown = ", ".join(f"{d:%Y-%m-%d} ({s:.0%})" for d, s in bad.head(5).items())
-    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-    return [CheckResult(
-        "completeness", CRITICAL, False,
-        f"{len(bad)} days have data in fewer than {min_share:.0%} of their open intervals: {shown}{more}. "
-        "Load the missing export, or list known outages in validation.ignore_dates",
-        value=float(bad.min()), threshold=min_share)]
-
-
 def check_recency(newest_contact: datetime | None, last_open_end: datetime | None, max_age_hours: float) -> CheckResult:
     """The newest contact must be close to the end of the last open interval before the run's date."""
     if newest_contact is None:

@@ -532,3 +532,18 @@ def test_interval_report_coarser_than_the_configured_interval_is_a_data_error():
     grid = cal.interval_grid(["ALL"], ts("2025-05-02"), ts("2025-05-02"), 30, TZ, HOURS, CLOSED)
     with pytest.raises(DataError, match="60 minutes long .* set rules.interval_minutes to 60"):
         intervals_from_report(report, grid, 30)
+
+
+def test_interval_report_source_rows_count_the_rows_behind_each_interval_zero_rows_included():
+    report = report_rows([
+        ("2025-05-02 09:00", 0, 0, 0, np.nan, 1),    # a row saying 0 calls: the export covered 09:00
+        ("2025-05-02 10:00", 2, 2, 0, 100.0, 1),     # two 15-minute rows in 10:00
+        ("2025-05-02 10:15", 1, 1, 0, 100.0, 1),
+        ("2025-05-02 10:15", 3, 3, 0, 100.0, 2),     # a newer export of 10:15 replaces the row, adds none
+    ])
+    grid = cal.interval_grid(["ALL"], ts("2025-05-02"), ts("2025-05-02"), 30, TZ, HOURS, CLOSED)
+    out = intervals_from_report(report, grid, 30, with_source_rows=True).set_index("interval_start")
+    assert list(out.columns) == [c for c in INTERVAL_COLUMNS if c != "interval_start"] + ["source_rows"]
+    assert out.loc[ts("2025-05-02 09:00"), ["offered", "source_rows"]].tolist() == [0, 1]
+    assert out.loc[ts("2025-05-02 10:00"), ["offered", "source_rows"]].tolist() == [5, 2]
+    assert out["source_rows"].sum() == 3  # every other interval: no row
