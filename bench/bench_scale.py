@@ -217,7 +217,7 @@ def daily_aggregation_timing(url: str, config: Path) -> dict:
     from sqlalchemy import case, func, select
 
     from common import db, tables
-    from common.cdr import aggregate_daily
+    from common.aggregate import aggregate_daily
     from common.config import load_config
     from common.silver import closed_dates_for
 

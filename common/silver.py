@@ -30,7 +30,8 @@ from sqlalchemy.engine import Connection
 
 from common import db, tables
 from common.calendar import holiday_calendar, interval_grid, parse_opening_hours
-from common.cdr import ContactRules, apply_queue_aliases, contacts_from_legs
+from common.aggregate import apply_queue_aliases
+from common.cdr import ContactRules, contacts_from_legs
 from common.config import Config
 
 log = logging.getLogger(__name__)

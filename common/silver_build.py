@@ -16,7 +16,7 @@ from datetime import timedelta
 import pandas as pd
 
 from common import completeness, silver, validation
-from common.cdr import aggregate_daily, aggregate_intervals, clip_aht, intervals_from_report
+from common.aggregate import aggregate_daily, aggregate_intervals, clip_aht, intervals_from_report
 from common.cli import StepContext, StepResult
 from common.errors import DataError
 

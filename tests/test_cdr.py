@@ -12,19 +12,16 @@ import pandas as pd
 import pytest
 
 from common import calendar as cal
+from common.aggregate import aggregate_daily, aggregate_intervals, clip_aht, intervals_from_report
 from common.cdr import (
     DAILY_COLUMNS,
     INTERVAL_COLUMNS,
     SILVER_CALLS_COLUMNS,
     ContactRules,
-    aggregate_daily,
-    aggregate_intervals,
     attribute_transfers,
-    clip_aht,
     collapse_redials,
     contacts_from_legs,
     dedup_legs,
-    intervals_from_report,
     mark_short_abandons,
 )
 from common.errors import ConfigError, DataError

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from common import db, registry, tables
 from common.calendar import interval_grid, parse_opening_hours
-from common.cdr import aggregate_daily
+from common.aggregate import aggregate_daily
 from common.config import load_config
 from common.forecaster import QuantileForecaster
 from common.silver import closed_dates_for

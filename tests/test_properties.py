@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from common import calendar as cal
 from common import db, tables
-from common.cdr import aggregate_intervals, contacts_from_legs
+from common.aggregate import aggregate_intervals
+from common.cdr import contacts_from_legs
 from common.config import load_config
 from tests.conftest import CDR_COLUMNS, write_config
 from tests.test_cdr import CLOSED, HOURS, RULES, TZ  # the same hand-checked rules
