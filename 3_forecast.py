@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Step 3: forecast each queue forecast.horizon_days ahead, split it into intervals, staff it -> gold.
 
-For --as-of D the production model (model_registry, artifacts verified by sha256) forecasts every
-queue for D .. D+horizon-1 recursively from silver_daily before D; closed days and holidays are 0.
-A queue gets the weekly seasonal naive forecast instead (reason in fallback_reason) when there is
-no usable model, the queue is new or has < training.min_history_days open days, or its forecast
+For --as-of D a model trained only on data before D (model_registry, artifacts verified by sha256)
+forecasts every queue for D .. D+horizon-1 recursively from silver_daily before D; closed days and
+holidays are 0. That is the production model for the nightly run; a backfill (an earlier D) uses the
+version that was production on D, else the newest one trained before D (e.g. by 2_train.py --as-of D),
+never a model that has seen the days it forecasts. A queue gets the weekly seasonal naive forecast
+instead (reason in fallback_reason) when there is no such model, the queue is new or has < training.min_history_days open days, or its forecast
 fails a check of forecast.guards (negative values, total off the recent same-weekday level, an
 interval spike, an intraday shape unlike history); the run still succeeds. Days are split into
 intervals by the same-weekday profile of the last forecast.profile_weeks weeks, AHT comes from
@@ -61,7 +63,7 @@ def body(ctx: StepContext) -> StepResult:
                      if cfg.training.exogenous_table else None)
     if daily.empty:
         raise DataError(f"silver_daily has no rows before as-of {as_of}; run 1_build_silver.py first")
-    version, model, problem = _production_model(ctx.engine, cfg)
+    version, model, problem = _production_model(ctx.engine, cfg, as_of)
     log.info("forecast: read %d silver_daily rows (%d queues), %d silver_interval rows (last %d weeks); "
              "model %s (%.1fs)", len(daily), daily["queue"].nunique(), len(history_int), weeks,
              version or f"none: {problem}", time.perf_counter() - started)
@@ -108,13 +110,16 @@ def _read_intervals(conn: Connection, start: date, as_of: date) -> pd.DataFrame:
                                   "aht_seconds", "is_open"])
 
 
-def _production_model(engine: Engine, cfg: Config) -> tuple[str | None, QuantileForecaster | None, str | None]:
-    """(version, model, None), or (None, None, why) when there is no usable production model."""
+def _production_model(engine: Engine, cfg: Config,
+                      as_of: date) -> tuple[str | None, QuantileForecaster | None, str | None]:
+    """(version, model, None) of the model trained before `as_of` (production for the nightly run; registry.load_for
+    says which for a backfill), or (None, None, why) when there is none."""
     try:
-        version, model = registry.load_production(engine, cfg)
+        version, model, why = registry.load_for(engine, cfg, as_of)
     except ModelError as exc:
-        log.warning("forecast: no usable production model, every queue gets seasonal naive: %s", exc)
-        return None, None, f"production model not usable: {exc}"
+        log.warning("forecast: no usable model for as-of %s, every queue gets seasonal naive: %s", as_of, exc)
+        return None, None, str(exc)
+    log.info("forecast: model %s for as-of %s: %s", version, as_of, why)
     return version, model, None
 
 

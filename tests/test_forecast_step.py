@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -73,14 +73,19 @@ def setup_db(tmp_path: Path, data, register: bool = True) -> Path:
         db.insert_frame(conn, tables.silver_interval, intervals)
         db.insert_frame(conn, tables.silver_daily, daily)
     if register:
-        version = "v20250309-test0001"
-        shas = registry.write_artifacts(cfg.path(cfg.training.model_dir) / version, model, {"version": version})
-        entry = {"version": version, "created_at": db.utc_now(), "data_hash": "d" * 64, "params": {}, "metrics": {},
-                 "feature_importance": {}, "artifact_path": f"{cfg.training.model_dir}/{version}",
-                 "artifact_sha256": shas}
-        with engine.begin() as conn:
-            registry.save_version(conn, entry, "production", "test")
+        register_model(path, model, "v20250309-test0001")
     return path
+
+
+def register_model(path: Path, model: QuantileForecaster, version: str, promoted_at: datetime | None = None) -> None:
+    """Save `model` as the production `version` (promoted at `promoted_at`, default now; the previous is archived)."""
+    cfg = load_config(path)
+    shas = registry.write_artifacts(cfg.path(cfg.training.model_dir) / version, model, {"version": version})
+    entry = {"version": version, "created_at": promoted_at or db.utc_now(), "data_hash": "d" * 64, "params": {},
+             "metrics": {}, "feature_importance": {}, "artifact_path": f"{cfg.training.model_dir}/{version}",
+             "artifact_sha256": shas}
+    with db.make_engine(cfg.database_url).begin() as conn:
+        registry.save_version(conn, entry, "production", "test", now=promoted_at)
 
 
 def run(path: Path, as_of: date = AS_OF) -> int:
@@ -186,3 +191,40 @@ def test_same_as_of_twice_gives_identical_rows_and_other_origins_are_kept(tmp_pa
         runs = conn.execute(select(tables.pipeline_runs.c.status).where(
             tables.pipeline_runs.c.step == "3_forecast")).scalars().all()
     assert runs == ["success"] * 3
+
+
+# --- backfills: a model trained only on data before the as-of ----------------------------------------------
+
+BACKFILL = AS_OF - timedelta(days=14)  # 2025-02-24, a Monday; the production model was trained up to 03-08
+
+
+@pytest.fixture(scope="module")
+def older_model(data, tmp_path_factory):
+    """A tiny model trained on Support and Billing before BACKFILL only."""
+    cfg = load_config(write_config(tmp_path_factory.mktemp("cfg_old")))
+    history = model_history(data[1])
+    return QuantileForecaster(params=TINY).fit(history.loc[history["date"] < pd.Timestamp(BACKFILL)],
+                                               closed_dates_for(cfg, FIRST, LAST))
+
+
+def test_a_backfill_uses_the_model_that_was_production_then_and_the_nightly_run_uses_production(
+        tmp_path, data, older_model):
+    path = setup_db(tmp_path, data, register=False)
+    register_model(path, older_model, "v20250217-old00001", datetime(2025, 2, 17, 1))
+    register_model(path, data[2], "v20250309-test0001", datetime(2025, 3, 10, 1))  # archives the older one
+    assert run(path, BACKFILL) == 0
+    assert run(path, AS_OF) == 0
+    fc = read(path, tables.gold_forecast_daily)
+    models = fc.loc[fc["method"] == "lightgbm"].groupby("forecast_origin")["model_version"].agg(set).to_dict()
+    assert models == {pd.Timestamp(BACKFILL): {"v20250217-old00001"}, pd.Timestamp(AS_OF): {"v20250309-test0001"}}
+
+
+def test_a_backfill_with_no_model_trained_before_it_gets_seasonal_naive_saying_how_to_backfill(tmp_path, data):
+    path = setup_db(tmp_path, data)  # production trained on data up to 03-08, after the backfill's as-of
+    assert run(path, BACKFILL) == 0
+    fc = read(path, tables.gold_forecast_daily)
+    assert set(fc["method"]) == {"seasonal_naive"} and fc["model_version"].isna().all()
+    assert fc["fallback_reason"].str.contains(
+        "no model trained before 2025-02-24 exists (production v20250309-test0001 was trained on data up to "
+        "2025-03-08, so it has seen the days it would forecast); run `2_train.py --as-of 2025-02-24`",
+        regex=False).all()
