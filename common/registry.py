@@ -283,7 +283,8 @@ class ModelChoice:
 
 
 def training_windows(cfg: Config, registry: pd.DataFrame) -> pd.DataFrame:
-    """One row per version of `registry` (`read_registry` rows): version, train_first, train_last, window_source.
+    """One row per version of `registry` (version, artifact_path: None for a version without a registry row):
+    version, train_first, train_last, window_source.
 
     `train_last` is the last day of data the model was trained on (NaT when no
     file or name tells it); `window_source` says where it was read: training.json,
@@ -291,19 +292,20 @@ def training_windows(cfg: Config, registry: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for row in registry.loc[:, ["version", "artifact_path"]].itertuples(index=False):
-        first, last, source = _window_of(cfg.path(row.artifact_path), row.version)
+        folder = cfg.path(row.artifact_path) if isinstance(row.artifact_path, str) else None  # None: no registry row
+        first, last, source = _window_of(folder, row.version)
         rows.append({"version": row.version, "train_first": first, "train_last": last, "window_source": source})
     frame = pd.DataFrame(rows, columns=["version", "train_first", "train_last", "window_source"])
     return frame.astype({"train_first": "datetime64[ns]", "train_last": "datetime64[ns]"})
 
 
-def _window_of(directory: Path, version: str) -> tuple[pd.Timestamp, pd.Timestamp, str | None]:
+def _window_of(directory: Path | None, version: str) -> tuple[pd.Timestamp, pd.Timestamp, str | None]:
     """(first, last, source) of one version's training window, read from its files, else from its name."""
-    meta = _read_json(directory / TRAINING_META_FILE)
+    meta = {} if directory is None else _read_json(directory / TRAINING_META_FILE)
     window = meta.get("train_window") if isinstance(meta.get("train_window"), dict) else {}
     if window.get("last"):
         return pd.Timestamp(window.get("first")), pd.Timestamp(window["last"]), TRAINING_META_FILE
-    train_end = _read_json(directory / MODEL_META_FILE).get("train_end")
+    train_end = None if directory is None else _read_json(directory / MODEL_META_FILE).get("train_end")
     if train_end:
         return pd.NaT, pd.Timestamp(train_end), MODEL_META_FILE
     named = _VERSION_AS_OF.match(version)
