@@ -13,7 +13,10 @@ becomes production when it beats seasonal naive and beats production's wMAPE by
 training.promotion_margin, else it stays staging with the reason. The same data
 and config give the same version and bytes: a re-run replaces, never
 duplicates. Nights whose weekday is not in training.retrain_weekdays are
-skipped (--force trains anyway).
+skipped (--force trains anyway). A run with --set overrides (other than
+database.*, source.*, report.*, training.model_dir: where things are) is a
+what-if unless --publish is given: its model is registered as staging, never
+promoted.
 
 Examples:
   python 2_train.py --as-of 2025-03-10
@@ -36,7 +39,10 @@ from sqlalchemy.exc import DBAPIError
 
 from common import db, registry, silver, training
 from common.calendar import WEEKDAYS
-from common.cli import StepContext, StepResult, describe_db_error, run_step, setup_logging, step_parser
+from common.cli import (
+    StepContext, StepResult, describe_db_error, recorded_overrides, run_step, setup_logging, step_parser,
+    what_if_overrides,
+)
 from common.config import Config, load_config
 from common.errors import ConfigError, DataError, ModelError, PipelineError
 from common.features import warmup_days
@@ -131,6 +137,11 @@ def _train(ctx: StepContext) -> StepResult:
         decision = training.Decision("production", f"re-run of production {version}: same data and config, same model")
     else:
         decision = training.decide_promotion(scores, t.promotion_margin)
+        if what_if_overrides(ctx.args.overrides) and not ctx.args.publish:  # never replaces the nightly's model
+            overrides = recorded_overrides(what_if_overrides(ctx.args.overrides), cfg.database_url)
+            decision = training.Decision("staging", f"what-if run with overrides {' '.join(overrides)}: not promoted; "
+                                                    f"use --publish (the promotion rule said {decision.status}: "
+                                                    f"{decision.reason})")
     log.info("train: backtest %d origins %s..%s x %d days in %.1fs\n%s", len(origins), origins[0].date(),
              origins[-1].date(), horizon, bt_seconds, training.format_accuracy(_overall_rows(metrics, section)))
 
@@ -273,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = step_parser("2_train.py", __doc__)
     parser.add_argument("--force", action="store_true",
                         help="train even when training.retrain_weekdays excludes the as-of's weekday")
+    parser.add_argument("--publish", action="store_true",
+                        help="with --set: let the model be promoted (without it, a run with --set is a what-if: "
+                             "its model is registered as staging, never promoted)")
     admin = parser.add_mutually_exclusive_group()
     admin.add_argument("--list", action="store_true", help="print the model versions and exit (no training)")
     admin.add_argument("--promote", metavar="VERSION", default=None,

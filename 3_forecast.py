@@ -16,7 +16,16 @@ Writes gold_forecast_daily, gold_forecast_interval, gold_staffing_interval and g
 in one transaction (re-running an as-of replaces that origin's rows; other origins stay) and one
 data_quality_checks row per queue per check.
 
-Example:  python 3_forecast.py --as-of 2025-03-10
+A run with --set overrides is a what-if unless --publish is given (overrides of database.*, source.*,
+report.* and training.model_dir only say where things are and do not count): the forecast and staffing
+go to <report.output_dir>/<as-of>/whatif-<run_id>/ (forecast_daily.csv, forecast_interval.csv,
+staffing_interval.csv, staffing_daily.csv, checks.csv, overrides.json) and nothing to the database
+but its pipeline_runs row (with the overrides), so what Power BI shows never changes by accident.
+
+Examples:
+  python 3_forecast.py --as-of 2025-03-10
+  python 3_forecast.py --as-of 2025-03-10 --set staffing.service_level=0.9             (what-if: files only)
+  python 3_forecast.py --as-of 2025-03-10 --set staffing.service_level=0.9 --publish   (replaces the origin)
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Connection, Engine
 
 from common import db, forecast_run, guards, registry, silver, tables, training, validation
-from common.cli import StepContext, StepResult, run_step, step_parser
+from common.cli import StepContext, StepResult, recorded_overrides, run_step, step_parser, what_if_overrides
 from common.config import Config
 from common.errors import ConfigError, DataError, ModelError
 from common.forecaster import QuantileForecaster
@@ -75,7 +84,8 @@ def body(ctx: StepContext) -> StepResult:
     queues = run.queues
     forecast_run.log_planner_lines(staffing, staff_daily)
 
-    # Save outputs: one transaction; this origin's rows are replaced, other origins stay
+    # Save outputs: one transaction; this origin's rows are replaced, other origins stay. A what-if (--set without
+    # --publish) is written to files instead, so it never changes what Power BI shows.
     stamp = {"run_id": ctx.run_id, "forecast_origin": pd.Timestamp(as_of)}
     frames = {
         tables.gold_forecast_daily: forecast.assign(**stamp),
@@ -83,15 +93,32 @@ def body(ctx: StepContext) -> StepResult:
         tables.gold_staffing_interval: staffing.assign(**stamp),
         tables.gold_staffing_daily: staff_daily.assign(**stamp),
     }
-    with ctx.engine.begin() as conn:
-        written = _replace_origin(conn, as_of, frames)
-        silver.save_checks(conn, validation.results_frame(checks), ctx.run_id, STEP, as_of)
     n_fallback = forecast.loc[forecast["method"] == guards.SEASONAL_NAIVE, "queue"].nunique()
     message = (f"origin {as_of}: {len(queues)} queues x {f.horizon_days} days, {len(queues) - n_fallback} lightgbm "
                f"({version or 'no model'}), {n_fallback} seasonal naive; {len(interval_fc)} intervals staffed, "
                f"{staff_daily['staff_hours_p50'].sum():.0f} staff-hours (p50); "
                f"{sum(not c.passed for c in checks)} of {len(checks)} checks failed")
+    if what_if_overrides(ctx.args.overrides) and not ctx.args.publish:
+        return _save_whatif(ctx, frames, checks, recorded_overrides(ctx.args.overrides, cfg.database_url), message)
+    with ctx.engine.begin() as conn:
+        written = _replace_origin(conn, as_of, frames)
+        silver.save_checks(conn, validation.results_frame(checks), ctx.run_id, STEP, as_of)
     return StepResult(written, message)
+
+
+def _save_whatif(ctx: StepContext, frames: dict, checks: list[validation.CheckResult], overrides: list[str],
+                 message: str) -> StepResult:
+    """A run with --set and without --publish: its outputs as CSV files under report.output_dir, nothing to gold."""
+    folder = ctx.cfg.path(ctx.cfg.report.output_dir) / ctx.as_of.isoformat() / f"whatif-{ctx.run_id}"
+    again = " ".join(["python 3_forecast.py", *(["--config", ctx.args.config] if ctx.args.config else []),
+                      "--as-of", ctx.as_of.isoformat(), *(f"--set {item}" for item in overrides), "--publish"])
+    forecast_run.write_whatif(folder, {t.name.removeprefix("gold_"): frame for t, frame in frames.items()},
+                              validation.results_frame(checks),
+                              {"run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "overrides": overrides,
+                               "publish_with": again})
+    log.info("forecast: what-if run (--set %s): NOT published, gold tables unchanged; forecast and staffing are in "
+             "%s; to publish them, run: %s", " --set ".join(overrides), folder, again)
+    return StepResult(0, f"what-if (not published): {message}; files in {folder}; publish with --publish")
 
 
 def _read_daily(conn: Connection, as_of: date) -> pd.DataFrame:
@@ -133,6 +160,9 @@ def _replace_origin(conn: Connection, as_of: date, frames: dict) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = step_parser("3_forecast.py", __doc__)
+    parser.add_argument("--publish", action="store_true",
+                        help="with --set: write the forecast to gold, replacing the published origin (without it, a "
+                             "run with --set is a what-if written to <report.output_dir>/<as-of>/whatif-<run_id>/)")
     return run_step(STEP, parser, body, argv)
 
 

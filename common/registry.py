@@ -332,7 +332,7 @@ def choose_model(registry: pd.DataFrame, as_of: date, day_end_utc: datetime) -> 
        that is production itself. A window that cannot be read is left to the load, which checks the files;
     2. else the version trained closest before `as_of` (latest window end, newest registration among equals),
        e.g. one `2_train.py --as-of D` registered; a staging version whose own backtest did not beat seasonal
-       naive is never used;
+       naive, or a what-if's (2_train.py --set without --publish), is never used;
     3. else none: every queue gets seasonal naive, with the reason.
     A registry that never had a production model has no model for any date, as before backfills were checked.
     """
@@ -360,8 +360,9 @@ def choose_model(registry: pd.DataFrame, as_of: date, day_end_utc: datetime) -> 
         if last < day:
             return ModelChoice(on_day["version"], f"{role}, trained on data up to {last.date()}", is_current)
         note = f"; {on_day['version']} ({role}) was trained on data up to {last.date()}"
+    what_if = frame["status_reason"].fillna("").astype(str).str.startswith("what-if")  # 2_train.py --set, no --publish
     usable = frame["train_last"].notna() & (frame["train_last"] < day) & (
-        (frame["status"] == "production") | ~frame["metrics"].map(_lost_to_naive).astype(bool))
+        (frame["status"] == "production") | ~(frame["metrics"].map(_lost_to_naive).astype(bool) | what_if))
     trained = frame.loc[usable].sort_values(["train_last", "created_at", "version"], kind="stable")
     if len(trained):
         best = trained.iloc[-1]

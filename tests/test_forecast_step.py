@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from common import db, registry, tables
+from common.cli import what_if_overrides
 from common.calendar import interval_grid, parse_opening_hours
 from common.cdr import aggregate_daily
 from common.config import load_config
@@ -228,3 +230,48 @@ def test_a_backfill_with_no_model_trained_before_it_gets_seasonal_naive_saying_h
         "no model trained before 2025-02-24 exists (production v20250309-test0001 was trained on data up to "
         "2025-03-08, so it has seen the days it would forecast); run `2_train.py --as-of 2025-02-24`",
         regex=False).all()
+
+
+# --- what-ifs: --set without --publish never changes the published origin -----------------------------------
+
+def test_overrides_that_only_say_where_things_are_do_not_make_a_what_if():
+    given = ["database.url=sqlite:///x.db", "source.csv_glob=in/*.csv", "report.output_dir=out", "training.model_dir=m",
+             "staffing.service_level=0.9", "training.params.n_estimators=5", "training.model_dirs=x"]
+    assert what_if_overrides(given) == ["staffing.service_level=0.9", "training.params.n_estimators=5",
+                                        "training.model_dirs=x"]
+
+
+def runs_of(path: Path) -> pd.DataFrame:
+    return read(path, tables.pipeline_runs).sort_values("started_at").reset_index(drop=True)
+
+
+def test_a_what_if_run_leaves_the_published_rows_unchanged_and_writes_its_files(tmp_path, data):
+    path = setup_db(tmp_path, data)
+    assert run(path) == 0
+    published = {t.name: read(path, t) for t in (*forecast_step.GOLD_TABLES, tables.data_quality_checks)}
+    whatif = ["--config", str(path), "--as-of", AS_OF.isoformat(), "--set", "staffing.service_level=0.95"]
+    assert forecast_step.main(whatif) == 0
+    for name, before in published.items():
+        pd.testing.assert_frame_equal(read(path, tables.metadata.tables[name]), before)
+    last = runs_of(path).iloc[-1]
+    assert last["status"] == "success" and last["message"].startswith("what-if (not published): origin 2025-03-10")
+    assert last["overrides"] == '["staffing.service_level=0.95"]' and last["rows_written"] == 0
+    folder = tmp_path / "output" / "2025-03-10" / f"whatif-{last['run_id']}"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "checks.csv", "forecast_daily.csv", "forecast_interval.csv", "overrides.json", "staffing_daily.csv",
+        "staffing_interval.csv"]
+    # the same forecast, staffed for 95% instead of 80% answered within 20 s: never fewer agents, more in total
+    staffed = pd.read_csv(folder / "staffing_interval.csv")
+    base = published["gold_staffing_interval"]
+    assert len(staffed) == len(base) and staffed["agents_p50"].sum() > base["agents_p50"].sum()
+    assert pd.read_csv(folder / "forecast_daily.csv")["p50"].sum() == pytest.approx(
+        published["gold_forecast_daily"]["p50"].sum())
+    record = json.loads((folder / "overrides.json").read_text())
+    assert record["overrides"] == ["staffing.service_level=0.95"] and record["publish_with"].endswith("--publish")
+
+    assert forecast_step.main([*whatif, "--publish"]) == 0
+    staffing = read(path, tables.gold_staffing_interval)
+    assert set(staffing["run_id"]) == {runs_of(path)["run_id"].iloc[-1]}
+    assert staffing["agents_p50"].sum() == staffed["agents_p50"].sum()
+    assert runs_of(path)["overrides"].iloc[-1] == '["staffing.service_level=0.95"]'
+    assert pd.isna(runs_of(path)["overrides"].iloc[0])  # the run without --set

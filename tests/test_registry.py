@@ -198,7 +198,7 @@ def registry_frame(*rows: tuple) -> pd.DataFrame:
     metrics = [{} if c is None else {"overall": {"candidate": {"wmape": c}, "seasonal_naive": {"wmape": n}}}
                for c, n in zip(frame["cand"], frame["naive"])]
     return frame.drop(columns=["cand", "naive"]).assign(
-        metrics=metrics, created_at=pd.Timestamp("2025-06-01"),
+        metrics=metrics, created_at=pd.Timestamp("2025-06-01"), status_reason="test",
         promoted_at=pd.to_datetime(frame["promoted_at"]), train_last=pd.to_datetime(frame["train_last"]))
 
 
@@ -244,7 +244,10 @@ def test_without_a_promotion_before_the_date_the_newest_model_trained_before_it_
     frame = registry_frame(("v0303", "staging", None, "2025-03-02", 0.10, 0.20),
                            ("v0309", "staging", None, "2025-03-08", 0.25, 0.20),
                            ("v0310", "staging", None, "2025-03-07", 0.10, 0.20),
+                           ("v0310w", "staging", None, "2025-03-09", 0.10, 0.20),
                            ("v0315", "production", "2025-03-15 01:00", "2025-03-14", 0.10, 0.20))
+    # v0310w was a what-if (2_train.py --set without --publish): never used on its own
+    frame.loc[frame["version"] == "v0310w", "status_reason"] = "what-if run with overrides x=1: not promoted; ..."
     choice = choose(frame, "2025-03-10")
     assert choice.version == "v0310" and not choice.is_production
     assert choice.why == "the newest model trained before 2025-03-10 (data up to 2025-03-07)"
