@@ -37,12 +37,9 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.exc import DBAPIError
 
-from common import db, registry, silver, training
+from common import cli, db, registry, silver, training
 from common.calendar import WEEKDAYS
-from common.cli import (
-    StepContext, StepResult, describe_db_error, recorded_overrides, run_step, setup_logging, step_parser,
-    what_if_overrides,
-)
+from common.cli import StepContext, StepResult, describe_db_error, run_step, setup_logging, step_parser
 from common.config import Config, load_config
 from common.errors import ConfigError, DataError, ModelError, PipelineError
 from common.features import warmup_days
@@ -137,8 +134,8 @@ def _train(ctx: StepContext) -> StepResult:
         decision = training.Decision("production", f"re-run of production {version}: same data and config, same model")
     else:
         decision = training.decide_promotion(scores, t.promotion_margin)
-        if what_if_overrides(ctx.args.overrides) and not ctx.args.publish:  # never replaces the nightly's model
-            overrides = recorded_overrides(what_if_overrides(ctx.args.overrides), cfg.database_url)
+        if cli.what_if_overrides(ctx.args.overrides) and not ctx.args.publish:  # never replaces the nightly's model
+            overrides = cli.recorded_overrides(cli.what_if_overrides(ctx.args.overrides), cfg.database_url)
             decision = training.Decision("staging", f"what-if run with overrides {' '.join(overrides)}: not promoted; "
                                                     f"use --publish (the promotion rule said {decision.status}: "
                                                     f"{decision.reason})")

@@ -283,13 +283,8 @@ class ModelChoice:
 
 
 def training_windows(cfg: Config, registry: pd.DataFrame) -> pd.DataFrame:
-    """One row per version of `registry` (version, artifact_path: None for a version without a registry row):
-    version, train_first, train_last, window_source.
-
-    `train_last` is the last day of data the model was trained on (NaT when no
-    file or name tells it); `window_source` says where it was read: training.json,
-    meta.json or the version name.
-    """
+    """One row per version of `registry` (version, artifact_path: None without a registry row): version, train_first,
+    train_last (the last day of data it was trained on; NaT: unknown), window_source (the file, or the version name)."""
     rows = []
     for row in registry.loc[:, ["version", "artifact_path"]].itertuples(index=False):
         folder = cfg.path(row.artifact_path) if isinstance(row.artifact_path, str) else None  # None: no registry row
@@ -318,7 +313,7 @@ def _read_json(path: Path) -> dict:
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
+        found = None
     return found if isinstance(found, dict) else {}
 
 
@@ -340,18 +335,13 @@ def choose_model(registry: pd.DataFrame, as_of: date, day_end_utc: datetime) -> 
     frame = registry.assign(promoted_at=pd.to_datetime(registry["promoted_at"]),
                             created_at=pd.to_datetime(registry["created_at"]),
                             train_last=pd.to_datetime(registry["train_last"]))
-    production = frame.loc[frame["status"] == "production"]
-    if production.empty:
-        return ModelChoice(None, "no production model in model_registry; run 2_train.py (or promote one with "
-                                 "--promote)")
-    current = production.iloc[0]
-    promoted = frame.loc[frame["promoted_at"].notna() & (frame["promoted_at"] < pd.Timestamp(day_end_utc))]
-    if len(promoted):
-        on_day = promoted.sort_values(["promoted_at", "version"], kind="stable").iloc[-1]
-    else:
-        on_day = current if pd.isna(current["promoted_at"]) else None
+    if not (frame["status"] == "production").any():
+        return ModelChoice(None, "no production model in model_registry; run 2_train.py (or promote one with --promote)")
+    current = frame.loc[frame["status"] == "production"].iloc[0]
+    on_day = production_on(frame, day_end_utc)
     note = ""
     if on_day is not None:
+        on_day = frame.loc[frame["version"] == on_day].iloc[0]
         last = on_day["train_last"]
         is_current = on_day["version"] == current["version"]
         role = "production" if is_current else f"production on {as_of}"
@@ -376,18 +366,28 @@ def choose_model(registry: pd.DataFrame, as_of: date, day_end_utc: datetime) -> 
                              "backfill with a model")
 
 
+def production_on(registry: pd.DataFrame, day_end_utc: datetime) -> str | None:
+    """The version that was production when a local day ended (`read_registry` rows; `day_end_utc` naive UTC).
+
+    The one promoted last before then; when no promotion time is recorded, the current production; else None.
+    """
+    promoted_at = pd.to_datetime(registry["promoted_at"])
+    promoted = registry.loc[promoted_at.notna() & (promoted_at < pd.Timestamp(day_end_utc))]
+    if len(promoted):
+        return promoted.assign(_at=promoted_at).sort_values(["_at", "version"], kind="stable")["version"].iloc[-1]
+    current = registry.loc[(registry["status"] == "production") & promoted_at.isna()]
+    return current["version"].iloc[0] if len(current) else None
+
+
 def _lost_to_naive(metrics: object) -> bool:
     """True when a registry row's own backtest (metrics JSON) scored the candidate no better than seasonal naive."""
-    if isinstance(metrics, str):
-        try:
-            metrics = json.loads(metrics)
-        except ValueError:
-            return False
-    overall = (metrics or {}).get("overall") if isinstance(metrics, dict) else None
+    try:
+        overall = (json.loads(metrics) if isinstance(metrics, str) else metrics or {}).get("overall")
+    except (ValueError, AttributeError):
+        return False
     if not isinstance(overall, dict):
         return False  # nothing recorded: not known to have lost
-    cand = (overall.get("candidate") or {}).get("wmape")
-    naive = (overall.get("seasonal_naive") or {}).get("wmape")
+    cand, naive = ((overall.get(m) or {}).get("wmape") for m in ("candidate", "seasonal_naive"))
     return cand is None or (naive is not None and not cand < naive)
 
 
@@ -404,9 +404,15 @@ def load_for(engine: Engine, cfg: Config, as_of: date) -> tuple[str, QuantileFor
     whose files say it was trained on data from `as_of` on is refused too.
     """
     with engine.connect() as conn:
-        frame = read_registry(conn)
-    frame = frame.merge(training_windows(cfg, frame), on="version", how="left")
-    choice = choose_model(frame, as_of, day_end_utc(as_of, cfg.timezone))
+        registry = read_registry(conn)
+    end = day_end_utc(as_of, cfg.timezone)
+    # The nightly run needs one version's window (production's); the others' files are read only when it fails.
+    on_day = production_on(registry, end)
+    frame = registry.merge(training_windows(cfg, registry.loc[registry["version"] == on_day]), on="version", how="left")
+    choice = choose_model(frame, as_of, end)
+    if on_day is None or choice.version != on_day:
+        frame = registry.merge(training_windows(cfg, registry), on="version", how="left")
+        choice = choose_model(frame, as_of, end)
     if choice.version is None:
         raise ModelError(choice.why)
     row = _decode(frame.loc[frame["version"] == choice.version].iloc[0].to_dict())

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from common import db, registry, tables
-from common.cli import what_if_overrides
 from common.calendar import interval_grid, parse_opening_hours
 from common.cdr import aggregate_daily
+from common.cli import what_if_overrides
 from common.config import load_config
 from common.forecaster import QuantileForecaster
 from common.silver import closed_dates_for
