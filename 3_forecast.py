@@ -6,8 +6,8 @@ forecasts every queue for D .. D+horizon-1 recursively from silver_daily before 
 holidays are 0. That is the production model for the nightly run; a backfill (an earlier D) uses the
 version that was production on D, else the newest one trained before D (e.g. by 2_train.py --as-of D),
 never a model that has seen the days it forecasts. A queue gets the weekly seasonal naive forecast
-instead (reason in fallback_reason) when there is no such model, the queue is new or has < training.min_history_days open days, or its forecast
-fails a check of forecast.guards (negative values, total off the recent same-weekday level, an
+instead (reason in fallback_reason) when there is no such model, the queue is new or has <
+training.min_history_days open days, or its forecast fails a check of forecast.guards (negative values, total off the recent same-weekday level, an
 interval spike, an intraday shape unlike history); the run still succeeds. Days are split into
 intervals by the same-weekday profile of the last forecast.profile_weeks weeks, AHT comes from
 recent history (forecast.aht_weeks), and Erlang C (staffing.*) gives agents and staff for p10/p50/p90.
