@@ -7,10 +7,11 @@ holidays are 0. That is the production model for the nightly run; a backfill (an
 version that was production on D, else the newest one trained before D (e.g. by 2_train.py --as-of D),
 never a model that has seen the days it forecasts. A queue gets the weekly seasonal naive forecast
 instead (reason in fallback_reason) when there is no such model, the queue is new or has <
-training.min_history_days open days, or its forecast fails a check of forecast.guards (negative values, total off the recent same-weekday level, an
-interval spike, an intraday shape unlike history); the run still succeeds. Days are split into
-intervals by the same-weekday profile of the last forecast.profile_weeks weeks, AHT comes from
-recent history (forecast.aht_weeks), and Erlang C (staffing.*) gives agents and staff for p10/p50/p90.
+training.min_history_days open days, or its forecast fails a check of forecast.guards (negative
+values, total off the recent same-weekday level, an interval spike, an intraday shape unlike
+history); the run still succeeds. Days are split into intervals by the same-weekday profile of the
+last forecast.profile_weeks weeks, AHT comes from recent history (forecast.aht_weeks), and Erlang C
+(staffing.*) gives agents and staff for p10/p50/p90.
 
 Writes gold_forecast_daily, gold_forecast_interval, gold_staffing_interval and gold_staffing_daily
 in one transaction (re-running an as-of replaces that origin's rows; other origins stay) and one
