@@ -16,7 +16,10 @@ refresh, the same setup on newer data, only needs to beat naive), else it
 stays staging with the reason. The same data
 and config give the same version and bytes: a re-run replaces, never
 duplicates. Nights whose weekday is not in training.retrain_weekdays are
-skipped (--force trains anyway).
+skipped (--force trains anyway). A run with --set overrides (other than
+database.*, source.*, report.*, training.model_dir: where things are) is a
+what-if unless --publish is given: its model is registered as staging, never
+promoted.
 
 Examples:
   python 2_train.py --as-of 2025-03-10
@@ -33,7 +36,7 @@ import time
 
 from sqlalchemy.exc import DBAPIError
 
-from common import db, registry, train_step, training
+from common import cli, db, registry, train_step, training
 from common.cli import StepContext, StepResult, describe_db_error, run_step, setup_logging, step_parser
 from common.config import load_config
 from common.errors import DataError, PipelineError
@@ -71,8 +74,11 @@ def _train(ctx: StepContext) -> StepResult:
              prod_row["version"] if prod_row else "none", time.perf_counter() - started)
 
     # Process data
+    what_if = cli.what_if_overrides(ctx.args.overrides)
+    what_if_text = (" ".join(cli.recorded_overrides(what_if, cfg.database_url))
+                    if what_if and not ctx.args.publish else None)
     try:
-        outcome = train_step.train_candidate(cfg, as_of, daily, exogenous, production)
+        outcome = train_step.train_candidate(cfg, as_of, daily, exogenous, production, what_if_text)
     except training.NotEnoughHistory as exc:
         # A young installation must not break the nightly chain: step 3 forecasts every queue with seasonal naive.
         message = f"training skipped: not enough history yet: {exc}; step 3 uses seasonal naive"
@@ -128,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = step_parser("2_train.py", __doc__)
     parser.add_argument("--force", action="store_true",
                         help="train even when training.retrain_weekdays excludes the as-of's weekday")
+    parser.add_argument("--publish", action="store_true",
+                        help="with --set: let the model be promoted (without it, a run with --set is a what-if: "
+                             "its model is registered as staging, never promoted)")
     admin = parser.add_mutually_exclusive_group()
     admin.add_argument("--list", action="store_true", help="print the model versions and exit (no training)")
     admin.add_argument("--promote", metavar="VERSION", default=None,

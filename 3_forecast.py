@@ -1,22 +1,34 @@
 #!/usr/bin/env python3
 """Step 3: forecast each queue forecast.horizon_days ahead, split it into intervals, staff it -> gold.
 
-For --as-of D the production model (model_registry, artifacts verified by sha256) forecasts every
-queue for D .. D+horizon-1 recursively from silver_daily before D; closed days and holidays are 0.
-A queue gets the weekly seasonal naive forecast instead (reason in fallback_reason) only when the
-daily model cannot be used: no usable model, the queue is new or has < training.min_history_days open
-days, or its daily values fail a check of forecast.guards (a negative value, an open day +-40% off the
-same weekday's recent mean beyond noise); the run still succeeds. Days are split into intervals by the
-same-weekday profile of the last forecast.profile_weeks weeks, or, where that profile fails its checks
-(too few days, a spike, a noisy shape), by the best robust profile measured on recent weeks
-(gold_forecast_daily.intraday_profile says which and why); AHT comes from recent history
-(forecast.aht_weeks), and Erlang C (staffing.*) gives agents and staff for p10/p50/p90.
+For --as-of D a model trained only on data before D (model_registry, artifacts verified by sha256)
+forecasts every queue for D .. D+horizon-1 recursively from silver_daily before D; closed days and
+holidays are 0. That is the production model for the nightly run; a backfill (an earlier D) uses the
+version that was production on D, else the newest one trained before D (e.g. by 2_train.py --as-of D),
+never a model that has seen the days it forecasts. A queue gets the weekly seasonal naive forecast
+instead (reason in fallback_reason) only when the daily model cannot be used: no such model, the
+queue is new or has < training.min_history_days open days, or its daily values fail a check of
+forecast.guards (a negative value, an open day +-40% off the same weekday's recent mean beyond
+noise); the run still succeeds. Days are split into intervals by the same-weekday profile of the last
+forecast.profile_weeks weeks, or, where that profile fails its checks (too few days, a spike, a noisy
+shape), by the best robust profile measured on recent weeks (gold_forecast_daily.intraday_profile
+says which and why); AHT comes from recent history (forecast.aht_weeks), and Erlang C (staffing.*)
+gives agents and staff for p10/p50/p90.
 
 Writes gold_forecast_daily, gold_forecast_interval, gold_staffing_interval and gold_staffing_daily
 in one transaction (re-running an as-of replaces that origin's rows; other origins stay) and one
 data_quality_checks row per queue per check.
 
-Example:  python 3_forecast.py --as-of 2025-03-10
+A run with --set overrides is a what-if unless --publish is given (overrides of database.*, source.*,
+report.* and training.model_dir only say where things are and do not count): the forecast and staffing
+go to <report.output_dir>/<as-of>/whatif-<run_id>/ (forecast_daily.csv, forecast_interval.csv,
+staffing_interval.csv, staffing_daily.csv, checks.csv, overrides.json) and nothing to the database
+but its pipeline_runs row (with the overrides), so what Power BI shows never changes by accident.
+
+Examples:
+  python 3_forecast.py --as-of 2025-03-10
+  python 3_forecast.py --as-of 2025-03-10 --set staffing.service_level=0.9             (what-if: files only)
+  python 3_forecast.py --as-of 2025-03-10 --set staffing.service_level=0.9 --publish   (replaces the origin)
 """
 
 from __future__ import annotations
@@ -31,7 +43,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Connection, Engine
 
 from common import db, forecast_run, guards, registry, silver, tables, training, validation
-from common.cli import StepContext, StepResult, run_step, step_parser
+from common.cli import StepContext, StepResult, recorded_overrides, run_step, step_parser, what_if_overrides
 from common.config import Config
 from common.errors import ConfigError, DataError, ModelError
 from common.forecaster import QuantileForecaster
@@ -63,7 +75,7 @@ def body(ctx: StepContext) -> StepResult:
                      if cfg.training.exogenous_table else None)
     if daily.empty:
         raise DataError(f"silver_daily has no rows before as-of {as_of}; run 1_build_silver.py first")
-    version, model, problem = _production_model(ctx.engine, cfg)
+    version, model, problem = _production_model(ctx.engine, cfg, as_of)
     log.info("forecast: read %d silver_daily rows (%d queues), %d silver_interval rows (last %d weeks); "
              "model %s (%.1fs)", len(daily), daily["queue"].nunique(), len(history_int), weeks,
              version or f"none: {problem}", time.perf_counter() - started)
@@ -75,7 +87,8 @@ def body(ctx: StepContext) -> StepResult:
     queues = run.queues
     forecast_run.log_planner_lines(staffing, staff_daily)
 
-    # Save outputs: one transaction; this origin's rows are replaced, other origins stay
+    # Save outputs: one transaction; this origin's rows are replaced, other origins stay. A what-if (--set without
+    # --publish) is written to files instead, so it never changes what Power BI shows.
     stamp = {"run_id": ctx.run_id, "forecast_origin": pd.Timestamp(as_of)}
     frames = {
         tables.gold_forecast_daily: forecast.assign(**stamp),
@@ -83,15 +96,32 @@ def body(ctx: StepContext) -> StepResult:
         tables.gold_staffing_interval: staffing.assign(**stamp),
         tables.gold_staffing_daily: staff_daily.assign(**stamp),
     }
-    with ctx.engine.begin() as conn:
-        written = _replace_origin(conn, as_of, frames)
-        silver.save_checks(conn, validation.results_frame(checks), ctx.run_id, STEP, as_of)
     n_fallback = forecast.loc[forecast["method"] == guards.SEASONAL_NAIVE, "queue"].nunique()
     message = (f"origin {as_of}: {len(queues)} queues x {f.horizon_days} days, {len(queues) - n_fallback} lightgbm "
                f"({version or 'no model'}), {n_fallback} seasonal naive; {len(interval_fc)} intervals staffed, "
                f"{staff_daily['staff_hours_p50'].sum():.0f} staff-hours (p50); "
                f"{sum(not c.passed for c in checks)} of {len(checks)} checks failed")
+    if what_if_overrides(ctx.args.overrides) and not ctx.args.publish:
+        return _save_whatif(ctx, frames, checks, recorded_overrides(ctx.args.overrides, cfg.database_url), message)
+    with ctx.engine.begin() as conn:
+        written = _replace_origin(conn, as_of, frames)
+        silver.save_checks(conn, validation.results_frame(checks), ctx.run_id, STEP, as_of)
     return StepResult(written, message)
+
+
+def _save_whatif(ctx: StepContext, frames: dict, checks: list[validation.CheckResult], overrides: list[str],
+                 message: str) -> StepResult:
+    """A run with --set and without --publish: its outputs as CSV files under report.output_dir, nothing to gold."""
+    folder = ctx.cfg.path(ctx.cfg.report.output_dir) / ctx.as_of.isoformat() / f"whatif-{ctx.run_id}"
+    again = " ".join(["python 3_forecast.py", *(["--config", ctx.args.config] if ctx.args.config else []),
+                      "--as-of", ctx.as_of.isoformat(), *(f"--set {item}" for item in overrides), "--publish"])
+    forecast_run.write_whatif(folder, {t.name.removeprefix("gold_"): frame for t, frame in frames.items()},
+                              validation.results_frame(checks),
+                              {"run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "overrides": overrides,
+                               "publish_with": again})
+    log.info("forecast: what-if run (--set %s): NOT published, gold tables unchanged; forecast and staffing are in "
+             "%s; to publish them, run: %s", " --set ".join(overrides), folder, again)
+    return StepResult(0, f"what-if (not published): {message}; files in {folder}; publish with --publish")
 
 
 def _read_daily(conn: Connection, as_of: date) -> pd.DataFrame:
@@ -110,13 +140,16 @@ def _read_intervals(conn: Connection, start: date, as_of: date) -> pd.DataFrame:
                                   "aht_seconds", "is_open"])
 
 
-def _production_model(engine: Engine, cfg: Config) -> tuple[str | None, QuantileForecaster | None, str | None]:
-    """(version, model, None), or (None, None, why) when there is no usable production model."""
+def _production_model(engine: Engine, cfg: Config,
+                      as_of: date) -> tuple[str | None, QuantileForecaster | None, str | None]:
+    """(version, model, None) of the model trained before `as_of` (production for the nightly run; registry.load_for
+    says which for a backfill), or (None, None, why) when there is none."""
     try:
-        version, model = registry.load_production(engine, cfg)
+        version, model, why = registry.load_for(engine, cfg, as_of)
     except ModelError as exc:
-        log.warning("forecast: no usable production model, every queue gets seasonal naive: %s", exc)
-        return None, None, f"production model not usable: {exc}"
+        log.warning("forecast: no usable model for as-of %s, every queue gets seasonal naive: %s", as_of, exc)
+        return None, None, str(exc)
+    log.info("forecast: model %s for as-of %s: %s", version, as_of, why)
     return version, model, None
 
 
@@ -130,6 +163,9 @@ def _replace_origin(conn: Connection, as_of: date, frames: dict) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = step_parser("3_forecast.py", __doc__)
+    parser.add_argument("--publish", action="store_true",
+                        help="with --set: write the forecast to gold, replacing the published origin (without it, a "
+                             "run with --set is a what-if written to <report.output_dir>/<as-of>/whatif-<run_id>/)")
     return run_step(STEP, parser, body, argv)
 
 

@@ -19,6 +19,11 @@ only. gold_alerts: daily MAPE, weekly bias, data freshness, feature drift
 (PSI), model vs naive, fallback used (thresholds: alerts.*). All three
 tables are replaced for this as-of / these origins, never duplicated.
 
+A forecast whose model was trained on data up to or after its origin had seen
+the days it forecast (a backfill made with a later model, e.g. by an older
+version of 3_forecast.py): it is never scored, summarised or alerted on, its
+old accuracy rows are removed, and the run's message says how many were skipped.
+
 --backtest: a rolling-origin backtest of the production setup (the
 production model's parameters, else training.*), retrained at each origin on
 silver before it, scored the same way. Its rows carry methods
@@ -79,7 +84,9 @@ def _evaluate(ctx: StepContext) -> StepResult:
         stored = _origins(conn, tables.gold_forecast_daily, as_of)
         scored = _origins(conn, ACC, as_of, evaluation.NIGHTLY_METHODS)
         origins = evaluation.origins_to_score(stored, scored, as_of - timedelta(days=rescore_days), ctx.args.full)
-        forecasts = _read_forecasts(conn, origins, as_of)
+        leaks, purge = _leaking_forecasts(conn, cfg, as_of)
+        origins = sorted(set(origins) | set(purge))  # leaking rows scored by an older version go with the re-score
+        forecasts, skipped = evaluation.split_leaking(_read_forecasts(conn, origins, as_of), leaks)
         # silver_daily also says which days of the bias rule's weeks were open (a week is judged when complete).
         daily_from = min(drift_start, as_of - timedelta(days=7 * (a.bias_warning_weeks + 1)),
                          *([origins[0] - timedelta(days=evaluation.NAIVE_HISTORY_DAYS)] if origins else []))
@@ -90,6 +97,13 @@ def _evaluate(ctx: StepContext) -> StepResult:
     log.info("evaluate: %d of %d stored origins to score (%d forecast rows), %d silver_daily rows, %d open intervals, "
              "latest forecast origin %s (%.1fs)", len(origins), len(stored), len(forecasts), len(daily), len(intervals),
              latest["forecast_origin"].iloc[0].date() if len(latest) else "none", time.perf_counter() - started)
+
+    leak_note = ""
+    if len(skipped):
+        leak_note = (f"{len(skipped)} forecast rows of {skipped['forecast_origin'].nunique()} origins skipped, their "
+                     f"model had seen the days they forecast: {evaluation.describe_leaks(skipped, leaks)}")
+        log.warning("evaluate: %s; they are not scored, summarised or alerted on (a backfill made with a later model; "
+                    "re-run 3_forecast.py --as-of ORIGIN to replace them)", leak_note)
 
     # Process data
     t0 = time.perf_counter()
@@ -149,7 +163,7 @@ def _evaluate(ctx: StepContext) -> StepResult:
                 f"over {int(overall['n_days'].iloc[0])} open days")
     n_critical = int((alert_rows["severity"] == alerts.CRITICAL).sum())
     message = (f"{len(origins)} origins scored ({len(scored_rows)} points with actuals); {headline}; "
-               f"{len(alert_rows)} alerts ({n_critical} critical)")
+               f"{len(alert_rows)} alerts ({n_critical} critical)" + (f"; {leak_note}" if leak_note else ""))
     return StepResult(written, message)
 
 
@@ -231,6 +245,27 @@ def _origins(conn: Connection, table, as_of: date, methods: tuple[str, ...] | No
         stmt = stmt.where(table.c.method.in_(methods))
     frame = db.read_frame(conn, stmt, table)
     return sorted(frame["forecast_origin"].dt.date) if len(frame) else []
+
+
+def _leaking_forecasts(conn: Connection, cfg: Config, as_of: date) -> tuple[pd.DataFrame, list[date]]:
+    """Stored (origin, model version) pairs whose model saw the origin's target days (evaluation.leaking_forecasts),
+    and the origins whose gold_forecast_accuracy rows still hold one (scored by an older version: re-scored now)."""
+    used = _model_origins(conn, tables.gold_forecast_daily, as_of)
+    versions = pd.DataFrame({"version": used["model_version"].unique()}).merge(
+        registry.read_registry(conn).loc[:, ["version", "artifact_path"]], on="version", how="left")
+    leaks = evaluation.leaking_forecasts(used, registry.training_windows(cfg, versions))
+    in_accuracy = _model_origins(conn, ACC, as_of, evaluation.STORED_METHODS).merge(
+        leaks, on=["forecast_origin", "model_version"])
+    return leaks, sorted(in_accuracy["forecast_origin"].dt.date.unique())
+
+
+def _model_origins(conn: Connection, table, as_of: date, methods: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Distinct forecast_origin, model_version before `as_of` in `table` (rows with a model version)."""
+    stmt = (select(table.c.forecast_origin, table.c.model_version).distinct()
+            .where((table.c.forecast_origin < as_of) & table.c.model_version.is_not(None)))
+    if methods is not None:
+        stmt = stmt.where(table.c.method.in_(methods))
+    return db.read_frame(conn, stmt, table)
 
 
 def _read_forecasts(conn: Connection, origins: list[date], as_of: date) -> pd.DataFrame:

@@ -1,6 +1,12 @@
 # The nightly run on Windows (Task Scheduler): the same steps, lock, log and failure alert as run_daily.sh.
 #
 #   powershell -ExecutionPolicy Bypass -File run_daily.ps1 [-Config config.yaml] [-AsOf 2025-03-10] [-From 0] [-Demo] [-DemoDays 730]
+#              [-Set KEY=VALUE] [-Publish]
+#
+# -Set overrides config keys for every step (several from a PowerShell prompt: -Set 'a.b=1','c.d=2'). Steps 2 and 3
+# then run as a what-if: the model is registered as staging, never promoted, and the forecast and staffing go to
+# <report.output_dir>/<as-of>/whatif-<run_id>/, not to gold (keys of database.*, source.*, report.* and
+# training.model_dir only say where things are and do not count). -Publish: steps 2 and 3 publish as usual.
 #
 # Task Scheduler: Action "Start a program", Program "powershell.exe",
 #   Arguments "-NoProfile -ExecutionPolicy Bypass -File C:\wfm-forecast\run_daily.ps1 -Config config.yaml",
@@ -10,7 +16,9 @@ param(
     [string]$AsOf = "",
     [string]$From = "0",
     [switch]$Demo,
-    [int]$DemoDays = 730
+    [int]$DemoDays = 730,
+    [string[]]$Set = @(),
+    [switch]$Publish
 )
 $ErrorActionPreference = "Stop"
 Set-Location -Path $PSScriptRoot
@@ -50,12 +58,16 @@ try {
     $steps = [ordered]@{ "0" = "0_load_bronze.py"; "1" = "1_build_silver.py"; "1_5" = "1_5_segment_customers.py";
                          "2" = "2_train.py"; "3" = "3_forecast.py"; "4" = "4_evaluate.py"; "5" = "5_report.py" }
     if (-not $steps.Contains($From)) { Write-Error "run_daily.ps1: -From $From is not a step ($($steps.Keys -join ', '))"; exit 2 }
+    $setArgs = @()
+    foreach ($item in $Set) { $setArgs += @("--set", $item) }
     $started = $false
     foreach ($id in $steps.Keys) {
         if ($id -eq $From) { $started = $true }
         if (-not $started) { "run_daily.ps1: skipping step $id ($($steps[$id])): -From $From" | Tee-Object -FilePath $log -Append; continue }
         "run_daily.ps1: step ${id}: $($steps[$id])" | Tee-Object -FilePath $log -Append
-        & $py $steps[$id] --config $Config --as-of $AsOf 2>&1 | Tee-Object -FilePath $log -Append
+        $stepArgs = $setArgs
+        if ($Publish -and ($id -eq "2" -or $id -eq "3")) { $stepArgs += "--publish" }  # a flag of steps 2 and 3 only
+        & $py $steps[$id] --config $Config --as-of $AsOf @stepArgs 2>&1 | Tee-Object -FilePath $log -Append
         $rc = $LASTEXITCODE
         if ($rc -ne 0) {
             "run_daily.ps1: FAILED at step $id ($($steps[$id])) with exit code $rc; fix it and resume with: run_daily.ps1 -AsOf $AsOf -From $id" | Tee-Object -FilePath $log -Append

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The nightly run: one lock, a dated log, steps in order, stop at the first failure.
 #
-#   ./run_daily.sh [--config PATH] [--as-of YYYY-MM-DD] [--from STEP] [--demo [--demo-days N]]
+#   ./run_daily.sh [--config PATH] [--as-of YYYY-MM-DD] [--from STEP] [--demo [--demo-days N]] [--set K=V [--publish]]
 #
 # cron (02:00 every night):
 #   0 2 * * *  cd /opt/wfm-forecast && ./run_daily.sh --config config.yaml >> logs/cron.log 2>&1
@@ -17,7 +17,8 @@ from_step="0"
 demo=0
 demo_days=730
 extra=()
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+publish=()
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config="$2"; shift 2 ;;
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
     --demo) demo=1; shift ;;
     --demo-days) demo_days="$2"; shift 2 ;;
     --set) extra+=(--set "$2"); shift 2 ;;
+    --publish) publish=(--publish); shift ;;
     -h|--help) usage; cat <<'EOT'
 
 Steps: 0 load bronze, 1 build silver, 1_5 segment customers, 2 train, 3 forecast, 4 evaluate, 5 report.
@@ -34,7 +36,11 @@ Steps: 0 load bronze, 1 build silver, 1_5 segment customers, 2 train, 3 forecast
   --from STEP       resume at STEP (0, 1, 1_5, 2, 3, 4, 5), e.g. after fixing a failed step
   --demo            generate the synthetic demo data (deterministic) into data/inbox first
   --demo-days N     days of demo history (default 730)
-  --set KEY=VALUE   override a config key for every step (repeatable)
+  --set KEY=VALUE   override a config key for every step (repeatable). Steps 2 and 3 then run as a what-if:
+                    the model is registered as staging, never promoted, and the forecast and staffing go to
+                    <report.output_dir>/<as-of>/whatif-<run_id>/, not to gold (keys of database.*, source.*,
+                    report.* and training.model_dir only say where things are and do not count)
+  --publish         with --set: steps 2 and 3 publish as usual (promote, replace the as-of's forecast)
 A second run while one is going is refused (lock: data/.run_daily.lock). Logs: logs/run_daily_<as-of>_<time>.log
 EOT
       exit 0 ;;
@@ -83,7 +89,9 @@ for entry in "${steps[@]}"; do
   [ "$started" = 1 ] || { echo "run_daily.sh: skipping step $id ($script): --from $from_step"; continue; }
   echo "run_daily.sh: step $id: $script"
   set +e
-  "$py" "$script" --config "$config" --as-of "$as_of" "${extra[@]}"
+  step_args=("${extra[@]}")
+  case "$id" in 2|3) step_args+=("${publish[@]}") ;; esac  # --publish is a flag of steps 2 and 3 only
+  "$py" "$script" --config "$config" --as-of "$as_of" "${step_args[@]}"
   rc=$?
   set -e
   if [ $rc -ne 0 ]; then

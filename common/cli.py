@@ -19,6 +19,7 @@ write transaction.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -151,7 +152,8 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
             engine = db.make_engine(url)
             db.ensure_schema(engine)
             mark_interrupted_runs(engine, step, run_id)
-            db.start_run(engine, run_id, step, as_of)
+            overrides = recorded_overrides(args.overrides, url)
+            db.start_run(engine, run_id, step, as_of, json.dumps(overrides) if overrides else None)
             _note_process(engine, run_id)
         except DBAPIError as exc:
             raise PipelineError(f"cannot use the database {db.safe_url(url)}: {describe_db_error(exc, url)}") from None
@@ -282,7 +284,28 @@ def _pause_before_commit_hook(engine: Engine):
     return pause
 
 
+# --- overrides ----------------------------------------------------------------------------------------------
+
+# --set keys that say where the data, models and files are, not what is computed: they never make a run a what-if
+# (a nightly run pointed at its database with --set database.url=... keeps publishing).
+WHERE_KEYS = ("database.", "source.", "report.", "training.model_dir")
+
+
+def what_if_overrides(overrides: list[str] | None) -> list[str]:
+    """The --set items that change what is computed (all but WHERE_KEYS): with any, steps 2 and 3 run as a what-if
+    unless --publish is given."""
+    def where(item: str) -> bool:
+        key = item.split("=", 1)[0].strip()
+        return any(key.startswith(k) if k.endswith(".") else key == k for k in WHERE_KEYS)
+    return [item for item in overrides or [] if not where(item)]
+
+
 # --- secrets ------------------------------------------------------------------------------------------------
+
+def recorded_overrides(overrides: list[str] | None, url: str | None) -> list[str]:
+    """The --set KEY=VALUE items as pipeline_runs and a what-if folder record them: the database password masked."""
+    return [_redact(item, url) for item in overrides or []]
+
 
 def _redact(text: str, url: str | None) -> str:
     """`text` without the database password (driver messages may echo connection strings)."""

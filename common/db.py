@@ -434,11 +434,15 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def start_run(engine: Engine, run_id: str, step: str, as_of: date) -> None:
-    """Record that a step started (its own transaction, so a crash leaves a visible 'running' row)."""
+def start_run(engine: Engine, run_id: str, step: str, as_of: date, overrides: str | None = None) -> None:
+    """Record that a step started (its own transaction, so a crash leaves a visible 'running' row).
+
+    `overrides`: the run's --set KEY=VALUE list as JSON text (None without any), so a what-if is never mistaken
+    for the configured run.
+    """
     with engine.begin() as conn:
         conn.execute(insert(tables.pipeline_runs).values(
-            run_id=run_id, step=step, as_of=as_of, started_at=utc_now(), status="running"))
+            run_id=run_id, step=step, as_of=as_of, started_at=utc_now(), status="running", overrides=overrides))
 
 
 def finish_run(engine: Engine, run_id: str, status: str, rows_written: int | None, message: str | None) -> None:

@@ -60,6 +60,37 @@ def origins_to_score(stored: Iterable[date], scored: Iterable[date], rescore_fro
     return [o for o in stored if o >= rescore_from or o not in done]
 
 
+def leaking_forecasts(used: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame:
+    """The stored forecasts whose model saw their target days: one row per forecast_origin, model_version, train_last.
+
+    A model trained on data up to or after a forecast's origin (its first date) knew the actuals it forecast, e.g.
+    a backfill made with a later production model: scoring it would flatter the model and raise false alerts.
+    `used`: distinct forecast_origin, model_version of stored forecasts; `windows`: version, train_last
+    (`registry.training_windows`). A version whose window is unknown is not judged a leak.
+    """
+    merged = used.loc[:, ["forecast_origin", "model_version"]].merge(
+        windows.loc[:, ["version", "train_last"]].rename(columns={"version": "model_version"}), on="model_version")
+    leak = merged["train_last"].notna() & (merged["train_last"] >= merged["forecast_origin"])
+    return merged.loc[leak].sort_values(["forecast_origin", "model_version"], kind="stable").reset_index(drop=True)
+
+
+def split_leaking(forecasts: pd.DataFrame, leaks: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept, skipped): `forecasts` rows (gold_forecast_daily) without / with a model that saw their target days."""
+    keys = ["forecast_origin", "model_version"]
+    hit = forecasts.loc[:, keys].merge(leaks.loc[:, keys].assign(_leak=True), on=keys, how="left")["_leak"]
+    hit = hit.fillna(False).astype(bool).to_numpy()
+    return forecasts.loc[~hit].reset_index(drop=True), forecasts.loc[hit].reset_index(drop=True)
+
+
+def describe_leaks(skipped: pd.DataFrame, leaks: pd.DataFrame, limit: int = 3) -> str:
+    """'origin 2025-02-24 by v20250309-... (trained on data up to 2025-03-08), ...' for the skipped rows' pairs."""
+    pairs = skipped.loc[:, ["forecast_origin", "model_version"]].drop_duplicates().merge(
+        leaks, on=["forecast_origin", "model_version"])
+    parts = [f"origin {r.forecast_origin:%Y-%m-%d} by {r.model_version} (trained on data up to {r.train_last:%Y-%m-%d})"
+             for r in pairs.itertuples(index=False)]
+    return ", ".join(parts[:limit]) + (f" and {len(parts) - limit} more" if len(parts) > limit else "")
+
+
 def accuracy_rows(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
     """Forecast points with their actual: one row per origin per queue per date per method (`ACCURACY_COLUMNS`).
 

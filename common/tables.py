@@ -191,6 +191,7 @@ pipeline_runs = Table(
     Column("status", String(20), nullable=False),             # running | success | failed | skipped
     Column("rows_written", Integer),
     Column("message", Text),
+    Column("overrides", Text),                                # JSON list of the run's --set KEY=VALUE; NULL: none
 )
 
 # --- gold: what Power BI reads (public contract) --------------------------------------------------------

@@ -72,9 +72,10 @@ class TrainOutcome:
 
 
 def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd.DataFrame | None,
-                    production: Production | None) -> TrainOutcome:
+                    production: Production | None, what_if: str | None = None) -> TrainOutcome:
     """Fit the candidate on `daily` (one row per queue per date < as_of), backtest it with production's setup,
-    decide its promotion.
+    decide its promotion. `what_if` (the run's --set overrides, when not published) keeps it staging whatever the
+    rule says.
 
     NotEnoughHistory when no queue has enough history or the earliest backtest origin would have too little.
     """
@@ -123,6 +124,10 @@ def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd
         decision = promotion.Decision("production", f"re-run of production {version}: same data and config, same model")
     else:
         decision = promotion.decide_promotion(scores, t.promotion_margin)
+        if what_if:  # a run with --set overrides never replaces the nightly's model unless published
+            decision = promotion.Decision("staging", f"what-if run with overrides {what_if}: not promoted; use "
+                                                     f"--publish (the promotion rule said {decision.status}: "
+                                                     f"{decision.reason})")
     if section is not None:
         section = {**section, "margin": t.promotion_margin,
                    "decision": {"status": decision.status, "reason": decision.reason}}

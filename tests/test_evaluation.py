@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common import db, tables
+from common import db, registry, tables
 from common.config import load_config
 from common.evaluation import (
-    FORECAST, NAIVE_BENCHMARK, accuracy_rows, naive_benchmark, origins_to_score, summarize,
+    FORECAST, NAIVE_BENCHMARK, accuracy_rows, leaking_forecasts, naive_benchmark, origins_to_score, summarize,
 )
 from tests.conftest import write_config
 
@@ -136,6 +136,16 @@ def test_origins_to_score_are_recent_or_never_scored_unless_full() -> None:
     assert origins_to_score(stored, scored, date(2025, 2, 10), full=True) == stored
 
 
+def test_a_forecast_leaks_when_its_model_was_trained_on_data_from_its_origin_on() -> None:
+    used = pd.DataFrame({"forecast_origin": pd.to_datetime(["2025-03-10", "2025-03-10", "2025-03-09", "2025-03-09"]),
+                         "model_version": ["v0310", "vX", "v0310", "v1"]})
+    windows = pd.DataFrame({"version": ["v0310", "vX", "v1"],
+                            "train_last": pd.to_datetime(["2025-03-09", pd.NaT, "2025-03-01"])})
+    # v0310 saw 03-09: fine for origin 03-10, a leak for origin 03-09; an unknown window is not judged
+    leaks = leaking_forecasts(used, windows)
+    assert list(leaks.itertuples(index=False, name=None)) == [(T("2025-03-09"), "v0310", T("2025-03-09"))]
+
+
 # --- 4_evaluate.py end to end -------------------------------------------------------------------------------
 
 AS_OF = "2025-03-10"
@@ -248,6 +258,61 @@ def test_evaluate_rerun_gives_identical_tables(evaluated_db: Path) -> None:
         keys = [c for c in before.columns if c not in drop]
         pd.testing.assert_frame_equal(before.drop(columns=drop).sort_values(keys).reset_index(drop=True),
                                       after.drop(columns=drop).sort_values(keys).reset_index(drop=True))
+
+
+def _register_window(config: Path, version: str, last: str) -> None:
+    """A model_registry row for `version` whose training.json says it was trained on data up to `last`."""
+    cfg = load_config(config)
+    folder = cfg.path(cfg.training.model_dir) / version
+    folder.mkdir(parents=True)
+    (folder / "training.json").write_text(f'{{"train_window": {{"first": "2024-01-01", "last": "{last}"}}}}')
+    entry = {"version": version, "created_at": T("2025-03-10 01:00"), "data_hash": "d" * 64, "params": {},
+             "metrics": {}, "feature_importance": {}, "artifact_path": f"{cfg.training.model_dir}/{version}",
+             "artifact_sha256": {}}
+    with db.make_engine(cfg.database_url).begin() as conn:
+        registry.save_version(conn, entry, "production", "test", now=T("2025-03-10 01:00"))
+
+
+def test_a_forecast_whose_model_saw_its_target_days_is_not_scored_and_the_run_says_so(
+        evaluated_db: Path, tmp_path: Path) -> None:
+    # the same stored forecasts without the leak, evaluated in a second database: what step 4 must produce
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    clean_config = write_config(clean, alerts__naive_min_days=5)
+    with db.make_engine(load_config(clean_config).database_url).begin() as conn:
+        db.ensure_schema(conn.engine)
+    engine = db.make_engine(load_config(evaluated_db).database_url)
+    with engine.connect() as conn:
+        stored = db.read_table(conn, tables.gold_forecast_daily)
+    with db.make_engine(load_config(clean_config).database_url).begin() as conn:
+        db.insert_frame(conn, tables.silver_daily, _silver())
+        db.insert_frame(conn, tables.gold_forecast_daily, stored)
+    # a backfill for Tue 03-04 made with production v20250310-prod0001, trained on data up to 03-09: it "forecast"
+    # the actuals it was trained on (exactly), which would flatter the model and move bias and model_vs_naive
+    _register_window(evaluated_db, "v20250310-prod0001", "2025-03-09")
+    leak = _forecast("2025-03-04", [99, 80, 84, 60, 0, 0], "lightgbm", "abs").assign(model_version="v20250310-prod0001")
+    # and accuracy rows an older version scored for an origin 8 weeks back (not re-scored by the nightly window)
+    old = _forecast("2025-01-13", [100, 90], "lightgbm", "abs").assign(model_version="v20250310-prod0001")
+    old_acc = old.drop(columns=["run_id", "fallback_reason"]).assign(
+        run_id="r4", actual=100.0, weekday=old["date"].dt.day_of_week, error=0.0, abs_error=0.0, is_open=True,
+        in_band=True)
+    with engine.begin() as conn:
+        db.insert_frame(conn, tables.gold_forecast_daily, pd.concat([leak, old], ignore_index=True))
+        db.insert_frame(conn, tables.gold_forecast_accuracy, old_acc)
+
+    for config in (evaluated_db, clean_config):
+        assert evaluate.main(["--config", str(config), "--as-of", AS_OF]) == 0
+    for table in (tables.gold_forecast_accuracy, tables.gold_forecast_accuracy_summary, tables.gold_alerts):
+        got, want = _read(evaluated_db, table), _read(clean_config, table)
+        drop = [c for c in ("run_id", "id", "created_at") if c in got.columns]
+        keys = [c for c in got.columns if c not in drop]
+        pd.testing.assert_frame_equal(got.drop(columns=drop).sort_values(keys).reset_index(drop=True),
+                                      want.drop(columns=drop).sort_values(keys).reset_index(drop=True))
+    runs = _read(evaluated_db, tables.pipeline_runs)
+    assert runs["message"].iloc[-1].endswith(
+        "; 8 forecast rows of 2 origins skipped, their model had seen the days they forecast: origin 2025-01-13 by "
+        "v20250310-prod0001 (trained on data up to 2025-03-09), origin 2025-03-04 by v20250310-prod0001 (trained on "
+        "data up to 2025-03-09)")
 
 
 def test_backtest_writes_tagged_rows_that_never_mix_with_real_ones(tmp_path: Path, capsys) -> None:

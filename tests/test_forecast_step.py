@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from datetime import date, timedelta
+import json
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from common import db, registry, tables
 from common.calendar import interval_grid, parse_opening_hours
 from common.aggregate import aggregate_daily
+from common.cli import what_if_overrides
 from common.config import load_config
 from common.forecaster import QuantileForecaster
 from common.silver import closed_dates_for
@@ -73,14 +75,19 @@ def setup_db(tmp_path: Path, data, register: bool = True) -> Path:
         db.insert_frame(conn, tables.silver_interval, intervals)
         db.insert_frame(conn, tables.silver_daily, daily)
     if register:
-        version = "v20250309-test0001"
-        shas = registry.write_artifacts(cfg.path(cfg.training.model_dir) / version, model, {"version": version})
-        entry = {"version": version, "created_at": db.utc_now(), "data_hash": "d" * 64, "params": {}, "metrics": {},
-                 "feature_importance": {}, "artifact_path": f"{cfg.training.model_dir}/{version}",
-                 "artifact_sha256": shas}
-        with engine.begin() as conn:
-            registry.save_version(conn, entry, "production", "test")
+        register_model(path, model, "v20250309-test0001")
     return path
+
+
+def register_model(path: Path, model: QuantileForecaster, version: str, promoted_at: datetime | None = None) -> None:
+    """Save `model` as the production `version` (promoted at `promoted_at`, default now; the previous is archived)."""
+    cfg = load_config(path)
+    shas = registry.write_artifacts(cfg.path(cfg.training.model_dir) / version, model, {"version": version})
+    entry = {"version": version, "created_at": promoted_at or db.utc_now(), "data_hash": "d" * 64, "params": {},
+             "metrics": {}, "feature_importance": {}, "artifact_path": f"{cfg.training.model_dir}/{version}",
+             "artifact_sha256": shas}
+    with db.make_engine(cfg.database_url).begin() as conn:
+        registry.save_version(conn, entry, "production", "test", now=promoted_at)
 
 
 def run(path: Path, as_of: date = AS_OF) -> int:
@@ -223,3 +230,85 @@ def test_a_saturday_shift_whose_shape_changed_keeps_the_model_and_records_the_ro
     sat = iv.loc[(iv["queue"] == "Support") & (iv["interval_start"].dt.day_of_week == 5)]
     day_sum = sat.groupby(sat["interval_start"].dt.normalize())["p50"].sum()
     assert np.allclose(day_sum.to_numpy(), saturdays["p50"].to_numpy())
+
+
+# --- backfills: a model trained only on data before the as-of ----------------------------------------------
+
+BACKFILL = AS_OF - timedelta(days=14)  # 2025-02-24, a Monday; the production model was trained up to 03-08
+
+
+@pytest.fixture(scope="module")
+def older_model(data, tmp_path_factory):
+    """A tiny model trained on Support and Billing before BACKFILL only."""
+    cfg = load_config(write_config(tmp_path_factory.mktemp("cfg_old")))
+    history = model_history(data[1])
+    return QuantileForecaster(params=TINY).fit(history.loc[history["date"] < pd.Timestamp(BACKFILL)],
+                                               closed_dates_for(cfg, FIRST, LAST))
+
+
+def test_a_backfill_uses_the_model_that_was_production_then_and_the_nightly_run_uses_production(
+        tmp_path, data, older_model):
+    path = setup_db(tmp_path, data, register=False)
+    register_model(path, older_model, "v20250217-old00001", datetime(2025, 2, 17, 1))
+    register_model(path, data[2], "v20250309-test0001", datetime(2025, 3, 10, 1))  # archives the older one
+    assert run(path, BACKFILL) == 0
+    assert run(path, AS_OF) == 0
+    fc = read(path, tables.gold_forecast_daily)
+    models = fc.loc[fc["method"] == "lightgbm"].groupby("forecast_origin")["model_version"].agg(set).to_dict()
+    assert models == {pd.Timestamp(BACKFILL): {"v20250217-old00001"}, pd.Timestamp(AS_OF): {"v20250309-test0001"}}
+
+
+def test_a_backfill_with_no_model_trained_before_it_gets_seasonal_naive_saying_how_to_backfill(tmp_path, data):
+    path = setup_db(tmp_path, data)  # production trained on data up to 03-08, after the backfill's as-of
+    assert run(path, BACKFILL) == 0
+    fc = read(path, tables.gold_forecast_daily)
+    assert set(fc["method"]) == {"seasonal_naive"} and fc["model_version"].isna().all()
+    assert fc["fallback_reason"].str.contains(
+        "no model trained before 2025-02-24 exists (production v20250309-test0001 was trained on data up to "
+        "2025-03-08, so it has seen the days it would forecast); run `2_train.py --as-of 2025-02-24`",
+        regex=False).all()
+
+
+# --- what-ifs: --set without --publish never changes the published origin -----------------------------------
+
+def test_overrides_that_only_say_where_things_are_do_not_make_a_what_if():
+    given = ["database.url=sqlite:///x.db", "source.csv_glob=in/*.csv", "report.output_dir=out", "training.model_dir=m",
+             "staffing.service_level=0.9", "training.params.n_estimators=5", "training.model_dirs=x"]
+    assert what_if_overrides(given) == ["staffing.service_level=0.9", "training.params.n_estimators=5",
+                                        "training.model_dirs=x"]
+
+
+def runs_of(path: Path) -> pd.DataFrame:
+    return read(path, tables.pipeline_runs).sort_values("started_at").reset_index(drop=True)
+
+
+def test_a_what_if_run_leaves_the_published_rows_unchanged_and_writes_its_files(tmp_path, data):
+    path = setup_db(tmp_path, data)
+    assert run(path) == 0
+    published = {t.name: read(path, t) for t in (*forecast_step.GOLD_TABLES, tables.data_quality_checks)}
+    whatif = ["--config", str(path), "--as-of", AS_OF.isoformat(), "--set", "staffing.service_level=0.95"]
+    assert forecast_step.main(whatif) == 0
+    for name, before in published.items():
+        pd.testing.assert_frame_equal(read(path, tables.metadata.tables[name]), before)
+    last = runs_of(path).iloc[-1]
+    assert last["status"] == "success" and last["message"].startswith("what-if (not published): origin 2025-03-10")
+    assert last["overrides"] == '["staffing.service_level=0.95"]' and last["rows_written"] == 0
+    folder = tmp_path / "output" / "2025-03-10" / f"whatif-{last['run_id']}"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "checks.csv", "forecast_daily.csv", "forecast_interval.csv", "overrides.json", "staffing_daily.csv",
+        "staffing_interval.csv"]
+    # the same forecast, staffed for 95% instead of 80% answered within 20 s: never fewer agents, more in total
+    staffed = pd.read_csv(folder / "staffing_interval.csv")
+    base = published["gold_staffing_interval"]
+    assert len(staffed) == len(base) and staffed["agents_p50"].sum() > base["agents_p50"].sum()
+    assert pd.read_csv(folder / "forecast_daily.csv")["p50"].sum() == pytest.approx(
+        published["gold_forecast_daily"]["p50"].sum())
+    record = json.loads((folder / "overrides.json").read_text())
+    assert record["overrides"] == ["staffing.service_level=0.95"] and record["publish_with"].endswith("--publish")
+
+    assert forecast_step.main([*whatif, "--publish"]) == 0
+    staffing = read(path, tables.gold_staffing_interval)
+    assert set(staffing["run_id"]) == {runs_of(path)["run_id"].iloc[-1]}
+    assert staffing["agents_p50"].sum() == staffed["agents_p50"].sum()
+    assert runs_of(path)["overrides"].iloc[-1] == '["staffing.service_level=0.95"]'
+    assert pd.isna(runs_of(path)["overrides"].iloc[0])  # the run without --set

@@ -79,6 +79,23 @@ def test_from_resumes_at_the_named_step(project: Path) -> None:
     assert "step 1: 1_build_silver.py" in done.stdout
 
 
+def test_set_is_a_what_if_for_steps_2_and_3_and_publish_publishes_it(project: Path) -> None:
+    def staffing() -> pd.DataFrame:
+        with sa.create_engine(f"sqlite:///{project / 'data' / 'wfm.db'}").connect() as conn:
+            return pd.read_sql("select * from gold_staffing_interval order by queue, interval_start", conn)
+
+    published = staffing()
+    whatif = ["--as-of", AS_OF, "--from", "2", "--set", "staffing.service_level=0.95"]
+    done = run_daily(project, *whatif)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pd.testing.assert_frame_equal(staffing(), published)  # steps 4 and 5 ran on the published forecast
+    assert len(list((project / "output" / AS_OF).glob("whatif-*/staffing_interval.csv"))) == 1
+    assert "NOT published" in done.stderr
+    done = run_daily(project, *whatif, "--publish")  # steps 4 and 5 would refuse an unknown --publish
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert staffing()["agents_p50"].sum() > published["agents_p50"].sum()
+
+
 def test_a_failing_step_stops_the_run_and_names_it(project: Path) -> None:
     done = run_daily(project, "--as-of", AS_OF, "--set", "rules.interval_minutes=7")
     assert done.returncode == 2

@@ -213,3 +213,101 @@ def test_the_list_says_how_production_was_scored_and_reads_rows_from_before_it_w
     prod = {line.split()[0]: line[start:end].strip() for line in lines}
     assert prod == {"v5": "10.0% retrained", "v4": "10.0% same setup", "v3": "10.0% in-sample", "v2": "10.0% loaded",
                     "v1": "-", "v0": "-"}
+
+
+# --- which model may forecast an as-of ---------------------------------------------------------------------
+
+def registry_frame(*rows: tuple) -> pd.DataFrame:
+    """(version, status, promoted_at, train_last, candidate wMAPE, naive wMAPE) -> `choose_model`'s input."""
+    frame = pd.DataFrame(rows, columns=["version", "status", "promoted_at", "train_last", "cand", "naive"])
+    metrics = [{} if c is None else {"overall": {"candidate": {"wmape": c}, "seasonal_naive": {"wmape": n}}}
+               for c, n in zip(frame["cand"], frame["naive"])]
+    return frame.drop(columns=["cand", "naive"]).assign(
+        metrics=metrics, created_at=pd.Timestamp("2025-06-01"), status_reason="test",
+        promoted_at=pd.to_datetime(frame["promoted_at"]), train_last=pd.to_datetime(frame["train_last"]))
+
+
+def choose(frame: pd.DataFrame, as_of: str) -> registry.ModelChoice:
+    day = date.fromisoformat(as_of)
+    return registry.choose_model(frame, day, registry.day_end_utc(day, "Europe/Stockholm"))
+
+
+# v0301 production 03-01..03-08, v0308 from 03-08 02:00 UTC on, v0315 (current) from 03-15.
+HISTORY = registry_frame(
+    ("v0301", "archived", "2025-03-01 01:00", "2025-02-28", 0.10, 0.20),
+    ("v0308", "archived", "2025-03-08 01:00", "2025-03-07", 0.10, 0.20),
+    ("v0315", "production", "2025-03-15 01:00", "2025-03-14", 0.10, 0.20),
+)
+
+
+def test_the_nightly_run_uses_production_trained_up_to_yesterday():
+    choice = choose(HISTORY, "2025-03-15")
+    assert (choice.version, choice.is_production) == ("v0315", True)
+    assert choice.why == "production, trained on data up to 2025-03-14"
+
+
+def test_a_backfill_uses_the_version_that_was_production_on_that_date():
+    # on 03-10 v0308 was production (promoted 03-08, replaced 03-15), trained on data up to 03-07
+    choice = choose(HISTORY, "2025-03-10")
+    assert (choice.version, choice.is_production) == ("v0308", False)
+    assert choice.why == "production on 2025-03-10, trained on data up to 2025-03-07"
+    # on the day of a promotion (02:00 local = 01:00 UTC) the model promoted that night is the day's production
+    assert choose(HISTORY, "2025-03-08").version == "v0308"
+
+
+def test_a_promotion_late_in_the_local_evening_still_counts_for_that_local_day():
+    # v0320 was promoted at 00:30 on 03-21 in Stockholm, 23:30 UTC on 03-20: by UTC's date it would count for 03-20
+    frame = registry_frame(("v0315", "archived", "2025-03-15 01:00", "2025-03-14", 0.1, 0.2),
+                           ("v0320", "production", "2025-03-20 23:30", "2025-03-19", 0.1, 0.2))
+    assert choose(frame, "2025-03-20").version == "v0315"
+    assert choose(frame, "2025-03-21").version == "v0320"
+
+
+def test_without_a_promotion_before_the_date_the_newest_model_trained_before_it_is_used():
+    # installed on 03-15 with history: v0310 was trained for 03-10 by a backfill (staging, beat naive); v0309 lost
+    # to naive in its own backtest and is never used; production v0315 has seen 03-10..03-14
+    frame = registry_frame(("v0303", "staging", None, "2025-03-02", 0.10, 0.20),
+                           ("v0309", "staging", None, "2025-03-08", 0.25, 0.20),
+                           ("v0310", "staging", None, "2025-03-07", 0.10, 0.20),
+                           ("v0310w", "staging", None, "2025-03-09", 0.10, 0.20),
+                           ("v0315", "production", "2025-03-15 01:00", "2025-03-14", 0.10, 0.20))
+    # v0310w was a what-if (2_train.py --set without --publish): never used on its own
+    frame.loc[frame["version"] == "v0310w", "status_reason"] = "what-if run with overrides x=1: not promoted; ..."
+    choice = choose(frame, "2025-03-10")
+    assert choice.version == "v0310" and not choice.is_production
+    assert choice.why == "the newest model trained before 2025-03-10 (data up to 2025-03-07)"
+
+
+def test_with_no_model_trained_before_the_date_the_reason_says_how_to_backfill():
+    frame = registry_frame(("v0315", "production", "2025-03-15 01:00", "2025-03-14", 0.10, 0.20))
+    choice = choose(frame, "2025-03-10")
+    assert choice.version is None
+    assert choice.why == ("no model trained before 2025-03-10 exists (production v0315 was trained on data up to "
+                          "2025-03-14, so it has seen the days it would forecast); run `2_train.py --as-of "
+                          "2025-03-10` to backfill with a model")
+
+
+def test_a_registry_without_production_has_no_model_even_with_staging_versions():
+    frame = registry_frame(("v0310", "staging", None, "2025-03-09", 0.30, 0.20))
+    choice = choose(frame, "2025-03-10")
+    assert choice.version is None and choice.why.startswith("no production model in model_registry")
+
+
+def test_training_windows_come_from_training_json_else_meta_json_else_the_version_name(setup, model):
+    cfg, engine = setup
+    register(cfg, engine, model, "v20240501-aaaaaaaa", "staging", T1)  # training.json without a window
+    register(cfg, engine, model, "v20240502-bbbbbbbb", "staging", T1)
+    folder = cfg.path("models") / "v20240502-bbbbbbbb"
+    (folder / "training.json").write_text('{"train_window": {"first": "2024-01-01", "last": "2024-04-30"}}')
+    register(cfg, engine, model, "v20240503-cccccccc", "staging", T1)
+    for name in ("training.json", "meta.json"):
+        (cfg.path("models") / "v20240503-cccccccc" / name).unlink()
+    with engine.connect() as conn:
+        windows = registry.training_windows(cfg, registry.read_registry(conn)).set_index("version")
+    # meta.json's train_end is the model's last training row: history() has 2024-01-01..2024-04-29, last open Mon 04-29
+    assert windows.loc["v20240501-aaaaaaaa", ["train_last", "window_source"]].tolist() == [
+        pd.Timestamp("2024-04-29"), "meta.json"]
+    assert windows.loc["v20240502-bbbbbbbb", ["train_first", "train_last", "window_source"]].tolist() == [
+        pd.Timestamp("2024-01-01"), pd.Timestamp("2024-04-30"), "training.json"]
+    assert windows.loc["v20240503-cccccccc", ["train_last", "window_source"]].tolist() == [
+        pd.Timestamp("2024-05-02"), "version name"]

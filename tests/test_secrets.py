@@ -241,3 +241,11 @@ def test_a_pickle_in_the_model_folder_is_never_loaded(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"model_p50.txt has sha256 .* refusing to load it"):
         registry.load_production(engine, cfg)
     assert not marker.exists()
+
+
+def test_recorded_overrides_mask_the_database_password():
+    from common.cli import recorded_overrides
+
+    url = "postgresql+psycopg://wfm:s3cret-pw@db.example:5432/wfm"
+    assert recorded_overrides([f"database.url={url}", "staffing.service_level=0.9"], url) == [
+        "database.url=postgresql+psycopg://wfm:***@db.example:5432/wfm", "staffing.service_level=0.9"]

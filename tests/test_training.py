@@ -437,3 +437,23 @@ def test_a_same_setup_refresh_on_newer_data_is_promoted_and_says_the_comparison_
     assert cand == prod
     assert row["status_reason"].endswith(f"; a refresh of production {production}'s setup: retrained per origin it "
                                          f"scores the same out-of-sample {pct(prod)}, identical by construction")
+
+
+def test_a_what_if_training_run_with_overrides_is_never_promoted_unless_published(workspace):
+    # with no production model, a candidate that beats naive is promoted; unless the run is a what-if
+    eng = db.make_engine(load_config(workspace).database_url)
+    with eng.begin() as conn:
+        conn.execute(tables.model_registry.delete())
+    whatif = ["--as-of", AS_OF, "--set", "staffing.service_level=0.9"]
+    assert run(workspace, *whatif) == 0
+    rows = registry_rows(workspace)
+    assert rows["status"].tolist() == ["staging"]
+    assert rows["status_reason"].iloc[0].startswith(
+        "what-if run with overrides staffing.service_level=0.9: not promoted; use --publish (the promotion rule said "
+        "production: candidate wMAPE ")
+    with eng.connect() as conn:
+        last = db.read_table(conn, tables.pipeline_runs).sort_values("started_at").iloc[-1]
+    eng.dispose()
+    assert json.loads(last["overrides"]) == ["staffing.service_level=0.9"]
+    assert run(workspace, *whatif, "--publish") == 0
+    assert registry_rows(workspace)["status"].tolist() == ["production"]
