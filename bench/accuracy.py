@@ -212,7 +212,7 @@ def backtest_ours(inputs: Inputs, origins: Sequence[pd.Timestamp], horizon: int,
     cfg = inputs.cfg
     make_model = partial(training.make_forecaster, cfg.training, cfg.forecast.quantiles)
     hist = inputs.history
-    parts, seconds, fallbacks = [], {OURS: 0.0, NAIVE: 0.0, MEAN4: 0.0}, []
+    parts, seconds, fallbacks, published_intervals = [], {OURS: 0.0, NAIVE: 0.0, MEAN4: 0.0}, [], []
     for origin in origins:
         train = hist.loc[hist["date"] < origin]
         actual = hist.loc[(hist["date"] >= origin) & (hist["date"] < origin + pd.Timedelta(days=horizon))]
@@ -230,7 +230,8 @@ def backtest_ours(inputs: Inputs, origins: Sequence[pd.Timestamp], horizon: int,
             forecasts[OURS] = model.forecast(train, future, inputs.holidays)
             seconds[OURS] += time.perf_counter() - started
             started = time.perf_counter()
-            published, why = publish(inputs, model, origin)
+            published, why, split = publish(inputs, model, origin, horizon)
+            published_intervals.append(split)
             seconds[PUBLISHED] = seconds.get(PUBLISHED, 0.0) + time.perf_counter() - started
             forecasts[PUBLISHED] = published
             fallbacks.append(why)
@@ -242,26 +243,33 @@ def backtest_ours(inputs: Inputs, origins: Sequence[pd.Timestamp], horizon: int,
     if not with_model:
         seconds.pop(OURS)
     why = pd.concat(fallbacks, ignore_index=True) if fallbacks else pd.DataFrame()
-    return pd.concat(parts, ignore_index=True), seconds, why
+    intervals = pd.concat(published_intervals, ignore_index=True) if published_intervals else pd.DataFrame()
+    return pd.concat(parts, ignore_index=True), seconds, why, intervals
 
 
-def publish(inputs: Inputs, model, origin: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+def publish(inputs: Inputs, model, origin: pd.Timestamp,
+            horizon: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """What step 3 publishes at `origin` with `model` as production (common.forecast_run.build_forecast: guards,
     fallback, profile choice): (forecast: series, date, p10, p50, p90; one row per queue: origin, queue, method,
-    fallback_reason, intraday profiles used)."""
+    fallback_reason, intraday profiles used; the published intervals in `split_intervals`' columns)."""
     hist = inputs.history
     daily = hist.loc[hist["date"] < origin].rename(columns={"series": "queue", "y": "offered"}).loc[
         :, ["queue", "date", "offered", "is_open", "is_holiday"]]
     ints = inputs.intervals
     ints = ints.loc[(ints["date"] < origin)
                     & (ints["date"] >= origin - pd.Timedelta(weeks=forecast_run.history_weeks(inputs.cfg)))]
-    run = forecast_run.build_forecast(inputs.cfg, origin.date(), daily, ints, None, model, "bench", None)
+    cfg = inputs.cfg.model_copy(update={"forecast": inputs.cfg.forecast.model_copy(update={"horizon_days": horizon})})
+    run = forecast_run.build_forecast(cfg, origin.date(), daily, ints, None, model, "bench", None)
     fc = run.forecast
     per_queue = fc.groupby("queue", sort=True).agg(
         method=("method", "first"), fallback_reason=("fallback_reason", "first"),
         profiles=("intraday_profile", lambda v: ", ".join(sorted(set(v.dropna()) - {"same_weekday"}))))
     why = per_queue.reset_index().assign(origin=origin)
-    return fc.rename(columns={"queue": "series"}).loc[:, ["series", "date", *QCOLS]], why
+    actual = inputs.intervals.loc[:, ["queue", "interval_start_utc", "offered"]].rename(columns={"offered": "y"})
+    split = run.intervals.merge(actual, on=["queue", "interval_start_utc"], how="left").assign(
+        method=PUBLISHED, origin=origin).loc[:, ["queue", "date", "interval_start", "is_open", "p50", "y", "method",
+                                                 "origin"]]
+    return fc.rename(columns={"queue": "series"}).loc[:, ["series", "date", *QCOLS]], why, split
 
 
 def run_peers(history: pd.DataFrame, origins: Sequence[pd.Timestamp], horizon: int,
@@ -394,7 +402,7 @@ def backtest_dataset(inputs: Inputs, origins: int = 8, horizon: int = 14, step_d
                      intervals: bool = True) -> dict:
     """The whole comparison on one data set: {"origins", "frame", "metrics" (DataFrame), "interval_wmape"}."""
     points = origins_for(inputs.history, origins, horizon, step_days)
-    frame, seconds, fallbacks = backtest_ours(inputs, points, horizon, with_model)
+    frame, seconds, fallbacks, published_split = backtest_ours(inputs, points, horizon, with_model)
     if peers_python is not None:
         peers, peer_seconds = run_peers(inputs.history, points, horizon, peers_python)
         frame = pd.concat([frame, score_peers(peers, inputs.history)], ignore_index=True)
@@ -402,7 +410,9 @@ def backtest_dataset(inputs: Inputs, origins: int = 8, horizon: int = 14, step_d
     metrics = method_metrics(frame, seconds)
     int_wmape = {}
     if intervals and len(inputs.intervals):
-        split = split_intervals(frame, inputs)
+        split = split_intervals(frame.loc[frame["method"] != PUBLISHED], inputs)
+        # the published intervals are step 3's own: split by the profile it chose per queue and weekday
+        split = pd.concat([split, published_split], ignore_index=True)
         int_wmape = interval_wmape(split, frame)
         # the split's own error: the profile applied to the actual daily totals
         oracle = frame.loc[frame["method"] == NAIVE].assign(p50=lambda f: f["y"], method="actual_daily")

@@ -78,6 +78,13 @@ def test_harness_on_a_us_bank_slice_gives_the_hand_computed_metrics(tmp_path):
     assert 0 < split_only < m["interval_wmape"].min()
     table = bench.metrics_markdown(out["metrics"], out["interval_wmape"])
     assert table.splitlines()[2].startswith("| **wfm-forecast (ours)** |") and "| 5.9% |" in table
+    # the published forecast (step 3's guards and fallback on the same model) kept the model at both origins, so its
+    # daily figures are the model's; its intervals are step 3's own split
+    published = out["fallbacks"]
+    assert len(published) == 2 and published["method"].eq("lightgbm").all()
+    assert m.loc["published", "wmape"] == pytest.approx(m.loc["ours", "wmape"], rel=1e-12)
+    assert 0 < m.loc["published", "interval_wmape"] < 1
+    assert bench.published_markdown(published).startswith("Published: the model was kept on 2 of 2 queue-origins.")
 
 
 def demo_daily(start: date, end: date) -> tuple[pd.DataFrame, pd.DataFrame]:
