@@ -57,7 +57,8 @@ def test_importing_everything_and_running_on_sqlite_never_imports_pyodbc(tmp_pat
 
 
 def test_an_mssql_url_gets_a_pyodbc_engine_with_fast_executemany() -> None:
-    pytest.importorskip("pyodbc", reason="pyodbc needs the unixODBC library (apt-get install libodbc2)")
+    pytest.importorskip("pyodbc", reason="pyodbc needs the unixODBC library (apt-get install libodbc2)",
+                        exc_type=ImportError)  # a missing libodbc.so.2 is an ImportError, not a missing module
     engine = db.make_engine(SQLSERVER_URL)  # connects lazily: no server needed to build it
     assert (engine.dialect.name, engine.dialect.driver) == ("mssql", "pyodbc")
     assert engine.dialect.fast_executemany is True
@@ -152,7 +153,8 @@ def _readme_sqlserver_urls() -> list[str]:
 
 
 def test_the_readme_sql_server_urls_give_odbc_driver_18_connection_strings(tmp_path: Path, monkeypatch) -> None:
-    pytest.importorskip("pyodbc", reason="pyodbc needs the unixODBC library (apt-get install libodbc2)")
+    pytest.importorskip("pyodbc", reason="pyodbc needs the unixODBC library (apt-get install libodbc2)",
+                        exc_type=ImportError)  # a missing libodbc.so.2 is an ImportError, not a missing module
     urls = _readme_sqlserver_urls()
     assert len(urls) == 2, urls  # SQL login (password from password_env) and Windows authentication
     monkeypatch.setenv("WFM_DB_PASSWORD", "p@ss;word")

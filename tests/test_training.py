@@ -102,6 +102,7 @@ def test_production_setup_is_retrained_before_every_origin_and_scored_on_the_can
     setup = training.production_setup("v0", fitted, quick(), None)
     assert setup.changes == {"target": ["raw", "ratio"]} and not setup.same_as_candidate
     origins = training.backtest_origins(hist["date"].min(), hist["date"].max(), 2, 14, 7)  # 04-29, 05-06
+    caplog.clear()  # only the backtest's fits: an earlier test may have left the root logger at INFO
     with caplog.at_level("INFO", logger="common.forecaster"):
         result = training.rolling_backtest(hist, HOLIDAYS, quick, origins, 14, production=setup)
     frame = result.frame
@@ -135,6 +136,7 @@ def test_an_identical_production_setup_reuses_the_candidates_forecasts_without_f
     setup = training.production_setup("v0", fitted, quick(), None)
     assert setup.same_as_candidate and setup.init_params["num_threads"] == 1
     origins = training.backtest_origins(hist["date"].min(), hist["date"].max(), 2, 14, 7)
+    caplog.clear()  # only the backtest's fits: an earlier test may have left the root logger at INFO
     with caplog.at_level("INFO", logger="common.forecaster"):
         result = training.rolling_backtest(hist, HOLIDAYS, quick, origins, 14, production=setup)
     assert fits_logged(caplog) == 2  # the candidate's two; production's rows are the candidate's
@@ -342,8 +344,9 @@ UNDERFIT = {"n_estimators": 30}  # too few trees at the default learning rate: b
 WEEK_BEFORE = "2024-10-20"  # production's night; the candidate's (AS_OF) is a week later, with a week more data
 
 
-def with_params(params: dict) -> tuple[str, str]:
-    return "--set", f"training.params={json.dumps(params)}"  # JSON is YAML
+def with_params(params: dict) -> tuple[str, str, str]:
+    # a nightly setup given on the command line: --publish, else a run with --set is a what-if and never promoted
+    return "--set", f"training.params={json.dumps(params)}", "--publish"  # JSON is YAML
 
 
 @pytest.fixture(scope="module")
