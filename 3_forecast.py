@@ -42,7 +42,7 @@ import pandas as pd
 from sqlalchemy import delete
 from sqlalchemy.engine import Connection, Engine
 
-from common import db, forecast_run, guards, registry, silver, tables, training, validation
+from common import db, forecast_run, guards, model_choice, silver, tables, training, validation
 from common.cli import StepContext, StepResult, recorded_overrides, run_step, step_parser, what_if_overrides
 from common.config import Config
 from common.errors import ConfigError, DataError, ModelError
@@ -142,10 +142,10 @@ def _read_intervals(conn: Connection, start: date, as_of: date) -> pd.DataFrame:
 
 def _production_model(engine: Engine, cfg: Config,
                       as_of: date) -> tuple[str | None, QuantileForecaster | None, str | None]:
-    """(version, model, None) of the model trained before `as_of` (production for the nightly run; registry.load_for
-    says which for a backfill), or (None, None, why) when there is none."""
+    """(version, model, None) of the model trained before `as_of` (production for the nightly run;
+    model_choice.load_for says which for a backfill), or (None, None, why) when there is none."""
     try:
-        version, model, why = registry.load_for(engine, cfg, as_of)
+        version, model, why = model_choice.load_for(engine, cfg, as_of)
     except ModelError as exc:
         log.warning("forecast: no usable model for as-of %s, every queue gets seasonal naive: %s", as_of, exc)
         return None, None, str(exc)

@@ -49,7 +49,7 @@ import pandas as pd
 from sqlalchemy import delete, false, func, select
 from sqlalchemy.engine import Connection, Engine
 
-from common import alerts, db, evaluation, registry, silver, tables, training
+from common import alerts, db, evaluation, model_choice, registry, silver, tables, training
 from common.cli import StepContext, StepResult, run_step, step_parser
 from common.config import Config
 from common.errors import ConfigError, DataError, ModelError
@@ -253,7 +253,7 @@ def _leaking_forecasts(conn: Connection, cfg: Config, as_of: date) -> tuple[pd.D
     used = _model_origins(conn, tables.gold_forecast_daily, as_of)
     versions = pd.DataFrame({"version": used["model_version"].unique()}).merge(
         registry.read_registry(conn).loc[:, ["version", "artifact_path"]], on="version", how="left")
-    leaks = evaluation.leaking_forecasts(used, registry.training_windows(cfg, versions))
+    leaks = evaluation.leaking_forecasts(used, model_choice.training_windows(cfg, versions))
     in_accuracy = _model_origins(conn, ACC, as_of, evaluation.STORED_METHODS).merge(
         leaks, on=["forecast_origin", "model_version"])
     return leaks, sorted(in_accuracy["forecast_origin"].dt.date.unique())

@@ -66,7 +66,7 @@ def leaking_forecasts(used: pd.DataFrame, windows: pd.DataFrame) -> pd.DataFrame
     A model trained on data up to or after a forecast's origin (its first date) knew the actuals it forecast, e.g.
     a backfill made with a later production model: scoring it would flatter the model and raise false alerts.
     `used`: distinct forecast_origin, model_version of stored forecasts; `windows`: version, train_last
-    (`registry.training_windows`). A version whose window is unknown is not judged a leak.
+    (`model_choice.training_windows`). A version whose window is unknown is not judged a leak.
     """
     merged = used.loc[:, ["forecast_origin", "model_version"]].merge(
         windows.loc[:, ["version", "train_last"]].rename(columns={"version": "model_version"}), on="model_version")

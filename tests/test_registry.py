@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common import db, registry, training
+from common import db, model_choice, registry, training
 from common.config import load_config
 from common.errors import ConfigError, ModelError
 from common.forecaster import QuantileForecaster
@@ -227,9 +227,9 @@ def registry_frame(*rows: tuple) -> pd.DataFrame:
         promoted_at=pd.to_datetime(frame["promoted_at"]), train_last=pd.to_datetime(frame["train_last"]))
 
 
-def choose(frame: pd.DataFrame, as_of: str) -> registry.ModelChoice:
+def choose(frame: pd.DataFrame, as_of: str) -> model_choice.ModelChoice:
     day = date.fromisoformat(as_of)
-    return registry.choose_model(frame, day, registry.day_end_utc(day, "Europe/Stockholm"))
+    return model_choice.choose_model(frame, day, model_choice.day_end_utc(day, "Europe/Stockholm"))
 
 
 # v0301 production 03-01..03-08, v0308 from 03-08 02:00 UTC on, v0315 (current) from 03-15.
@@ -303,7 +303,7 @@ def test_training_windows_come_from_training_json_else_meta_json_else_the_versio
     for name in ("training.json", "meta.json"):
         (cfg.path("models") / "v20240503-cccccccc" / name).unlink()
     with engine.connect() as conn:
-        windows = registry.training_windows(cfg, registry.read_registry(conn)).set_index("version")
+        windows = model_choice.training_windows(cfg, registry.read_registry(conn)).set_index("version")
     # meta.json's train_end is the model's last training row: history() has 2024-01-01..2024-04-29, last open Mon 04-29
     assert windows.loc["v20240501-aaaaaaaa", ["train_last", "window_source"]].tolist() == [
         pd.Timestamp("2024-04-29"), "meta.json"]
