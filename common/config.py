@@ -10,6 +10,7 @@ that holds them (`database.password_env`, `report.smtp.password_env`).
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 import re
@@ -73,6 +74,9 @@ class SourceConfig(_Strict):
     decimal: str = "."
     chunk_rows: int = Field(200_000, ge=1_000)
     timestamp_format: str | None = None  # default strptime format for timestamp columns; None = ISO 8601
+    # Times before this are placeholders (0001-01-01, 1900-01-01) or a wrong date format, not calls: rejected.
+    # The upper side is the clock: more than a day in the future is rejected too.
+    earliest_date: date = date(1990, 1, 1)
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
     missing_values: dict[str, list[str]] = Field(default_factory=dict)
     outcome_map: dict[str, list[str]] = Field(default_factory=dict)
@@ -84,6 +88,24 @@ class SourceConfig(_Strict):
             v = "\t"
         if len(v) != 1:
             raise ValueError(f"{v!r} must be one character (use \"\\t\" for tab)")
+        return v
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            # Windows calls its 8-bit code page "ANSI"; for Western European text that is cp1252.
+            raise ValueError(f"{v!r} is not an encoding name Python knows; for Windows \"ANSI\" text use cp1252 "
+                             "(utf-8, utf-16, latin-1 are others)") from None
+        return v
+
+    @field_validator("earliest_date")
+    @classmethod
+    def _after_1700(cls, v: date) -> date:
+        if v.year < 1700:  # timestamps are stored as datetime64[ns], which starts in 1677
+            raise ValueError(f"{v} must be 1700-01-01 or later")
         return v
 
     @model_validator(mode="after")

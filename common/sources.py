@@ -29,7 +29,8 @@ from common.errors import DataError
 
 MAX_DURATION_SECONDS = 24 * 3600  # a single call leg longer than a day is a broken record, not a long call
 FUTURE_SLACK = timedelta(days=1)  # a start later than this after the wall clock is a wrong clock or date format
-_TZ_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+# An offset: Z, +01:00, +0100, or +01 right after a time's minutes or seconds (":00+01"; "2025-03-10" is no offset).
+_TZ_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2}|(?<=:\d{2})[+-]\d{2})$")
 _BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
 
 
@@ -443,32 +444,65 @@ def _tz_suffix(values: np.ndarray) -> np.ndarray:
         sign = (tail == 43) | (tail == 45)
         out[idx] = ((tail[:, 5] == 90)
                     | (sign[:, 1] & digit[:, 2:].all(axis=1))
-                    | (sign[:, 0] & digit[:, 1] & digit[:, 2] & (tail[:, 3] == 58) & digit[:, 4] & digit[:, 5]))
+                    | (sign[:, 0] & digit[:, 1] & digit[:, 2] & (tail[:, 3] == 58) & digit[:, 4] & digit[:, 5])
+                    | ((tail[:, 0] == 58) & digit[:, 1] & digit[:, 2] & sign[:, 3] & digit[:, 4] & digit[:, 5]))
         unsure = np.concatenate([unsure, idx[(tail > 127).any(axis=1) | (tail[:, 5] == 10)]])
     if len(unsure):
         out[unsure] = [_TZ_SUFFIX.search(v) is not None for v in values[unsure].tolist()]
     return out
 
 
-def _parse_timestamps(text: np.ndarray, fmt: str | None, tz: str) -> tuple[np.ndarray, np.ndarray]:
+# Parsed times outside this range cannot be held as datetime64[ns] (1677..2262): they are flagged as out of
+# range (and rejected by the caller) instead of wrapping around (0001-01-01 became 1754-08-30) or crashing.
+_NS_SAFE = (np.datetime64("1700-01-01", "us"), np.datetime64("2200-01-01", "us"))
+
+
+def _in_ns(parsed: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Naive parsed times as datetime64[ns] (NaT where out of range) and -1/+1 where too early/late, else 0."""
+    values = parsed.to_numpy()
+    if values.dtype != np.dtype("datetime64[ns]"):
+        values = values.astype("datetime64[us]")
+    side = np.where(values < _NS_SAFE[0], -1, np.where(values > _NS_SAFE[1], 1, 0))
+    if side.any():
+        values = np.where(side != 0, np.datetime64("NaT"), values)
+    return values.astype("datetime64[ns]"), side
+
+
+def _to_datetime(text: np.ndarray, fmt: str, utc: bool) -> pd.DatetimeIndex:
+    """pd.to_datetime, unparseable values NaT; a mixture it refuses as a whole (naive and offset values, one of
+    them in a form the offset check did not catch) is parsed value by value, so one odd value never stops a load."""
+    try:
+        return pd.DatetimeIndex(pd.to_datetime(text, format=fmt, errors="coerce", utc=utc))
+    except (ValueError, TypeError, OverflowError):
+        out = []
+        for v in text.tolist():
+            try:
+                t = pd.to_datetime(v, format=fmt, errors="coerce", utc=utc)
+            except (ValueError, TypeError, OverflowError):
+                t = pd.NaT
+            out.append(pd.NaT if t is pd.NaT or (not utc and t.tzinfo is not None) else t)
+        return pd.DatetimeIndex(out, dtype="datetime64[us, UTC]" if utc else "datetime64[us]")
+
+
+def _parse_timestamps(text: np.ndarray, fmt: str | None, tz: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local and UTC naive timestamps (datetime64[ns]); values with an explicit offset are converted, naive ones
-    are local."""
+    are local. Also -1/+1 where a value parsed but lies before 1700 / after 2200 (left NaT), else 0."""
     local = np.full(len(text), np.datetime64("NaT"), dtype="datetime64[ns]")
     utc = local.copy()
+    side = np.zeros(len(text), dtype=np.int64)
     filled = text != ""
     has_tz = _tz_suffix(text) & filled
     naive = filled & ~has_tz
     if naive.any():
         subset = text if naive.all() else text[naive]
-        local[naive] = pd.to_datetime(subset, format=fmt or "ISO8601", errors="coerce").to_numpy("datetime64[ns]")
+        local[naive], side[naive] = _in_ns(_to_datetime(subset, fmt or "ISO8601", utc=False))
         ok = naive & ~np.isnat(local)
         utc[ok] = localize(pd.Series(local[ok]), tz).to_numpy()
     if has_tz.any():
-        parsed = pd.to_datetime(text[has_tz], format="ISO8601", errors="coerce", utc=True)
-        utc[has_tz] = parsed.tz_localize(None).to_numpy("datetime64[ns]")
+        utc[has_tz], side[has_tz] = _in_ns(_to_datetime(text[has_tz], "ISO8601", utc=True).tz_localize(None))
         ok = has_tz & ~np.isnat(utc)
         local[ok] = to_local(pd.Series(utc[ok]), tz).to_numpy()
-    return local, utc
+    return local, utc, side
 
 
 def _parse_number(text: np.ndarray, decimal: str) -> np.ndarray:
@@ -484,16 +518,37 @@ def _timestamp_reasons(name: str, text: np.ndarray, fmt: str | None):
                          for v in text[rows])
 
 
-def _future_reasons(name: str, local: np.ndarray, now_utc: datetime):
-    return lambda rows: (f"{name}: {pd.Timestamp(v)} is in the future (more than a day after now, "
-                         f"{now_utc:%Y-%m-%d %H:%M} UTC): a wrong clock or date format in the export"
-                         for v in local[rows])
+def _future_reasons(name: str, local: np.ndarray, text: np.ndarray, now_utc: datetime):
+    return lambda rows: (f"{name}: {pd.Timestamp(v) if not np.isnat(v) else t} is in the future (more than a day "
+                         f"after now, {now_utc:%Y-%m-%d %H:%M} UTC): a wrong clock or date format in the export"
+                         for v, t in zip(local[rows], text[rows]))
+
+
+def _early_reasons(name: str, text: np.ndarray, earliest) -> object:
+    return lambda rows: (f"{name}: {t!r} is before source.earliest_date ({earliest}): a placeholder date or a wrong "
+                         f"date format in the export; if it means \"no value\", list it under "
+                         f"source.missing_values.{name}" for t in text[rows])
 
 
 def _future(utc: np.ndarray, now_utc: datetime | None) -> tuple[np.ndarray, datetime]:
     """Which naive-UTC times lie more than FUTURE_SLACK after `now_utc` (default: the wall clock, never --as-of)."""
     now_utc = now_utc or datetime.now(timezone.utc).replace(tzinfo=None)
     return utc > np.datetime64(now_utc + FUTURE_SLACK, "ns"), now_utc
+
+
+def _timestamps(rej: _Rejects, text: dict[str, np.ndarray], name: str, spec: SourceConfig, tz: str,
+                now_utc: datetime | None) -> tuple[np.ndarray, np.ndarray, datetime]:
+    """Parse one timestamp column (local, UTC, the `now` used) and reject its values that cannot be parsed or lie
+    outside the plausible window: before source.earliest_date, or more than a day after now."""
+    fmt = _spec_format(spec, name)
+    raw = text[name]
+    local, utc, side = _parse_timestamps(raw, fmt, tz)
+    rej.add(np.isnat(local) & (raw != "") & (side == 0), _timestamp_reasons(name, raw, fmt))
+    earliest = np.datetime64(spec.earliest_date, "ns")
+    rej.add((side < 0) | (local < earliest), _early_reasons(name, raw, spec.earliest_date))
+    future, now_utc = _future(utc, now_utc)
+    rej.add(future | (side > 0), _future_reasons(name, local, raw, now_utc))
+    return local, utc, now_utc
 
 
 def _spec_format(spec: SourceConfig, name: str) -> str | None:
@@ -569,18 +624,11 @@ def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz:
         rej.add(text[name] == "", f"{name}: empty (source.columns.{name} = {spec.columns[name]!r})")
     _reject_too_long(rej, text, tables.bronze_cdr)
 
-    fmt = _spec_format(spec, "start_time")
-    start, start_utc = _parse_timestamps(text["start_time"], fmt, tz)
-    rej.add(np.isnat(start) & (text["start_time"] != ""), _timestamp_reasons("start_time", text["start_time"], fmt))
-    future, now_utc = _future(start_utc, now_utc)
-    rej.add(future, _future_reasons("start_time", start, now_utc))
+    start, start_utc, now_utc = _timestamps(rej, text, "start_time", spec, tz, now_utc)
     optional_times = {}
     for name in ("answer_time", "end_time"):
         if name in text:
-            fmt = _spec_format(spec, name)
-            local, _ = _parse_timestamps(text[name], fmt, tz)
-            rej.add(np.isnat(local) & (text[name] != ""), _timestamp_reasons(name, text[name], fmt))
-            optional_times[name] = local
+            optional_times[name], _, _ = _timestamps(rej, text, name, spec, tz, now_utc)
         else:
             optional_times[name] = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
 
@@ -649,12 +697,7 @@ def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig
     for name in ("queue", "interval_start", "offered"):
         rej.add(text[name] == "", f"{name}: empty (source.columns.{name} = {spec.columns[name]!r})")
     _reject_too_long(rej, text, tables.bronze_interval)
-    fmt = _spec_format(spec, "interval_start")
-    start, start_utc = _parse_timestamps(text["interval_start"], fmt, tz)
-    rej.add(np.isnat(start) & (text["interval_start"] != ""),
-            _timestamp_reasons("interval_start", text["interval_start"], fmt))
-    future, now_utc = _future(start_utc, now_utc)
-    rej.add(future, _future_reasons("interval_start", start, now_utc))
+    start, start_utc, now_utc = _timestamps(rej, text, "interval_start", spec, tz, now_utc)
     columns = {"queue": text["queue"], "interval_start": start, "interval_start_utc": start_utc,
                "start_date": start.astype("datetime64[D]").astype("datetime64[ns]")}
     for name in ("offered", "handled", "abandoned", "aht_seconds"):
