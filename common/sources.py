@@ -609,6 +609,39 @@ def _reject_too_long(rej: _Rejects, text: dict[str, np.ndarray], table) -> None:
             f"{k}: {len(v)} characters, longer than the {n} {table.name}.{c.name} holds" for v in s[rows]))
 
 
+# NUL anywhere (PostgreSQL cannot store it in text; it is a broken export); in a queue name, any control character
+# but tab and line breaks ("Sup\x00port" would be a queue of its own).
+_NUL = re.compile("\x00")
+_QUEUE_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _reject_control_characters(rej: _Rejects, text: dict[str, np.ndarray]) -> None:
+    """Reject values holding a NUL byte, and queue names holding a control character."""
+    for name, values in text.items():
+        pattern = _QUEUE_CONTROL if name == "queue" else _NUL
+        # One search over the joined column first: clean exports (nearly all) cost one C-level pass.
+        if not len(values) or not pattern.search("".join(values.tolist())):
+            continue
+        bad = np.fromiter((pattern.search(v) is not None for v in values.tolist()), dtype=bool, count=len(values))
+        rej.add(bad, lambda rows, s=values, k=name: (
+            f"{k}: {v!r} contains a control character ({_control_char(v)}): a broken export; fix the value in the "
+            "source system" for v in s[rows]))
+
+
+def _control_char(value: str) -> str:
+    """The first control character of `value`, written as an escape (\\x00)."""
+    m = _QUEUE_CONTROL.search(value)
+    return f"\\x{ord(m.group()):02x}" if m else "?"
+
+
+def _reject_time_order(rej: _Rejects, utc: dict[str, np.ndarray], text: dict[str, np.ndarray]) -> None:
+    """Reject legs whose answer or end lies before their start (or end before answer): the wait cannot be known."""
+    for later, earlier in (("answer_time", "start_time"), ("end_time", "start_time"), ("end_time", "answer_time")):
+        rej.add(utc[later] < utc[earlier], lambda rows, a=later, b=earlier: (
+            f"{a} {text[a][r]} is before {b} {text[b][r]}: the leg's times are inconsistent (wait and duration "
+            "unknown); fix them in the export" for r in rows))
+
+
 def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str,
                      now_utc: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed canonical call legs (one row per leg, with its `source_name`) and rejects of (chunk, source name) pairs.
@@ -623,14 +656,16 @@ def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz:
     for name in ("call_id", "queue", "start_time", "outcome"):
         rej.add(text[name] == "", f"{name}: empty (source.columns.{name} = {spec.columns[name]!r})")
     _reject_too_long(rej, text, tables.bronze_cdr)
+    _reject_control_characters(rej, text)
 
     start, start_utc, now_utc = _timestamps(rej, text, "start_time", spec, tz, now_utc)
-    optional_times = {}
+    optional_times, optional_utc = {}, {"start_time": start_utc}
     for name in ("answer_time", "end_time"):
         if name in text:
-            optional_times[name], _, _ = _timestamps(rej, text, name, spec, tz, now_utc)
+            optional_times[name], optional_utc[name], _ = _timestamps(rej, text, name, spec, tz, now_utc)
         else:
-            optional_times[name] = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+            optional_times[name] = optional_utc[name] = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    _reject_time_order(rej, optional_utc, text)
 
     outcome_lookup = {v.strip().casefold(): k for k, values in spec.outcome_map.items() for v in values}
     # Few distinct values: map each once.
@@ -697,6 +732,7 @@ def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig
     for name in ("queue", "interval_start", "offered"):
         rej.add(text[name] == "", f"{name}: empty (source.columns.{name} = {spec.columns[name]!r})")
     _reject_too_long(rej, text, tables.bronze_interval)
+    _reject_control_characters(rej, text)
     start, start_utc, now_utc = _timestamps(rej, text, "interval_start", spec, tz, now_utc)
     columns = {"queue": text["queue"], "interval_start": start, "interval_start_utc": start_utc,
                "start_date": start.astype("datetime64[D]").astype("datetime64[ns]")}
@@ -765,6 +801,8 @@ def _split(columns: dict[str, np.ndarray | None], rej: _Rejects, b: _Batch,
             "source_name": [name for chunk, name in lines for _ in chunk.bad_lines],
         })], ignore_index=True)
     rejects = rejects[["source_row", "reason", "raw", "source_name"]]
+    # A NUL byte cannot be stored in PostgreSQL text: the raw line keeps it as the escape "\x00".
+    rejects["raw"] = rejects["raw"].str.replace("\x00", "\\x00", regex=False)
     key = rejects["source_name"] + "|" + rejects["source_row"].astype(str) + "|" + rejects["reason"] + "|" + \
         rejects["raw"].fillna("")
     rejects["row_hash"] = row_hashes(key.to_frame()) if len(rejects) else pd.Series([], dtype="str")
