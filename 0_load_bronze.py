@@ -27,6 +27,8 @@ def body(ctx: StepContext) -> StepResult:
     message = (f"{summary.sources_seen} sources ({summary.sources_skipped} already loaded): "
                f"{summary.rows_read} rows read, {summary.rows_loaded} loaded, "
                f"{summary.rows_duplicate} already present, {summary.rows_rejected} rejected")
+    if summary.failed:  # the night's result says which files were left out, and why
+        message += f"; {len(summary.failed)} file(s) skipped: " + "; ".join(why for _, why in summary.failed)
     return StepResult(rows_written=summary.rows_loaded + summary.rows_rejected, message=message)
 
 

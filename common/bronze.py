@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from common import db, tables
 from common.config import Config
-from common.errors import PipelineError
+from common.errors import DataError, PipelineError
 from common.progress import progress
 from common.sources import RawChunk, iter_csv_chunks, iter_sql_chunks, parse_cdr_chunks, parse_interval_chunks
 
@@ -51,6 +51,7 @@ class LoadSummary:
     rows_duplicate: int = 0
     rows_rejected: int = 0
     per_source: list[tuple[str, int, int, int]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, why) of files skipped as unreadable
 
 
 def file_sha256(path: Path) -> str:
@@ -63,9 +64,19 @@ def file_sha256(path: Path) -> str:
 
 
 def csv_sources(cfg: Config) -> list[Path]:
-    """The export files the glob matches, oldest name first (ACD exports carry dates in their names)."""
+    """The export files the glob matches, oldest name first (ACD exports carry dates in their names).
+
+    A link whose target is gone is listed too (loading it fails and is reported); folders and pipes are not.
+    """
     pattern = str(cfg.path(cfg.source.csv_glob))
-    return sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
+    return sorted(Path(p) for p in glob.glob(pattern)
+                  if Path(p).is_file() or (Path(p).is_symlink() and not Path(p).exists()))
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    """One line naming a file the job cannot read and what to check."""
+    why = exc.strerror or type(exc).__name__
+    return f"{path}: cannot be read ({why}); check that the file exists and the job's user may read it"
 
 
 def _target(cfg: Config):
@@ -135,14 +146,31 @@ def _parsed_batches(cfg: Config, sources: list[tuple], watermark_col: str | None
     pending: list[tuple[RawChunk, str]] = []
     rows = 0
     for source in sources:
-        for chunk in _chunks(source, cfg):
-            pending.append((chunk, source[1]))
-            rows += len(chunk.frame)
-            if rows >= cfg.source.chunk_rows:
-                yield _parse_batch(pending, cfg, watermark_col)
-                pending, rows = [], 0
+        try:
+            for chunk in _chunks(source, cfg):
+                pending.append((chunk, source[1]))
+                rows += len(chunk.frame)
+                if rows >= cfg.source.chunk_rows:
+                    yield _parse_batch(pending, cfg, watermark_col)
+                    pending, rows = [], 0
+        except (DataError, OSError) as exc:
+            if source[0] != "csv":
+                raise  # the one SQL source failing is the whole load failing
+            # A file-level problem skips that file: its chunks not parsed yet are dropped here, the ones already
+            # inserted are taken out again by the loader.
+            pending = [(c, name) for c, name in pending if name != source[1]]
+            rows = sum(len(c.frame) for c, _ in pending)
+            yield _Skipped(source[1], str(exc) if isinstance(exc, DataError) else _unreadable(Path(source[1]), exc))
     if pending:
         yield _parse_batch(pending, cfg, watermark_col)
+
+
+@dataclass(frozen=True)
+class _Skipped:
+    """A source that could not be read to its end (not CSV text, an encoding error, unreadable): skip it."""
+
+    name: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -202,6 +230,7 @@ class _Load:
     loaded: int = 0
     rejected: int = 0
     watermark: str | None = None
+    skipped: str | None = None  # why the source was skipped
 
 
 def _open_load(conn: Connection, cfg: Config, run_id: str, source_name: str, sha: str | None) -> _Load:
@@ -215,7 +244,19 @@ def _open_load(conn: Connection, cfg: Config, run_id: str, source_name: str, sha
 def _close_load(conn: Connection, load: _Load) -> None:
     conn.execute(update(tables.bronze_load_log).where(tables.bronze_load_log.c.load_id == load.load_id).values(
         rows_read=load.read, rows_loaded=load.loaded, rows_duplicate=load.read - load.loaded - load.rejected,
-        rows_rejected=load.rejected, watermark=load.watermark, status="loaded"))
+        rows_rejected=load.rejected, watermark=load.watermark, status="skipped" if load.skipped else "loaded",
+        message=load.skipped))
+
+
+def _skip_load(conn: Connection, cfg: Config, load: _Load, reason: str) -> None:
+    """Take out what a source skipped part-way added (this transaction's rows with its load_id) and zero its counts."""
+    table, _ = _target(cfg)
+    if load.loaded:
+        conn.execute(delete(table).where(table.c.load_id == load.load_id))
+    if load.rejected:
+        conn.execute(delete(tables.bronze_rejects).where(tables.bronze_rejects.c.load_id == load.load_id))
+    load.read = load.loaded = load.rejected = 0
+    load.skipped = reason
 
 
 def _insert_parsed(conn: Connection, cfg: Config, parsed: _Parsed, loads: dict[str, _Load]) -> None:
@@ -258,7 +299,10 @@ def _load(conn: Connection, cfg: Config, loads: list[_Load], sources: list[tuple
     else:
         batches = _parsed_batches(cfg, sources, watermark_col)
     for parsed in batches:
-        _insert_parsed(conn, cfg, parsed, by_name)
+        if isinstance(parsed, _Skipped):
+            _skip_load(conn, cfg, by_name[parsed.name], parsed.reason)
+        else:
+            _insert_parsed(conn, cfg, parsed, by_name)
     for load in loads:
         _close_load(conn, load)
 
@@ -273,18 +317,35 @@ def load_csv_files(conn: Connection, cfg: Config, run_id: str, workers: int = 0)
     started = time.perf_counter()
     known = set(conn.execute(select(tables.bronze_load_log.c.content_sha256).where(
         tables.bronze_load_log.c.status == "loaded")).scalars())
-    loads, backlog = [], 0
+    loads, unreadable, backlog = [], [], 0
     for path in progress(files, desc="bronze files", unit="file"):
         summary.sources_seen += 1
-        sha = file_sha256(path)
+        try:
+            sha = file_sha256(path)
+            size = path.stat().st_size
+        except OSError as exc:  # e.g. no read permission, a broken link: skip the file, load the others
+            load = _open_load(conn, cfg, run_id, str(path), None)
+            load.skipped = _unreadable(path, exc)
+            unreadable.append(load)
+            continue
         if sha in known:
             summary.sources_skipped += 1
             continue
         known.add(sha)
         loads.append(_open_load(conn, cfg, run_id, str(path), sha))
-        backlog += path.stat().st_size
+        backlog += size
     _load(conn, cfg, loads, [("csv", load.name) for load in loads], workers, backlog)
-    for load in loads:
+    for load in unreadable:
+        _close_load(conn, load)
+    failed = unreadable + [load for load in loads if load.skipped]
+    if failed and len(failed) == len(unreadable) + len(loads):
+        # Nothing new could be loaded: the night has no data, so the step fails (exit 2, one line, nothing written).
+        raise DataError(failed[0].skipped if len(failed) == 1 else
+                        f"{len(failed)} files could not be loaded: " + "; ".join(f.skipped for f in failed))
+    for load in failed:
+        summary.failed.append((Path(load.name).name, load.skipped))
+        log.warning("bronze: skipped %s", load.skipped)
+    for load in (load for load in loads if not load.skipped):
         duplicate = load.read - load.loaded - load.rejected
         summary.rows_read += load.read
         summary.rows_loaded += load.loaded

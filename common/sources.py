@@ -79,7 +79,10 @@ def _sniff(path: Path, spec: SourceConfig) -> None:
         if head.startswith(magic):
             raise DataError(f"{path}: this is {what}")
     utf16 = spec.encoding.lower().replace("_", "-").startswith(("utf-16", "utf16"))
-    if not utf16 and (head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:512]):
+    # UTF-16 text without a byte-order mark has a NUL in about every other byte; one NUL in a field (a broken
+    # value, rejected with its row) does not make a file UTF-16.
+    start = head[:512]
+    if not utf16 and (head.startswith((b"\xff\xfe", b"\xfe\xff")) or start.count(b"\x00") * 4 >= len(start) > 0):
         raise DataError(f"{path}: the file is UTF-16 text (Excel's \"Unicode text\"), not {spec.encoding}; set "
                         "source.encoding: utf-16 (and source.delimiter: \"\\t\" for Excel's tab-separated text)")
 

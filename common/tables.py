@@ -31,7 +31,8 @@ bronze_load_log = Table(
     Column("rows_rejected", Integer, nullable=False),
     Column("watermark", String(40)),                          # SQL sources: newest start_time loaded
     Column("loaded_at", DateTime, nullable=False),
-    Column("status", String(20), nullable=False),             # loaded | skipped_same_content
+    Column("status", String(20), nullable=False),             # loaded | skipped (a file that could not be read)
+    Column("message", Text),                                  # skipped: why, naming the file and the fix
 )
 
 # One row per call leg as exported by the ACD (a transfer adds legs; a redial is a new call).

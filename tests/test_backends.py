@@ -255,6 +255,20 @@ def test_an_over_long_value_is_rejected_with_its_length_on_every_backend(databas
     assert rejects["reason"].tolist()[-1] == "queue: 101 characters, longer than the 100 bronze_cdr.queue holds"
 
 
+def test_a_nul_byte_in_a_field_is_rejected_and_its_raw_line_kept_escaped_on_every_backend(database_url, tmp_path) -> None:
+    # PostgreSQL refuses a NUL in text (psycopg.DataError stopped the whole load): the row is a reject, and the
+    # reject's raw line holds the NUL as the four characters \x00.
+    config = write_config(tmp_path)
+    write_csv(tmp_path / "inbox" / "day.csv", DAY + "    A9,,Sales,2025-03-10 11:00:00,,,ANSWERED,5,60,C\x009,+469,,voice\n")
+    step("0_load_bronze", config, AS_OF, database_url, str(tmp_path / "inbox" / "*.csv"), "--workers", "0")
+    with db.make_engine(database_url).connect() as conn:
+        rejects = db.read_table(conn, tables.bronze_rejects).sort_values("source_row")
+    assert _count(database_url, tables.bronze_cdr) == 3
+    assert rejects["reason"].tolist()[-1] == ("customer_id: 'C\\x009' contains a control character (\\x00): a broken "
+                                              "export; fix the value in the source system")
+    assert "C\\x009" in rejects["raw"].tolist()[-1] and "\x00" not in rejects["raw"].tolist()[-1]
+
+
 @pytest.mark.postgres
 def test_a_value_too_long_for_a_server_column_is_a_data_error_naming_it(postgres_url) -> None:
     engine = db.make_engine(postgres_url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import importlib
 import math
+import os
 import shutil
 import tracemalloc
 from pathlib import Path
@@ -58,7 +59,30 @@ def long_field(inbox: Path, megabytes: int) -> None:
     (inbox / "long_field.csv").write_text(HEADER + ",Transcript\n" + "\n".join(rows) + "\n", encoding="utf-8")
 
 
-GENERATORS = {"busy_days": busy_days, "long_field": long_field}
+def unreadable_file(inbox: Path, name: str) -> None:
+    """A file matching the glob that the job cannot read.
+
+    As a normal user: a file without read permission (PermissionError). As root, which reads any file whatever
+    its mode: a link to a file that is gone (FileNotFoundError), the same "cannot be read" path for the loader.
+    """
+    path = inbox / name
+    if os.geteuid() == 0:
+        path.symlink_to(inbox / "gone" / name)
+    else:
+        path.write_text(HEADER + "\nUR1,,Support,2025-03-10 08:05:00,,,ANSWERED,20,300,C1,+461,,voice\n")
+        path.chmod(0)
+
+
+def late_encoding_error(inbox: Path, name: str, rows: int) -> None:
+    """An export of `rows` good calls, then a line that is not UTF-8: the file fails after chunks of it loaded."""
+    lines = [HEADER] + [f"LE{i},,Support,2025-03-10 {8 + i % 10:02d}:{i % 60:02d}:00,,,ANSWERED,20,300,C{i},,,voice"
+                        for i in range(rows)]
+    (inbox / name).write_bytes(("\n".join(lines) + "\n").encode() + b"LEX,,Kundtj\xe4nst,2025-03-10 08:00:00,,,"
+                               b"ANSWERED,20,300,C,,,voice\n")
+
+
+GENERATORS = {"busy_days": busy_days, "long_field": long_field, "unreadable_file": unreadable_file,
+              "late_encoding_error": late_encoding_error}
 
 
 # --- running a case -----------------------------------------------------------------------------------------
@@ -111,6 +135,14 @@ def _check_step0(stage: dict, before: dict, after: dict, err: str, rc: int) -> N
         assert run["status"] == "failed" and run["message"] in line
         return
     new_log = after["bronze_load_log"].iloc[len(before["bronze_load_log"]):]
+    skipped = new_log[new_log["status"] == "skipped"]
+    got = {Path(name).name: message for name, message in zip(skipped["source_name"], skipped["message"])}
+    assert sorted(got) == sorted(expect.get("skipped", {})), got
+    run = after["pipeline_runs"].iloc[-1]
+    for name, part in expect.get("skipped", {}).items():
+        assert part in got[name] and name in got[name], f"{name}: {got[name]!r} lacks {part!r}"
+        assert got[name] in run["message"], run["message"]  # the night's result says the file was skipped
+        assert f"bronze: skipped {got[name]}" in err, err  # and one log line names it
     totals = {"read": new_log["rows_read"].sum(), "loaded": new_log["rows_loaded"].sum(),
               "duplicate": new_log["rows_duplicate"].sum(), "rejected": new_log["rows_rejected"].sum()}
     for key, total in totals.items():
@@ -186,13 +218,16 @@ def _check_nothing_lost(config: Path, engine) -> None:
         log = db.read_table(conn, tables.bronze_load_log)
         for load in log.itertuples():
             assert load.rows_read == load.rows_loaded + load.rows_duplicate + load.rows_rejected
+            if load.status == "skipped":  # a file skipped as unreadable adds nothing, even part-way through
+                assert (load.rows_read, load.rows_loaded, load.rows_rejected) == (0, 0, 0), load
             assert load.rows_duplicate >= 0
             loaded = conn.execute(select(func.count()).select_from(table).where(
                 table.c.load_id == load.load_id)).scalar()
             rejected = conn.execute(select(func.count()).select_from(tables.bronze_rejects).where(
                 tables.bronze_rejects.c.load_id == load.load_id)).scalar()
             assert (loaded, rejected) == (load.rows_loaded, load.rows_rejected), load
-            assert load.rows_read == _csv_records(Path(load.source_name), cfg.source), load.source_name
+            if load.status != "skipped":
+                assert load.rows_read == _csv_records(Path(load.source_name), cfg.source), load.source_name
 
 
 @pytest.mark.parametrize("case_id", list(CASES))

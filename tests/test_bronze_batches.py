@@ -68,16 +68,24 @@ def test_a_parser_process_loads_what_this_process_loads(tmp_path: Path, monkeypa
     assert len(legs_b) == 58 and log_b["rows_rejected"].tolist() == [1, 1]
 
 
-def test_a_bad_file_in_the_parser_process_is_a_one_line_error_and_loads_nothing(config_path: Path, monkeypatch,
-                                                                                  capsys) -> None:
+def test_a_bad_file_in_the_parser_process_is_skipped_with_one_line_and_the_others_load(config_path: Path, monkeypatch,
+                                                                                        capsys) -> None:
+    # Issue 14.7: a file-level problem skips that file (it aborted the whole load before); only when no new file
+    # can be loaded does step 0 fail.
     inbox = config_path.parent / "inbox"
     write_csv(inbox / "a.csv", HEADER + _row(1))
     write_csv(inbox / "b.csv", "CallID,Queue\nX,Support\n")
     monkeypatch.setattr(bronze, "PARSER_PROCESS_MIN_BYTES", 0)
-    assert load_bronze.main(["--config", str(config_path), "--as-of", "2025-03-11", "--workers", "1"]) == 2
-    assert "b.csv: column 'ParentCallID' (source.columns.parent_call_id)" in capsys.readouterr().err
+    assert load_bronze.main(["--config", str(config_path), "--as-of", "2025-03-11", "--workers", "1"]) == 0
+    assert "bronze: skipped " in capsys.readouterr().err
     legs, log = _bronze(config_path)
-    assert legs.empty and log.empty  # a.csv was parsed and inserted, then rolled back with the rest
+    assert len(legs) == 1 and log["status"].tolist() == ["loaded", "skipped"]
+    assert "b.csv: column 'ParentCallID' (source.columns.parent_call_id)" in log["message"].iloc[1]
+    (inbox / "a.csv").unlink()
+    write_csv(inbox / "c.csv", "CallID,Queue\nY,Support\n")  # only bad files new: nothing to load, exit 2
+    assert load_bronze.main(["--config", str(config_path), "--as-of", "2025-03-11", "--workers", "1"]) == 2
+    assert "2 files could not be loaded: " in capsys.readouterr().err
+    assert len(_bronze(config_path)[1]) == 2  # that run wrote nothing
 
 
 def test_row_hashes_are_pandas_hash_pandas_object_in_hex() -> None:

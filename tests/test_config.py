@@ -34,6 +34,9 @@ def test_the_shipped_config_loads_with_paths_relative_to_its_folder() -> None:
     ("forecast.quantiles=[0.9, 0.1]", "forecast.quantiles: Value error, [0.9, 0.1] must be increasing"),
     ("source.delimiter=;;", "source.delimiter: Value error, ';;' must be one character"),
     ("validation.aht_max_seconds=10", "aht_max_seconds (10.0) must be above aht_min_seconds (30.0)"),
+    ("source.encoding=ANSI", "source.encoding: 'ANSI' is not an encoding name Python knows; for Windows \"ANSI\" "
+                             "text use cp1252"),
+    ("source.earliest_date=1500-01-01", "source.earliest_date: 1500-01-01 must be 1700-01-01 or later"),
 ])
 def test_a_bad_value_names_its_key(override: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:
