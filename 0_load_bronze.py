@@ -4,6 +4,8 @@
 Append-only and idempotent: an export file whose content was loaded before is
 skipped, a row already in bronze adds nothing, and rows that cannot be parsed go
 to bronze_rejects with the reason. Everything is written in one transaction.
+A file that cannot be read (no permission, not CSV text, a wrong encoding) is skipped with a warning naming it,
+and the others load; the step fails (exit 2) only when no new file could be loaded.
 
 A backlog of files (a first load, a catch-up) is parsed by --workers processes
 while this one writes; one night's export is loaded in this process.

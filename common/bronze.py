@@ -2,7 +2,9 @@
 
 A file whose content (sha256) was loaded before is skipped; a row whose content
 hash is already in bronze adds nothing. So re-running step 0, or dropping the
-same export twice, never duplicates anything.
+same export twice, never duplicates anything. A file that cannot be read to its end
+(unreadable, not CSV text, an encoding error part-way) is skipped as a whole: its
+bronze_load_log row says `skipped` and why, and the next run tries it again.
 
 Raw chunks of consecutive sources are parsed together in batches of about
 `source.chunk_rows` rows (daily exports are small; per-call costs are paid once
