@@ -64,6 +64,7 @@ def build_silver(ctx: StepContext, full: bool, chunk_days: int, chunk_rows: int,
     # Process data + Save outputs, chunk by chunk in one transaction: a failed critical check rolls all back.
     known = plan.first_date_per_queue
     all_intervals, all_daily, counts = [], [], Counter()
+    reconciled: list[validation.CheckResult] = []
     written = contacts = clipped = 0
     results = silver.iter_chunk_results(cfg, plan, chunks, closed, workers, ctx.args.log_level, ctx.run_id)
     try:
@@ -80,6 +81,8 @@ def build_silver(ctx: StepContext, full: bool, chunk_days: int, chunk_rows: int,
                 else:
                     intervals = intervals_from_report(chunk.report, grid, cfg.rules.interval_minutes,
                                                       with_source_rows=True)
+                    intervals, fixed = validation.reconcile_offered(intervals)
+                    reconciled += fixed
                 all_intervals.append(intervals)
                 intervals, n_clipped = clip_aht(intervals, v.aht_min_seconds, v.aht_max_seconds)
                 clipped += n_clipped
@@ -106,6 +109,7 @@ def build_silver(ctx: StepContext, full: bool, chunk_days: int, chunk_rows: int,
             ]
             intervals, _ = clip_aht(intervals.reset_index(drop=True), v.aht_min_seconds, v.aht_max_seconds)
             checks += validation.check_volume_range(daily, history_max, v.volume_max_ratio)
+            checks += reconciled
             checks += validation.check_silver_schema(intervals, daily)
             checks_frame = validation.results_frame(checks)
             for r in checks:
