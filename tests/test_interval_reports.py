@@ -80,3 +80,68 @@ def test_an_interval_with_more_handled_than_offered_is_reconciled_and_named_not_
     assert failed[["severity", "queue"]].values.tolist() == [["warning", "Support"]]
     assert "2025-03-10 09:00: offered 5, handled 6, abandoned 1" in failed["detail"].iloc[0]
     assert _failed(config, "schema").empty
+
+
+# --- issue 14.2: the repeated hour of the autumn clock change ------------------------------------------
+
+def fall_back_day(first: dict[str, int], second: dict[str, int], offered: int = 30) -> list[tuple]:
+    """Ops' report of Sun 2025-10-26 in naive local time, in order: 50 half-hours, 02:00 and 02:30 twice (the
+    summer-time ones `first`, then the winter-time ones `second`), `offered` calls in every other one."""
+    rows = []
+    for k in range(48):
+        hhmm = f"{k // 2:02d}:{30 * (k % 2):02d}"
+        rows.append(("Ops", f"2025-10-26 {hhmm}", first.get(hhmm, offered), first.get(hhmm, offered), 0))
+        if hhmm == "02:30":
+            rows += [("Ops", f"2025-10-26 {t}", n, n, 0) for t, n in second.items()]
+    return rows
+
+
+def test_the_repeated_fall_back_hour_of_an_interval_report_is_two_hours_of_calls(tmp_path: Path) -> None:
+    config = report_config(tmp_path, rules__opening_hours={"default": ALWAYS, "queues": {}})
+    # 02:00 CEST 11 calls, 02:30 CEST 12, then 02:00 CET 13 and 02:30 CET 12 (the same line as the first 02:30:
+    # still another half-hour). The day: 46 x 30 + 11 + 12 + 13 + 12 = 1,428; today's code kept 1,405.
+    rows = fall_back_day({"02:00": 11, "02:30": 12}, {"02:00": 13, "02:30": 12})
+    assert len(rows) == 50
+    write_report(tmp_path / "inbox" / "ops_20251026.csv", rows)
+
+    assert _run(config, "2025-10-27") == 0
+    intervals = _table(config, tables.silver_interval)
+    night = intervals[intervals["interval_start"].dt.strftime("%H").isin(["02"])].sort_values("interval_start_utc")
+    # 02:00 CEST = 00:00 UTC, 02:30 CEST = 00:30 UTC, 02:00 CET = 01:00 UTC, 02:30 CET = 01:30 UTC.
+    assert night["interval_start_utc"].dt.strftime("%H:%M").tolist() == ["00:00", "00:30", "01:00", "01:30"]
+    assert night["offered"].tolist() == [11, 12, 13, 12]
+    assert len(intervals) == 50
+    daily = _table(config, tables.silver_daily)
+    assert daily["offered"].tolist() == [1428]
+    assert _table(config, tables.bronze_rejects).empty
+
+
+def test_a_third_row_in_the_repeated_hour_is_rejected_with_its_reason(tmp_path: Path) -> None:
+    config = report_config(tmp_path, rules__opening_hours={"default": ALWAYS, "queues": {}})
+    rows = fall_back_day({"02:00": 11}, {"02:00": 13, "02:30": 30})
+    rows.insert(rows.index(("Ops", "2025-10-26 03:00", 30, 30, 0)), ("Ops", "2025-10-26 02:00", 7, 7, 0))
+    write_report(tmp_path / "inbox" / "ops_20251026.csv", rows)
+
+    assert _run(config, "2025-10-27") == 0
+    rejects = _table(config, tables.bronze_rejects)
+    assert rejects["raw"].tolist() == ["Ops,2025-10-26 02:00,7,7,0"]
+    assert "the hour the clocks go back" in rejects["reason"].iloc[0]
+    assert "UTC offset" in rejects["reason"].iloc[0]
+    # The two placed rows count; the third is not guessed into either: 46 x 30 + 11 + 30 + 13 + 30 = 1,464.
+    assert _table(config, tables.silver_daily)["offered"].tolist() == [1464]
+
+
+def test_a_report_split_between_two_batches_still_places_its_second_fall_back_hour(tmp_path: Path) -> None:
+    from common.sources import RawChunk, parse_interval_chunks
+
+    spec = load_config(report_config(tmp_path)).source
+    header = ["Queue", "IntervalStart", "Offered", "Handled", "Abandoned"]
+    first = RawChunk(pd.DataFrame([["Ops", "2025-10-26 02:00", "11", "11", "0"]], columns=header), 1)
+    second = RawChunk(pd.DataFrame([["Ops", "2025-10-26 02:00", "13", "13", "0"]], columns=header), 2)
+    repeats: dict = {}
+    a, _ = parse_interval_chunks([(first, "big.csv")], spec, "Europe/Stockholm", repeats=repeats)
+    b, _ = parse_interval_chunks([(second, "big.csv")], spec, "Europe/Stockholm", repeats=repeats)
+    # The file's second 02:00 is 01:00 UTC although it came in the next batch; another file starts afresh.
+    assert [f"{t:%H:%M}" for t in (*a["interval_start_utc"], *b["interval_start_utc"])] == ["00:00", "01:00"]
+    c, _ = parse_interval_chunks([(second, "other.csv")], spec, "Europe/Stockholm", repeats=repeats)
+    assert f"{c['interval_start_utc'].iloc[0]:%H:%M}" == "00:00"
