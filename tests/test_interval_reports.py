@@ -145,3 +145,68 @@ def test_a_report_split_between_two_batches_still_places_its_second_fall_back_ho
     assert [f"{t:%H:%M}" for t in (*a["interval_start_utc"], *b["interval_start_utc"])] == ["00:00", "01:00"]
     c, _ = parse_interval_chunks([(second, "other.csv")], spec, "Europe/Stockholm", repeats=repeats)
     assert f"{c['interval_start_utc'].iloc[0]:%H:%M}" == "00:00"
+
+
+# --- issue 14.4: interval reports not silently turned into numbers -------------------------------------
+
+def test_a_gap_of_three_intervals_in_a_report_is_a_warning_naming_queue_day_and_intervals(tmp_path: Path) -> None:
+    config = report_config(tmp_path)
+    # Support, Mon 03-10 .. Thu 03-13: 10 calls every half-hour 08:00-17:30 (20 rows a day). Thursday's report
+    # lacks 10:00, 10:30 and 11:00: 17 of 20 = 85% of its usual intervals, above the 80% a day needs, so the day
+    # is complete by the rules; but a busy interval without a row is missing data (exp(-10) of being empty).
+    rows = [r for d in ("2025-03-10", "2025-03-11", "2025-03-12", "2025-03-13") for r in weekday_rows("Support", d, 10)]
+    rows = [r for r in rows if r[1] not in ("2025-03-13 10:00", "2025-03-13 10:30", "2025-03-13 11:00")]
+    write_report(tmp_path / "inbox" / "support.csv", rows)
+
+    assert _run(config, "2025-03-14") == 0
+    failed = _failed(config, "completeness")
+    assert failed[["severity", "queue"]].values.tolist() == [["warning", "Support"]]
+    assert "no row for 3 interval(s) that normally carry calls: Thu 2025-03-13 10:00-11:30" in failed["detail"].iloc[0]
+
+
+def test_two_rows_with_different_numbers_for_one_interval_keep_the_newest_and_are_named(tmp_path: Path) -> None:
+    config = report_config(tmp_path)
+    # The day's report has 4 calls at 09:00; a later export (the next file) restates 09:00 as 6; the same
+    # file also holds 10:00 twice, 4 then 5 (the last row of a file wins). Day: 18 x 4 + 6 + 5 = 83.
+    rows = weekday_rows("Support", "2025-03-10")
+    rows.insert(5, ("Support", "2025-03-10 10:00", 5, 5, 0))
+    write_report(tmp_path / "inbox" / "a_report.csv", rows)
+    # The correction also repeats 11:00 unchanged (not restated); its two rows, two hours apart, say nothing
+    # about the report's interval length (no alignment warning).
+    write_report(tmp_path / "inbox" / "b_correction.csv", [("Support", "2025-03-10 09:00", 6, 6, 0),
+                                                           ("Support", "2025-03-10 11:00", 4, 4, 0)])
+
+    assert _run(config, "2025-03-11") == 0
+    intervals = _table(config, tables.silver_interval)
+    assert _at(intervals, "Support", "2025-03-10 09:00")["offered"] == 6
+    assert _at(intervals, "Support", "2025-03-10 10:00")["offered"] == 5
+    assert _table(config, tables.silver_daily)["offered"].tolist() == [83]
+    failed = _failed(config, "report_restated")
+    assert failed[["severity", "queue"]].values.tolist() == [["warning", "Support"]]
+    detail = failed["detail"].iloc[0]
+    assert "2025-03-10 09:00 offered 4, handled 4 -> offered 6, handled 6 (by a newer export)" in detail
+    assert "2025-03-10 10:00 offered 4, handled 4 -> offered 5, handled 5 (twice in one file)" in detail
+    assert "11:00" not in detail
+    assert _failed(config, "report_alignment").empty
+
+
+def test_thirty_minute_rows_starting_at_quarter_past_are_named_with_the_fix(tmp_path: Path) -> None:
+    config = report_config(tmp_path)
+    # A 30-minute report whose intervals run 08:15-08:45, ..., 17:15-17:45: each spans two grid half-hours.
+    starts = pd.date_range("2025-03-10 08:15", "2025-03-10 17:15", freq="30min")
+    # Sales' 15-minute rows (08:00, 08:15, ...) sum into half-hours exactly: nothing to say about them.
+    quarters = pd.date_range("2025-03-10 08:00", "2025-03-10 17:45", freq="15min")
+    write_report(tmp_path / "inbox" / "report.csv", [("Support", f"{t:%Y-%m-%d %H:%M}", 4, 4, 0) for t in starts]
+                 + [("Sales", f"{t:%Y-%m-%d %H:%M}", 2, 2, 0) for t in quarters])
+
+    assert _run(config, "2025-03-11") == 0
+    failed = _failed(config, "report_alignment")
+    assert failed[["severity", "queue"]].values.tolist() == [["warning", "Support"]]
+    detail = failed["detail"].iloc[0]
+    assert "19 report row(s) of 30 minutes start at :15, :45 (first 2025-03-10 08:15)" in detail
+    assert "counted in the interval they start in (15 minutes early)" in detail
+    assert "rules.interval_minutes to 60" in detail
+    # Placed as before (the day's total is right): 08:15 in 08:00.
+    intervals = _table(config, tables.silver_interval)
+    assert _at(intervals, "Support", "2025-03-10 08:00")["offered"] == 4
+    assert _at(intervals, "Sales", "2025-03-10 08:00")["offered"] == 4
