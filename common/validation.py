@@ -56,7 +56,8 @@ def check_silver_schema(intervals: pd.DataFrame, daily: pd.DataFrame) -> list[Ch
         over = frame["offered"] + 1e-9 < frame.get("handled", 0).fillna(0) + frame.get("abandoned", 0).fillna(0)
         problems = [f"{dupes} duplicate {key} keys" if dupes else "",
                     f"{nulls} rows with nulls in required columns" if nulls else "",
-                    f"{int(over.sum())} rows with offered < handled + abandoned" if over.any() else ""]
+                    f"{int(over.sum())} rows with offered < handled + abandoned ({_first_row(frame[over])})"
+                    if over.any() else ""]
         problems = [p for p in problems if p]
         results.append(CheckResult("schema", CRITICAL, not problems,
                                    f"{name}: " + ("; ".join(problems) if problems else f"{len(frame)} rows, keys unique")))
@@ -90,6 +91,13 @@ def reconcile_offered(intervals: pd.DataFrame) -> tuple[pd.DataFrame, list[Check
             "abandoned in this one); if that is not how the export counts, check its Offered column",
             queue=str(queue), value=float(len(group)), threshold=0))
     return intervals.assign(offered=intervals["offered"].astype("float64").where(~over, reached)), results
+
+
+def _first_row(rows: pd.DataFrame) -> str:
+    """The first row of `rows` by its queue and time, as "first: queue Support, 2025-03-10 09:00"."""
+    when = "interval_start" if "interval_start" in rows.columns else "date"
+    first = rows.sort_values(["queue", when], kind="stable").iloc[0]
+    return f"first: queue {first['queue']}, {pd.Timestamp(first[when]):%Y-%m-%d %H:%M}"
 
 
 def check_recency(newest_contact: datetime | None, last_open_end: datetime | None, max_age_hours: float) -> CheckResult:

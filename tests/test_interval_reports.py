@@ -210,3 +210,15 @@ def test_thirty_minute_rows_starting_at_quarter_past_are_named_with_the_fix(tmp_
     intervals = _table(config, tables.silver_interval)
     assert _at(intervals, "Support", "2025-03-10 08:00")["offered"] == 4
     assert _at(intervals, "Sales", "2025-03-10 08:00")["offered"] == 4
+
+
+def test_the_schema_check_names_the_queue_and_interval_of_a_row_with_offered_below_handled() -> None:
+    from common.validation import check_silver_schema
+
+    intervals = pd.DataFrame({"queue": ["Support", "Support"], "date": pd.to_datetime(["2025-03-10"] * 2),
+                              "interval_start": pd.to_datetime(["2025-03-10 08:00", "2025-03-10 09:00"]),
+                              "interval_start_utc": pd.to_datetime(["2025-03-10 07:00", "2025-03-10 08:00"]),
+                              "offered": [4.0, 5.0], "handled": [4.0, 6.0], "abandoned": [0.0, 1.0],
+                              "is_open": True, "offered_outside_hours": 0.0})
+    detail = check_silver_schema(intervals, intervals.iloc[:0])[0].detail
+    assert "1 rows with offered < handled + abandoned (first: queue Support, 2025-03-10 09:00)" in detail
