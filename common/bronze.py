@@ -109,7 +109,8 @@ def _parse_batch(batch: list[tuple[RawChunk, str]], cfg: Config, watermark_col: 
     if cfg.source.kind == "cdr":
         rows, rejects = parse_cdr_chunks(batch, cfg.source, cfg.timezone)
     else:
-        rows, rejects = parse_interval_chunks(batch, cfg.source, cfg.timezone, repeats={} if repeats is None else repeats)
+        rows, rejects = parse_interval_chunks(batch, cfg.source, cfg.timezone,
+                                              repeats={} if repeats is None else repeats)
     position = pd.Index(names).get_indexer(rows["source_name"])
     watermarks = {}
     if watermark_col and len(rows):

@@ -77,8 +77,9 @@ def misaligned_rows(report: pd.DataFrame, interval_minutes: int) -> pd.DataFrame
     """One row per report row whose interval spans two grid intervals of `interval_minutes`.
 
     A report's interval length, per load and queue, is the gcd of the gaps between its distinct UTC starts
-    (a load with one row of a queue, or whose rows lie further apart than a grid interval, is let be). A row starting `s` minutes into a grid
-    interval spans two when s + length > interval_minutes. Columns: queue, interval_start, length.
+    (a load with one row of a queue, or whose rows lie further apart than a grid interval, is let be). A row
+    starting `s` minutes into a grid interval spans two when s + length > interval_minutes.
+    Columns: queue, interval_start, length.
     """
     columns = ["queue", "interval_start", "length"]
     if report.empty:
@@ -88,7 +89,8 @@ def misaligned_rows(report: pd.DataFrame, interval_minutes: int) -> pd.DataFrame
     order = np.lexsort((utc, group))
     g, t = group[order], (utc[order] - np.datetime64(0, "ns")) // np.timedelta64(1, "m")
     same = np.r_[False, g[1:] == g[:-1]]
-    gaps = np.where(same, np.diff(t, prepend=t[:1]), 0).astype("int64")  # gcd(0, x) = x: a group's first row adds nothing
+    # gcd(0, x) = x: a group's first row adds nothing.
+    gaps = np.where(same, np.diff(t, prepend=t[:1]), 0).astype("int64")
     starts = np.flatnonzero(~same)
     length = np.zeros(group.max() + 1, dtype="int64")
     length[g[starts]] = np.gcd.reduceat(gaps, starts)

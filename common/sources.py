@@ -664,7 +664,8 @@ def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig
     rej.add(extra, lambda rows: (
         f"interval_start: {v} is in the hour the clocks go back, and queue {q!r} already has two rows at that time "
         "in this file (the first is summer time, the second winter time); a third cannot be placed: remove it, or "
-        "export interval_start with its UTC offset (e.g. +02:00 / +01:00)" for v, q in zip(start[rows], text["queue"][rows])))
+        "export interval_start with its UTC offset (e.g. +02:00 / +01:00)"
+        for v, q in zip(start[rows], text["queue"][rows])))
     if second.any():  # the second 02:00 is its own bronze row even when its numbers equal the first's
         text["interval_start"] = np.where(second, text["interval_start"] + report_times.SECOND_MARK,
                                           text["interval_start"])
