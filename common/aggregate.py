@@ -184,7 +184,8 @@ def intervals_from_report(report: pd.DataFrame, grid: pd.DataFrame, interval_min
     the completeness check and is not stored in silver_interval.
 
     Decisions (so the two source kinds mean the same downstream):
-    - a repeated (queue, interval_start_utc) keeps the row of the highest load_id (the newest export);
+    - a repeated (queue, interval_start_utc) keeps the row of the highest load_id (the newest export), and
+      within it the last row (`report_checks.check_restated` names those with different numbers);
     - rows finer than `interval_minutes` (5/15 min) are summed into the configured interval;
       the report's length is the gcd of its start times' minutes after midnight, so a report whose
       every row falls on whole hours reads as hourly; a coarser report is a DataError;
@@ -238,7 +239,8 @@ def intervals_from_report(report: pd.DataFrame, grid: pd.DataFrame, interval_min
     is_open = grid["is_open"].to_numpy(dtype=bool)
     reported = is_open & per["offered"].notna().to_numpy()
     offered_all = per["offered"].fillna(0.0).to_numpy()
-    # An open interval without a report row had no calls (0, not unknown); closed ones hold no offered demand.
+    # An open interval without a report row is stored as 0 calls (the forecast needs a number); where a busy
+    # interval lacks its row, the completeness check names it (`source_rows` 0). Closed ones hold no offered demand.
     out = pd.DataFrame({
         "queue": grid["queue"].astype("str").to_numpy(),
         "date": grid["date"].to_numpy(),

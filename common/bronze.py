@@ -112,13 +112,18 @@ def _hash_order(row_hash: pd.Series, position: np.ndarray) -> np.ndarray:
     return np.lexsort((prefix, position))
 
 
-def _parse_batch(batch: list[tuple[RawChunk, str]], cfg: Config, watermark_col: str | None) -> _Parsed:
-    _, parse = _target(cfg)
+def _parse_batch(batch: list[tuple[RawChunk, str]], cfg: Config, watermark_col: str | None,
+                 repeats: dict | None = None) -> _Parsed:
+    """`repeats`: interval reports' fall-back-hour row counts, carried across the batches of one run."""
     names = list(dict.fromkeys(name for _, name in batch))
     read = dict.fromkeys(names, 0)
     for chunk, name in batch:
         read[name] += len(chunk.frame) + len(chunk.bad_lines)
-    rows, rejects = parse(batch, cfg.source, cfg.timezone)
+    if cfg.source.kind == "cdr":
+        rows, rejects = parse_cdr_chunks(batch, cfg.source, cfg.timezone)
+    else:
+        rows, rejects = parse_interval_chunks(batch, cfg.source, cfg.timezone,
+                                              repeats={} if repeats is None else repeats)
     position = pd.Index(names).get_indexer(rows["source_name"])
     watermarks = {}
     if watermark_col and len(rows):
@@ -147,13 +152,14 @@ def _parsed_batches(cfg: Config, sources: list[tuple], watermark_col: str | None
     """
     pending: list[tuple[RawChunk, str]] = []
     rows = 0
+    repeats: dict = {}  # a source split over batches counts its fall-back rows as one
     for source in sources:
         try:
             for chunk in _chunks(source, cfg):
                 pending.append((chunk, source[1]))
                 rows += len(chunk.frame)
                 if rows >= cfg.source.chunk_rows:
-                    yield _parse_batch(pending, cfg, watermark_col)
+                    yield _parse_batch(pending, cfg, watermark_col, repeats)
                     pending, rows = [], 0
         except (DataError, OSError) as exc:
             if source[0] != "csv":
@@ -164,7 +170,7 @@ def _parsed_batches(cfg: Config, sources: list[tuple], watermark_col: str | None
             rows = sum(len(c.frame) for c, _ in pending)
             yield _Skipped(source[1], str(exc) if isinstance(exc, DataError) else _unreadable(Path(source[1]), exc))
     if pending:
-        yield _parse_batch(pending, cfg, watermark_col)
+        yield _parse_batch(pending, cfg, watermark_col, repeats)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,10 @@ busy queue is not. So each queue's day is judged on its own, against the queue's
 - A short day whose intervals have data up to a point and are empty after it *stopped early*: a half-day
   (such as a holiday eve) or an export cut short, which data alone cannot tell apart, so only a warning.
 
+- In an interval report a missing row is missing, not 0 calls: on a day judged complete, the intervals that
+  normally carry calls and have no report row (where a complete report would not have been empty by chance,
+  or where the export writes rows of 0) are one warning per queue, naming the days and the intervals.
+
 A queue quieter than `validation.min_calls_per_open_interval` on average is not judged (as before). Only
 days from `halt_from` on (new since the last successful build) can stop the night; earlier ones are listed
 once, in one warning.
@@ -237,7 +241,11 @@ def _clock(minutes: int) -> str:
 def _gaps(profiled: pd.DataFrame, queue: str, day: pd.Timestamp, step: int) -> str:
     """The runs of a queue-day's normally busy intervals without data, e.g. "09:00-11:30, 14:00-15:00"."""
     rows = profiled[(profiled["queue"] == queue) & (profiled["date"] == day) & profiled["normal"]]
-    empty = rows.loc[~rows["has_data"], "slot"].sort_values().tolist()
+    return _runs(rows.loc[~rows["has_data"], "slot"].sort_values().tolist(), step)
+
+
+def _runs(empty: list[int], step: int) -> str:
+    """Sorted slots as runs of consecutive intervals, e.g. "09:00-11:30, 14:00-15:00" (three at most)."""
     runs: list[list[int]] = []
     for slot in empty:
         if runs and slot - runs[-1][1] == step:
@@ -264,6 +272,38 @@ def _listing(days: pd.DataFrame, profiled: pd.DataFrame, step: int, holiday_afte
     shown = "; ".join(f"{d['queue']} {_describe(d, profiled, step, holiday_after)}"
                       for _, d in days.head(SHOWN).iterrows())
     return shown + (f"; and {len(days) - SHOWN} more" if len(days) > SHOWN else "")
+
+
+def report_gaps(profiled: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `profiled` (interval-report data) that are a missing report row on a day judged complete.
+
+    A gap: an interval that normally carries calls, without a report row, where a complete report would
+    not have been empty by chance (its chance_empty below CHANCE), or on a day whose report has explicit
+    rows of 0 calls (that export writes a row for every interval, so one without a row is missing).
+    """
+    key = (_queue_codes(profiled) << 32) | (_day_numbers(profiled["date"]) + _DAY_OFFSET)
+    zero_rows = pd.Series(profiled["has_data"].to_numpy() & ~profiled["has_calls"].to_numpy()).groupby(key)
+    writes_zeros = zero_rows.transform("any").to_numpy(dtype=bool)
+    ok = pd.MultiIndex.from_frame(days.loc[days["verdict"] == "ok", ["queue", "date"]])
+    on_ok_day = pd.MultiIndex.from_frame(profiled[["queue", "date"]]).isin(ok)
+    gap = (profiled["normal"].to_numpy(dtype=bool) & ~profiled["has_data"].to_numpy(dtype=bool) & on_ok_day
+           & ((profiled["chance_empty"].to_numpy(dtype="float64") < CHANCE) | writes_zeros))
+    return profiled.loc[gap]
+
+
+def _gap_results(gaps: pd.DataFrame, step: int) -> list[CheckResult]:
+    results = []
+    for queue, group in gaps.groupby("queue", sort=True):
+        per_day = [f"{day:%a %Y-%m-%d} {_runs(sorted(rows['slot'].tolist()), step)}"
+                   for day, rows in group.groupby("date", sort=True)]
+        shown = "; ".join(per_day[:SHOWN]) + (f"; and {len(per_day) - SHOWN} more days" if len(per_day) > SHOWN else "")
+        results.append(CheckResult(
+            "completeness", WARNING, False,
+            f"queue {queue}: the interval report has no row for {len(group)} interval(s) that normally carry calls: "
+            f"{shown}. Silver counts 0 calls there, but in an interval report a missing row is missing data: load "
+            "the export for those days again (a complete report has a row for every interval, 0 where no calls came)",
+            queue=str(queue), value=float(len(group)), threshold=0))
+    return results
 
 
 def check_completeness(intervals: pd.DataFrame, min_share: float, min_calls_per_interval: float,
@@ -328,6 +368,8 @@ def check_completeness(intervals: pd.DataFrame, min_share: float, min_calls_per_
             f"holiday eve) or an export cut short: {_listing(early, profiled, step, holiday_after)}. If an export "
             "was cut short, load it again; a half-day needs nothing",
             value=float(early["share"].min()), threshold=min_share))
+    if "source_rows" in intervals.columns:  # interval reports: a missing row is not 0 calls
+        results += _gap_results(report_gaps(profiled, days), step)
     if any(r.severity == CRITICAL for r in results):
         return results
     judged = days[days["verdict"] != "not_judged"]

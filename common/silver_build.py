@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pandas as pd
 
-from common import completeness, silver, validation
+from common import completeness, report_checks, silver, validation
 from common.aggregate import aggregate_daily, aggregate_intervals, clip_aht, intervals_from_report
 from common.cli import StepContext, StepResult
 from common.errors import DataError
@@ -64,6 +64,8 @@ def build_silver(ctx: StepContext, full: bool, chunk_days: int, chunk_rows: int,
     # Process data + Save outputs, chunk by chunk in one transaction: a failed critical check rolls all back.
     known = plan.first_date_per_queue
     all_intervals, all_daily, counts = [], [], Counter()
+    reconciled: list[validation.CheckResult] = []
+    restated, misaligned = [], []  # interval reports: restated intervals, rows that span two grid intervals
     written = contacts = clipped = 0
     results = silver.iter_chunk_results(cfg, plan, chunks, closed, workers, ctx.args.log_level, ctx.run_id)
     try:
@@ -80,6 +82,10 @@ def build_silver(ctx: StepContext, full: bool, chunk_days: int, chunk_rows: int,
                 else:
                     intervals = intervals_from_report(chunk.report, grid, cfg.rules.interval_minutes,
                                                       with_source_rows=True)
+                    intervals, fixed = validation.reconcile_offered(intervals)
+                    reconciled += fixed
+                    restated.append(report_checks.restated_intervals(chunk.report))
+                    misaligned.append(report_checks.misaligned_rows(chunk.report, cfg.rules.interval_minutes))
                 all_intervals.append(intervals)
                 intervals, n_clipped = clip_aht(intervals, v.aht_min_seconds, v.aht_max_seconds)
                 clipped += n_clipped
@@ -106,6 +112,11 @@ def build_silver(ctx: StepContext, full: bool, chunk_days: int, chunk_rows: int,
             ]
             intervals, _ = clip_aht(intervals.reset_index(drop=True), v.aht_min_seconds, v.aht_max_seconds)
             checks += validation.check_volume_range(daily, history_max, v.volume_max_ratio)
+            checks += reconciled
+            if restated:
+                checks += report_checks.check_restated(pd.concat(restated, ignore_index=True))
+                checks += report_checks.check_alignment(pd.concat(misaligned, ignore_index=True),
+                                                        cfg.rules.interval_minutes)
             checks += validation.check_silver_schema(intervals, daily)
             checks_frame = validation.results_frame(checks)
             for r in checks:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import tables
+from common import report_times, tables
 from common.calendar import localize, to_local
 from common.config import SourceConfig, TimestampSpec
 from common.errors import DataError
@@ -724,10 +724,14 @@ def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz:
 
 
 def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str,
-                          now_utc: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                          now_utc: datetime | None = None,
+                          repeats: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed canonical interval-report rows (one per queue per interval, with `source_name`) and rejects of chunks.
 
-    An interval starting more than a day after `now_utc` (default: the wall clock) is rejected.
+    An interval starting more than a day after `now_utc` (default: the wall clock) is rejected. In the
+    repeated hour of a fall-back night, a source's second row of a queue at one wall-clock time is the later
+    instant and a third is rejected (`report_times.fall_back_repeats`; `repeats` carries its counts from one
+    batch of a source to the next).
     """
     b = _batch(chunks, spec)
     text, n = b.text, b.n
@@ -737,6 +741,18 @@ def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig
     _reject_too_long(rej, text, tables.bronze_interval)
     _reject_control_characters(rej, text)
     start, start_utc, now_utc = _timestamps(rej, text, "interval_start", spec, tz, now_utc)
+    names = np.array([name for _, name in b.chunks] or [""], dtype=object)[b.part] if n else np.array([], dtype=object)
+    start_utc, second, extra = report_times.fall_back_repeats(
+        start, start_utc, ~_tz_suffix(text["interval_start"]), names + "|" + text["queue"], tz,
+        {} if repeats is None else repeats)
+    rej.add(extra, lambda rows: (
+        f"interval_start: {v} is in the hour the clocks go back, and queue {q!r} already has two rows at that time "
+        "in this file (the first is summer time, the second winter time); a third cannot be placed: remove it, or "
+        "export interval_start with its UTC offset (e.g. +02:00 / +01:00)"
+        for v, q in zip(start[rows], text["queue"][rows])))
+    if second.any():  # the second 02:00 is its own bronze row even when its numbers equal the first's
+        text["interval_start"] = np.where(second, text["interval_start"] + report_times.SECOND_MARK,
+                                          text["interval_start"])
     columns = {"queue": text["queue"], "interval_start": start, "interval_start_utc": start_utc,
                "start_date": start.astype("datetime64[D]").astype("datetime64[ns]")}
     for name in ("offered", "handled", "abandoned", "aht_seconds"):
