@@ -2,7 +2,8 @@
 
 Incremental by default: a day is rebuilt when the bronze rows behind it changed
 since the last build (`silver_day_state` remembers count and newest load per
-day), or when it has never been built. Its neighbours are rebuilt too, because
+day), or when it has never been built, or when a call on a changed day was
+placed on it before (a corrected re-export moved the call: `moved_calls`). Its neighbours are rebuilt too, because
 a redial just after midnight belongs to the contact that started the day
 before. `full=True` rebuilds every day. Only days before the run's as-of are
 built: the as-of day itself is not complete yet.
@@ -28,7 +29,7 @@ import pandas as pd
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
-from common import db, tables
+from common import db, moved_calls, tables
 from common.calendar import holiday_calendar, interval_grid, parse_opening_hours
 from common.aggregate import apply_queue_aliases
 from common.cdr import ContactRules, contacts_from_legs
@@ -146,6 +147,8 @@ def plan_build(conn: Connection, cfg: Config, as_of: date, full: bool) -> BuildP
             renamed = select(tables.silver_daily.c.date).where(
                 tables.silver_daily.c.queue.in_(list(cfg.rules.queue_aliases))).distinct()
             changed |= {pd.Timestamp(d).date() for d in conn.execute(renamed).scalars()}
+        if cfg.source.kind == "cdr" and not built.empty:  # the days re-exported calls were placed on before
+            changed |= moved_calls.days_left_by_moved_calls(conn, chunk_dates(sorted(changed), len(changed)), first, last)
         neighbours = {d + timedelta(days=k) for d in changed for k in (-1, 1)} if cfg.source.kind == "cdr" else set()
         changed |= {d for d in neighbours if first <= d <= last}
     dates = sorted(changed)
@@ -206,10 +209,11 @@ def read_bronze(conn: Connection, cfg: Config, plan: BuildPlan, columns: tuple[s
         wanted |= {d + timedelta(days=k) for d in plan.dates for k in (-1, 1)}
     # A contiguous span is read with one range predicate; scattered days with an IN list.
     span_days = (plan.read_to - plan.read_from).days + 1
-    if len(wanted) >= span_days * 0.5:
-        where = t.c.start_date.between(plan.read_from, plan.read_to)
-    else:
-        where = t.c.start_date.in_(sorted(wanted))
+    read_days = ((lambda column: column.between(plan.read_from, plan.read_to)) if len(wanted) >= span_days * 0.5
+                 else (lambda column: column.in_(sorted(wanted))))
+    where = read_days(t.c.start_date)
+    if cfg.source.kind == "cdr":  # a call a re-export moved beyond the read is counted on its new day only
+        where = where & moved_calls.newest_export_only(read_days)
     rows = db.read_table(conn, t, where=where, columns=columns)
     start = "start_time" if cfg.source.kind == "cdr" else "interval_start"
     if "start_date" not in rows.columns and start in rows.columns:
