@@ -75,5 +75,7 @@ def test_full_rebuild_after_a_moved_call_gives_the_nightly_tables(moved_call: Pa
     nightly = _silver(moved_call)
     # One day per chunk: X1's old export (Mon) is read without its newer one (Wed), which must still win.
     assert _run(moved_call, "2025-03-14", "--full", "--chunk-days", chunk_days) == 0
-    for name, frame in _silver(moved_call).items():
+    full = _silver(moved_call)
+    assert full["silver_calls"]["contact_id"].tolist().count("X1") == 1
+    for name, frame in full.items():
         pd.testing.assert_frame_equal(frame, nightly[name])
