@@ -3,10 +3,12 @@
 Incremental by default: a day is rebuilt when the bronze rows behind it changed
 since the last build (`silver_day_state` remembers count and newest load per
 day), or when it has never been built, or when a call on a changed day was
-placed on it before (a corrected re-export moved the call: `moved_calls`). Its neighbours are rebuilt too, because
-a redial just after midnight belongs to the contact that started the day
-before. `full=True` rebuilds every day. Only days before the run's as-of are
-built: the as-of day itself is not complete yet.
+placed on it before (a corrected re-export moved the call: `moved_calls`).
+Its neighbours are rebuilt too, because a redial just after midnight belongs
+to the contact that started the day before. `full=True` rebuilds every day,
+and so does a run whose `rules.interval_minutes` differs from the grid silver
+was built on (old days left on the old grid would skew intraday shapes). Only
+days before the run's as-of are built: the as-of day itself is not complete yet.
 
 The rebuilt days are processed in chunks of contiguous days (`chunk_dates`),
 each read with one padding day on either side, so memory does not grow with
@@ -132,6 +134,11 @@ def plan_build(conn: Connection, cfg: Config, as_of: date, full: bool) -> BuildP
     if last < first:
         return BuildPlan([], None, None, known_queue_first_dates(conn, cfg, as_of, []), state)
     all_days = pd.date_range(first, last, freq="D")
+    grids = built_interval_minutes(conn) - {cfg.rules.interval_minutes}
+    if grids and not full:  # days on two grids would give wrong intraday shapes: every day moves to the new one
+        log.warning("silver: built with %s-minute intervals, rules.interval_minutes is now %d: rebuilding every day "
+                    "(as 1_build_silver.py --full)", "/".join(map(str, sorted(grids))), cfg.rules.interval_minutes)
+        full = True
     if full:
         changed = set(all_days.date)
     else:
@@ -350,6 +357,21 @@ def last_built_date(conn: Connection) -> date | None:
     """The newest day silver holds (from silver_day_state, which only committed, successful builds write)."""
     value = conn.execute(select(func.max(tables.silver_day_state.c.date))).scalar()
     return None if value is None else pd.Timestamp(value).date()
+
+
+def built_interval_minutes(conn: Connection) -> set[int]:
+    """The interval lengths silver was built with, read off its oldest and newest built day (the step between
+    the first two intervals of the day): one value, or none before the first build. Two days, each through the
+    date index, so a grid left half changed by an older version is found too."""
+    state, t = tables.silver_day_state, tables.silver_interval
+    out = set()
+    for day in set(conn.execute(select(func.min(state.c.date), func.max(state.c.date))).one()) - {None}:
+        first = select(t.c.queue).where(t.c.date == day).limit(1).scalar_subquery()
+        starts = conn.execute(select(t.c.interval_start_utc).where(t.c.date == day, t.c.queue == first)
+                              .order_by(t.c.interval_start_utc).limit(2)).scalars().all()
+        if len(starts) == 2:
+            out.add(int((pd.Timestamp(starts[1]) - pd.Timestamp(starts[0])) / pd.Timedelta(minutes=1)))
+    return out
 
 
 def open_intervals_near(conn: Connection, dates: list[date], days: int) -> pd.DataFrame:

@@ -79,3 +79,19 @@ def test_full_rebuild_after_a_moved_call_gives_the_nightly_tables(moved_call: Pa
     assert full["silver_calls"]["contact_id"].tolist().count("X1") == 1
     for name, frame in full.items():
         pd.testing.assert_frame_equal(frame, nightly[name])
+
+
+def test_a_new_interval_length_rebuilds_every_day_on_the_new_grid(tmp_path: Path, caplog) -> None:
+    config = write_config(tmp_path)
+    for n, day in enumerate(["2025-03-10", "2025-03-11"], start=1):
+        write_csv(tmp_path / "inbox" / f"day{n}.csv", _day(day, chr(ord("A") + n - 1)))
+    assert _run(config, "2025-03-12") == 0
+    write_config(tmp_path, rules__interval_minutes=15)
+    write_csv(tmp_path / "inbox" / "day3.csv", _day("2025-03-12", "C"))
+    assert _run(config, "2025-03-13") == 0
+    intervals = _silver(config)["silver_interval"]
+    # One queue, three whole days on the 15-minute grid: 96 each, none left at the old 48.
+    assert intervals.groupby(intervals["date"].dt.strftime("%m-%d")).size().to_dict() == {
+        "03-10": 96, "03-11": 96, "03-12": 96}
+    assert intervals["offered"].sum() == 180
+    assert "built with 30-minute intervals, rules.interval_minutes is now 15: rebuilding every day" in caplog.text
