@@ -45,10 +45,10 @@ def _silver(config: Path) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture
-def moved_call(tmp_path: Path) -> Path:
+def moved_call(tmp_path: Path, database_url: str) -> Path:
     """Four daily files (Mon 2025-03-10 .. Thu 03-13) built for as-of 03-14, then the first file re-exported
-    (same name) with X1 moved two days later, to 2025-03-12 09:03."""
-    config = write_config(tmp_path)
+    (same name) with X1 moved two days later, to 2025-03-12 09:03. On each backend (the look-ups are SQL joins)."""
+    config = write_config(tmp_path, database__url=database_url)
     inbox = tmp_path / "inbox"
     for n, day in enumerate(["2025-03-10", "2025-03-11", "2025-03-12", "2025-03-13"], start=1):
         write_csv(inbox / f"day{n}.csv", _day(day, chr(ord("A") + n - 1), X1_ON_10 if n == 1 else ""))
@@ -81,12 +81,12 @@ def test_full_rebuild_after_a_moved_call_gives_the_nightly_tables(moved_call: Pa
         pd.testing.assert_frame_equal(frame, nightly[name])
 
 
-def test_a_new_interval_length_rebuilds_every_day_on_the_new_grid(tmp_path: Path, caplog) -> None:
-    config = write_config(tmp_path)
+def test_a_new_interval_length_rebuilds_every_day_on_the_new_grid(tmp_path: Path, database_url: str, caplog) -> None:
+    config = write_config(tmp_path, database__url=database_url)
     for n, day in enumerate(["2025-03-10", "2025-03-11"], start=1):
         write_csv(tmp_path / "inbox" / f"day{n}.csv", _day(day, chr(ord("A") + n - 1)))
     assert _run(config, "2025-03-12") == 0
-    write_config(tmp_path, rules__interval_minutes=15)
+    write_config(tmp_path, database__url=database_url, rules__interval_minutes=15)
     write_csv(tmp_path / "inbox" / "day3.csv", _day("2025-03-12", "C"))
     assert _run(config, "2025-03-13") == 0
     intervals = _silver(config)["silver_interval"]
