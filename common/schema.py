@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Column, Engine, Table, inspect
+from sqlalchemy import Column, Engine, Index, Table, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import DDLElement
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create any table that does not exist yet, and add the nullable columns a newer version declares.
+    """Create any table that does not exist yet, and add the nullable columns and the indexes a newer version declares.
 
     Additive only: a column is never renamed, retyped or dropped (gold tables are a contract with Power BI users;
     docs/migrations.md lists every added column). A database made by an older version gains the new columns,
@@ -34,6 +34,9 @@ def ensure_schema(engine: Engine) -> None:
             ddl = AddColumn(table, column).compile(dialect=conn.dialect)
             conn.exec_driver_sql(str(ddl))
             log.info("schema: added column %s.%s (%s), NULL in existing rows", table.name, column.name, column.type)
+        for index in missing_indexes(conn):
+            index.create(conn)
+            log.info("schema: created index %s on %s", index.name, index.table.name)
 
 
 def missing_columns(conn: Connection) -> list[tuple[Table, Column]]:
@@ -46,6 +49,18 @@ def missing_columns(conn: Connection) -> list[tuple[Table, Column]]:
             continue
         have = {c["name"].lower() for c in found.get_columns(table.name)}
         out += [(table, c) for c in table.columns if c.name.lower() not in have]
+    return out
+
+
+def missing_indexes(conn: Connection) -> list[Index]:
+    """Every declared index that an existing table lacks (create_all only indexes the tables it creates)."""
+    found = inspect(conn)
+    existing = set(found.get_table_names())
+    out = []
+    for table in tables.metadata.sorted_tables:
+        if table.name in existing and table.indexes:
+            have = {(i["name"] or "").lower() for i in found.get_indexes(table.name)}
+            out += sorted((i for i in table.indexes if i.name.lower() not in have), key=lambda i: i.name)
     return out
 
 

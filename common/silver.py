@@ -2,10 +2,13 @@
 
 Incremental by default: a day is rebuilt when the bronze rows behind it changed
 since the last build (`silver_day_state` remembers count and newest load per
-day), or when it has never been built. Its neighbours are rebuilt too, because
-a redial just after midnight belongs to the contact that started the day
-before. `full=True` rebuilds every day. Only days before the run's as-of are
-built: the as-of day itself is not complete yet.
+day), or when it has never been built, or when a call on a changed day was
+placed on it before (a corrected re-export moved the call: `moved_calls`).
+Its neighbours are rebuilt too, because a redial just after midnight belongs
+to the contact that started the day before. `full=True` rebuilds every day,
+and so does a run whose `rules.interval_minutes` differs from the grid silver
+was built on (old days left on the old grid would skew intraday shapes). Only
+days before the run's as-of are built: the as-of day itself is not complete yet.
 
 The rebuilt days are processed in chunks of contiguous days (`chunk_dates`),
 each read with one padding day on either side, so memory does not grow with
@@ -28,7 +31,7 @@ import pandas as pd
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
-from common import db, tables
+from common import db, moved_calls, tables
 from common.calendar import holiday_calendar, interval_grid, parse_opening_hours
 from common.aggregate import apply_queue_aliases
 from common.cdr import ContactRules, contacts_from_legs
@@ -131,6 +134,11 @@ def plan_build(conn: Connection, cfg: Config, as_of: date, full: bool) -> BuildP
     if last < first:
         return BuildPlan([], None, None, known_queue_first_dates(conn, cfg, as_of, []), state)
     all_days = pd.date_range(first, last, freq="D")
+    grids = built_interval_minutes(conn) - {cfg.rules.interval_minutes}
+    if grids and not full:  # days on two grids would give wrong intraday shapes: every day moves to the new one
+        log.warning("silver: built with %s-minute intervals, rules.interval_minutes is now %d: rebuilding every day "
+                    "(as 1_build_silver.py --full)", "/".join(map(str, sorted(grids))), cfg.rules.interval_minutes)
+        full = True
     if full:
         changed = set(all_days.date)
     else:
@@ -146,6 +154,8 @@ def plan_build(conn: Connection, cfg: Config, as_of: date, full: bool) -> BuildP
             renamed = select(tables.silver_daily.c.date).where(
                 tables.silver_daily.c.queue.in_(list(cfg.rules.queue_aliases))).distinct()
             changed |= {pd.Timestamp(d).date() for d in conn.execute(renamed).scalars()}
+        if cfg.source.kind == "cdr" and not built.empty:  # the days re-exported calls were placed on before
+            changed |= moved_calls.days_left_by_moved_calls(conn, chunk_dates(sorted(changed), len(changed)), first, last)
         neighbours = {d + timedelta(days=k) for d in changed for k in (-1, 1)} if cfg.source.kind == "cdr" else set()
         changed |= {d for d in neighbours if first <= d <= last}
     dates = sorted(changed)
@@ -206,10 +216,11 @@ def read_bronze(conn: Connection, cfg: Config, plan: BuildPlan, columns: tuple[s
         wanted |= {d + timedelta(days=k) for d in plan.dates for k in (-1, 1)}
     # A contiguous span is read with one range predicate; scattered days with an IN list.
     span_days = (plan.read_to - plan.read_from).days + 1
-    if len(wanted) >= span_days * 0.5:
-        where = t.c.start_date.between(plan.read_from, plan.read_to)
-    else:
-        where = t.c.start_date.in_(sorted(wanted))
+    read_days = ((lambda column: column.between(plan.read_from, plan.read_to)) if len(wanted) >= span_days * 0.5
+                 else (lambda column: column.in_(sorted(wanted))))
+    where = read_days(t.c.start_date)
+    if cfg.source.kind == "cdr":  # a call a re-export moved beyond the read is counted on its new day only
+        where = where & moved_calls.newest_export_only(read_days)
     rows = db.read_table(conn, t, where=where, columns=columns)
     start = "start_time" if cfg.source.kind == "cdr" else "interval_start"
     if "start_date" not in rows.columns and start in rows.columns:
@@ -346,6 +357,21 @@ def last_built_date(conn: Connection) -> date | None:
     """The newest day silver holds (from silver_day_state, which only committed, successful builds write)."""
     value = conn.execute(select(func.max(tables.silver_day_state.c.date))).scalar()
     return None if value is None else pd.Timestamp(value).date()
+
+
+def built_interval_minutes(conn: Connection) -> set[int]:
+    """The interval lengths silver was built with, read off its oldest and newest built day (the step between
+    the first two intervals of the day): one value, or none before the first build. Two days, each through the
+    date index, so a grid left half changed by an older version is found too."""
+    state, t = tables.silver_day_state, tables.silver_interval
+    out = set()
+    for day in set(conn.execute(select(func.min(state.c.date), func.max(state.c.date))).one()) - {None}:
+        first = select(t.c.queue).where(t.c.date == day).limit(1).scalar_subquery()
+        starts = conn.execute(select(t.c.interval_start_utc).where(t.c.date == day, t.c.queue == first)
+                              .order_by(t.c.interval_start_utc).limit(2)).scalars().all()
+        if len(starts) == 2:
+            out.add(int((pd.Timestamp(starts[1]) - pd.Timestamp(starts[0])) / pd.Timedelta(minutes=1)))
+    return out
 
 
 def open_intervals_near(conn: Connection, dates: list[date], days: int) -> pd.DataFrame:

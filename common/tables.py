@@ -61,6 +61,7 @@ bronze_cdr = Table(
     Column("channel", String(50)),
     UniqueConstraint("row_hash", name="uq_bronze_cdr_row_hash"),
     Index("ix_bronze_cdr_start_date", "start_date"),
+    Index("ix_bronze_cdr_call_id", "call_id"),                # a re-export's older rows of a call (moved_calls)
 )
 
 # One row per queue per reported interval, as exported by the ACD's interval report.

@@ -38,6 +38,19 @@ def test_an_older_database_gains_the_new_nullable_column_and_keeps_its_rows(tmp_
         assert schema.missing_columns(conn) == []
 
 
+def test_an_older_bronze_table_gains_the_call_id_index(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    schema.ensure_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_bronze_cdr_call_id"))  # as a version before issue 14 made it
+        assert [i.name for i in schema.missing_indexes(conn)] == ["ix_bronze_cdr_call_id"]
+    schema.ensure_schema(engine)
+    assert "ix_bronze_cdr_call_id" in {i["name"] for i in inspect(engine).get_indexes("bronze_cdr")}
+    with engine.connect() as conn:
+        assert schema.missing_indexes(conn) == []
+
+
 def test_a_missing_column_that_cannot_be_null_is_a_clear_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     keep = [c for c in tables.pipeline_runs.columns if c.name != "status"]
