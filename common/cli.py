@@ -35,12 +35,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, event, select, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from common import db, tables
 from common.config import Config, load_config
 from common.errors import PipelineError
+from common.redact import has_unencoded_at, redact
 
 log = logging.getLogger(__name__)
 
@@ -308,19 +308,19 @@ def recorded_overrides(overrides: list[str] | None, url: str | None) -> list[str
 
 
 def _redact(text: str, url: str | None) -> str:
-    """`text` without the database password (driver messages may echo connection strings)."""
-    if not url:
-        return text
-    try:
-        password = make_url(url).password
-    except Exception:  # noqa: BLE001 - an unparseable URL was reported at config load
-        return text
-    return text.replace(str(password), "***") if password else text
+    """`text` without the database password (driver messages may echo connection strings, or the tail of a
+    password with a raw `@` as part of the host name)."""
+    return redact(text, url)
 
 
 def describe_db_error(exc: DBAPIError, url: str | None) -> str:
+    """The driver's first line, password masked; with a raw `@` in the URL's password, the fix too."""
     first = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()
-    return _redact(first[0] if first else type(exc).__name__, url)
+    said = _redact(first[0] if first else type(exc).__name__, url)
+    if has_unencoded_at(url):
+        said += (" (the database URL has more than one '@': a password containing '@' must be URL-encoded, "
+                 "'@' as %40, e.g. pass%40word)")
+    return said
 
 
 def _finish_quietly(engine: Engine, run_id: str, status: str, rows: int | None, message: str) -> None:

@@ -36,6 +36,7 @@ import pandas as pd
 import yaml
 
 from common.config import Config, ReportConfig, SmtpConfig
+from common.redact import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -376,9 +377,10 @@ def send_failure_alert(cfg: Config, subject: str, body_text: str, timeout: float
 
 
 def _failure_alert(report: ReportConfig, output_dir: Path, subject: str, body_text: str, timeout: float) -> Delivery:
-    # A log tail can hold anything a step printed: the SMTP password, if it is in the environment, goes out of it.
+    # A log tail can hold anything a step printed: the SMTP password, if it is in the environment, goes out of it,
+    # and so do the credentials of any URL in it (up to the last '@': a raw '@' in a password).
     password = os.environ.get(report.smtp.password_env, "")
-    msg = build_text_message(subject, report.smtp.sender, report.recipients, _redact(body_text, password))
+    msg = build_text_message(subject, report.smtp.sender, report.recipients, mask_url(_redact(body_text, password)))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9]+", "-", subject).strip("-")[:60] or "failure"
     return deliver(msg, report.smtp, Path(output_dir) / "failures" / f"{stamp}_{slug}.eml", timeout=timeout)
