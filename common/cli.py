@@ -34,12 +34,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from common import db, tables
 from common.config import Config, load_config
-from common.errors import PipelineError
+from common.errors import ConfigError, PipelineError
 from common.redact import has_unencoded_at, redact
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,7 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
         try:
             engine = db.make_engine(url)
             db.ensure_schema(engine)
+            check_as_of_not_runaway(engine, as_of, today_in(cfg.timezone), cfg.timezone)
             mark_interrupted_runs(engine, step, run_id)
             overrides = recorded_overrides(args.overrides, url)
             db.start_run(engine, run_id, step, as_of, json.dumps(overrides) if overrides else None)
@@ -189,6 +190,37 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
     db.finish_run(engine, run_id, result.status, result.rows_written, result.message)
     log.info("%s %s in %.1fs: %s", step, result.status, time.perf_counter() - started, result.message)
     return 0
+
+
+# --- a runaway as-of ----------------------------------------------------------------------------------------
+
+# An as-of beyond both the clock and the data by more than this is a typo (2099 for 2025): refused, because step 1
+# would build decades of empty days and step 3 publish forecasts of 0 calls. A backfill (a past as-of) always runs.
+AS_OF_MAX_DAYS_AHEAD = 7
+
+
+def newest_loaded_day(engine: Engine) -> date | None:
+    """The newest local start date in bronze (CDRs or interval reports), None for an empty database."""
+    with engine.connect() as conn:
+        days = [conn.execute(select(func.max(t.c.start_date))).scalar()
+                for t in (tables.bronze_cdr, tables.bronze_interval)]
+    days = [d if isinstance(d, date) else date.fromisoformat(str(d)[:10]) for d in days if d is not None]
+    return max(days, default=None)
+
+
+def check_as_of_not_runaway(engine: Engine, as_of: date, today: date, tz: str) -> None:
+    """Raise ConfigError when `as_of` is more than AS_OF_MAX_DAYS_AHEAD days after both `today` and the newest
+    loaded day (an empty database: after `today` alone)."""
+    limit = today + timedelta(days=AS_OF_MAX_DAYS_AHEAD)
+    if as_of <= limit:
+        return
+    newest = newest_loaded_day(engine)
+    if newest is not None and as_of <= newest + timedelta(days=AS_OF_MAX_DAYS_AHEAD):
+        return
+    data = f"the newest loaded data is {newest}" if newest else "no data is loaded yet"
+    raise ConfigError(f"--as-of {as_of} is {(as_of - today).days} days after today ({today} in {tz}) and {data}; "
+                      f"an as-of more than {AS_OF_MAX_DAYS_AHEAD} days ahead of both is refused as a typo: check "
+                      f"the date (a backfill to a past date always runs)")
 
 
 # --- crashes and kills -------------------------------------------------------------------------------------
