@@ -90,12 +90,34 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+# Characters that end or rewrite a log line: C0 controls, DEL, C1 controls (NEL) and the Unicode line separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_control(text: str) -> str:
+    """`text` with control characters written as escapes (`\\n`, `\\x1b`): a value from data (a queue name with a
+    newline) cannot start a forged log line or move a terminal's cursor."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                                                        else f"\\u{ord(m.group()):04x}"), text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """One record is one line: control characters in the message are escaped (a traceback, from exc_info, still
+    follows on its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        copy = logging.makeLogRecord(record.__dict__)  # other handlers (a test's capture) see the record unchanged
+        copy.message = escape_control(record.message)
+        return super().formatMessage(copy)
+
+
 def setup_logging(level: str = "INFO") -> None:
-    """Configure the root logger once: time, level, run id, module, message on stderr."""
+    """Configure the root logger once: time, level, run id, module, message on stderr, one line per record."""
     root = logging.getLogger()
     if not any(getattr(h, "_wfm", False) for h in root.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(run_id)s] %(name)s: %(message)s"))
+        handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s [%(run_id)s] %(name)s: %(message)s"))
         handler.addFilter(_run_filter)
         handler._wfm = True  # type: ignore[attr-defined]
         root.addHandler(handler)

@@ -66,3 +66,34 @@ def test_an_as_of_ahead_of_the_clock_runs_while_the_data_reaches_it(config: Path
     with pytest.raises(ConfigError, match=r"--as-of 2025-03-18 is 76 days after today \(2025-01-01 in "
                                           r"Europe/Stockholm\) and the newest loaded data is 2025-03-10"):
         check_as_of_not_runaway(engine, date(2025, 3, 18), date(2025, 1, 1), "Europe/Stockholm")
+
+
+# --- 14: forged log lines -----------------------------------------------------------------------------------
+
+FORGED = "2025-03-11 02:00:00,000 ERROR [000000000000] forged: all queues deleted"
+
+
+def test_a_logged_value_with_a_newline_stays_on_its_record_line(capsys) -> None:
+    import logging
+
+    from common.cli import setup_logging
+
+    setup_logging("INFO")
+    logging.getLogger("wfm.test").warning("queue %s has no data", f"Support\n{FORGED}\r\x1b[2K")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith(f"queue Support\\n{FORGED}\\r\\x1b[2K has no data")
+
+
+def test_a_queue_name_with_a_newline_cannot_forge_a_line_in_a_steps_log(tmp_path: Path, capsys) -> None:
+    config = write_config(tmp_path)
+    write_csv(tmp_path / "inbox" / "day.csv", CDR_HEADER + "A1,,Support,2025-03-10 09:00:00,,,ANSWERED,20,300,C1,+461,,voice")
+    with (tmp_path / "inbox" / "day.csv").open("a", encoding="utf-8") as f:
+        f.write(f'A2,,"Sales\n{FORGED}",2025-03-10 09:00:00,,,ANSWERED,20,300,C1,+461,,voice\n')
+    args = ["--config", str(config), "--as-of", "2025-03-11"]
+    importlib.import_module("0_load_bronze").main(args)
+    importlib.import_module("1_build_silver").main(args)
+    importlib.import_module("2_train").main(args)  # logs "train: queue <name> left out" (one day of history)
+    err = capsys.readouterr().err
+    assert "forged: all queues deleted" in err  # the queue name was logged ...
+    assert not [line for line in err.splitlines() if line.startswith(FORGED[:19])]  # ... never as a line of its own
