@@ -36,6 +36,7 @@ import pandas as pd
 import yaml
 
 from common.config import Config, ReportConfig, SmtpConfig
+from common.files import atomic_write
 from common.redact import mask_url
 
 log = logging.getLogger(__name__)
@@ -332,12 +333,7 @@ def send(msg: EmailMessage, smtp: SmtpConfig, timeout: float = 30.0) -> int:
 
 def write_eml(msg: EmailMessage, path: Path) -> Path:
     """The message as an .eml file (opens in any mail client); replaces a previous file of the same name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".eml.tmp")
-    tmp.write_bytes(msg.as_bytes())
-    tmp.replace(path)  # a reader never sees half a file
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_bytes(msg.as_bytes()))  # a reader never sees half a file
 
 
 def deliver(msg: EmailMessage, smtp: SmtpConfig, eml_path: Path, send_mail: bool = True,

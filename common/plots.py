@@ -15,17 +15,25 @@ Input frames (columns as read from the tables):
 
 from __future__ import annotations
 
+import functools
 import math
 import textwrap
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import ParamSpec
 
+import matplotlib
 import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+from common.files import atomic_write
+
+P = ParamSpec("P")
 
 DPI = 110
 # One palette for every chart (and the email): actuals dark grey, forecast blue, past spans light greys.
@@ -64,10 +72,18 @@ def _titles(fig: Figure, title: str, subtitle: str) -> None:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
-    return path
+    # Whole or not at all: a full disk leaves no 0-byte chart behind (the error is the caller's to report).
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, facecolor="white"))
+
+
+def _plain_text(chart: Callable[P, Path]) -> Callable[P, Path]:
+    """Draw the chart with math text off: queue names are data, and two '$' in one ("Top-up $10 # $20") would be
+    parsed as a formula (and crash on '#'). Text objects read the setting when created, so it wraps the whole chart."""
+    @functools.wraps(chart)
+    def plain(*args: P.args, **kwargs: P.kwargs) -> Path:
+        with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+            return chart(*args, **kwargs)
+    return plain
 
 
 def _empty(path: Path, title: str, subtitle: str, note: str) -> Path:
@@ -94,6 +110,7 @@ def _span_label(first: pd.Timestamp, last: pd.Timestamp) -> str:
 
 # --- forecast fan ---------------------------------------------------------------------------------------
 
+@_plain_text
 def forecast_fan_chart(actuals: pd.DataFrame, forecast: pd.DataFrame, as_of: date, path: Path,
                        weeks: int = 8) -> Path:
     """Per queue: the last `weeks` weeks of offered calls/day, then the forecast p50 with its p10–p90 band.
@@ -195,6 +212,7 @@ def horizon_totals(actuals: pd.DataFrame, forecast: pd.DataFrame, as_of: date, s
     return out.sort_values(["queue", "span"]).reset_index(drop=True)
 
 
+@_plain_text
 def horizon_totals_chart(totals: pd.DataFrame, as_of: date, path: Path) -> Path:
     """Per queue: bars of the recent spans' actual totals and the forecast total with its p10–p90 whisker."""
     days = int((totals["last"] - totals["first"]).dt.days.max()) + 1 if not totals.empty else 14
@@ -311,6 +329,7 @@ def weekly_bias(rows: pd.DataFrame, as_of: date, horizon_day: int = 1, weeks: in
     return _ratios(r, "week")[cols].sort_values(["queue", "week"]).reset_index(drop=True)
 
 
+@_plain_text
 def accuracy_trend_chart(daily: pd.DataFrame, weekly: pd.DataFrame, as_of: date, path: Path, horizon_day: int = 1,
                          mape_thresholds: tuple[float, float] | None = None,
                          bias_thresholds: tuple[float, float] | None = None) -> Path:
@@ -388,6 +407,7 @@ def _queue_colors(queues: list[str]) -> dict[str, tuple]:
 
 # --- staffing heatmap -----------------------------------------------------------------------------------
 
+@_plain_text
 def staffing_heatmap_chart(staffing: pd.DataFrame, as_of: date, path: Path, days: int = 7) -> Path:
     """Per queue: scheduled staff needed (staff_p50, after shrinkage) by time of day x day, the next `days` days.
 
