@@ -8,7 +8,8 @@ config, 1 otherwise). Any other exception is a bug and keeps its traceback.
 A `running` row in `pipeline_runs` whose process is gone (killed with -9, the machine
 stopped) is marked `failed` ("interrupted") by the next run of the same step; its
 writes were never committed. A database that cannot be reached or written is a
-one-line error (exit 1) with the password masked.
+one-line error (exit 1) with the password masked. Everything a step creates is owner-only (umask 077, or
+WFM_UMASK=027 for group read).
 
 Test hook (crash-safety tests only): with env `WFM_TEST_PAUSE_BEFORE_COMMIT=<file>`,
 each commit of the step's body first creates <file> and sleeps
@@ -154,6 +155,22 @@ def today_in(tz: str) -> date:
     return datetime.now(ZoneInfo(tz)).date()
 
 
+# What a step creates (the SQLite file with caller numbers, output/<as-of>/ charts and report.eml, models/) is the
+# owner's only: files 0600, folders 0700, whatever the login's umask (022 would make them world-readable). Env
+# WFM_UMASK=027 lets the owner's group read them too (e.g. a Power BI service account); never anyone else.
+UMASK_ENV = "WFM_UMASK"
+ALLOWED_UMASKS = {"077": 0o077, "027": 0o027, "007": 0o007}
+
+
+def step_umask() -> int:
+    """The umask a step runs under: 077 unless WFM_UMASK names one of ALLOWED_UMASKS."""
+    value = os.environ.get(UMASK_ENV, "077").strip()
+    if value not in ALLOWED_UMASKS:
+        raise ConfigError(f"{UMASK_ENV}={value!r}: use 077 (owner only, the default) or 027 (owner and group); "
+                          "files with caller numbers are never world-readable")
+    return ALLOWED_UMASKS[value]
+
+
 def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepContext], StepResult],
              argv: list[str] | None = None) -> int:
     """Parse flags, run `body` with run bookkeeping, and return the process exit code."""
@@ -166,7 +183,9 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
     recorded = False  # a pipeline_runs row exists for this run
     started = time.perf_counter()
     previous_term = _exit_on_sigterm()
+    previous_umask = os.umask(0o077)
     try:
+        os.umask(step_umask())
         cfg = load_config(args.config, args.overrides)
         as_of = args.as_of or today_in(cfg.timezone)
         url = cfg.database_url
@@ -209,6 +228,7 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
         raise
     finally:
         _restore_sigterm(previous_term)
+        os.umask(previous_umask)
     db.finish_run(engine, run_id, result.status, result.rows_written, result.message)
     log.info("%s %s in %.1fs: %s", step, result.status, time.perf_counter() - started, result.message)
     return 0

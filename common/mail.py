@@ -416,11 +416,15 @@ def main(argv: list[str] | None = None) -> int:
         report = _report_config_only(config_path) if config_path.is_file() else ReportConfig()
         out_dir = config_path.resolve().parent / report.output_dir
         body += f"\n(The config did not load either: {exc})\n"
+    # The .eml holds a log tail: owner-only like everything the steps write (WFM_UMASK=027: group too).
+    previous_umask = os.umask({"027": 0o027, "007": 0o007}.get(os.environ.get("WFM_UMASK", ""), 0o077))
     try:
         delivery = _failure_alert(report, out_dir, args.subject, body, 30.0)
     except OSError as exc:
         print(f"common.mail: could not write the failure alert under {out_dir}: {exc}", file=sys.stderr)
         return 2
+    finally:
+        os.umask(previous_umask)
     print(f"common.mail: {delivery.summary()}", file=sys.stderr)
     return 1 if delivery.error else 0
 

@@ -97,3 +97,60 @@ def test_a_queue_name_with_a_newline_cannot_forge_a_line_in_a_steps_log(tmp_path
     err = capsys.readouterr().err
     assert "forged: all queues deleted" in err  # the queue name was logged ...
     assert not [line for line in err.splitlines() if line.startswith(FORGED[:19])]  # ... never as a line of its own
+
+
+# --- 15: owner-only files -----------------------------------------------------------------------------------
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.fixture
+def umask_022():
+    """The usual login umask (files 0644, folders 0755), restored afterwards."""
+    import os
+
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_the_database_file_and_its_folder_are_created_owner_only(config: Path, umask_022) -> None:
+    args = ["--config", str(config), "--as-of", "2025-03-11"]
+    assert importlib.import_module("0_load_bronze").main(args) == 0
+    data = config.parent / "data"
+    assert _mode(data) == 0o700
+    assert {p.name: _mode(p) for p in data.iterdir()} == {p.name: 0o600 for p in data.iterdir()}  # wfm.db, -wal, -shm
+    assert "wfm.db" in {p.name for p in data.iterdir()}
+
+
+def test_the_report_files_and_their_folder_are_created_owner_only(tmp_path: Path, umask_022) -> None:
+    from tests.test_report_step import AS_OF, _run, _seed
+
+    config = write_config(tmp_path)
+    _seed(config)
+    assert _run(config, "--no-email") == 0
+    out = tmp_path / "output" / AS_OF.isoformat()
+    assert _mode(tmp_path / "output") == 0o700 and _mode(out) == 0o700
+    assert {p.name: _mode(p) for p in out.iterdir()} == {
+        "accuracy.png": 0o600, "forecast.png": 0o600, "staffing.png": 0o600, "totals.png": 0o600, "report.eml": 0o600}
+
+
+def test_wfm_umask_027_lets_the_group_read_and_nothing_else_is_accepted(config: Path, umask_022, monkeypatch,
+                                                                        capsys) -> None:
+    args = ["--config", str(config), "--as-of", "2025-03-11"]
+    monkeypatch.setenv("WFM_UMASK", "022")
+    assert importlib.import_module("0_load_bronze").main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("0_load_bronze: error: WFM_UMASK='022': use 077")
+    monkeypatch.setenv("WFM_UMASK", "027")
+    assert importlib.import_module("0_load_bronze").main(args) == 0
+    assert _mode(config.parent / "data") == 0o750 and _mode(config.parent / "data" / "wfm.db") == 0o640
+
+
+def test_a_failure_alert_is_written_owner_only(tmp_path: Path, umask_022) -> None:
+    from common import mail
+
+    config = write_config(tmp_path)
+    mail.main(["--config", str(config), "--failure", "--subject", "step 0 failed"])
+    (eml,) = (tmp_path / "output" / "failures").glob("*.eml")
+    assert _mode(eml) == 0o600 and _mode(eml.parent) == 0o700
