@@ -154,3 +154,84 @@ def test_a_failure_alert_is_written_owner_only(tmp_path: Path, umask_022) -> Non
     mail.main(["--config", str(config), "--failure", "--subject", "step 0 failed"])
     (eml,) = (tmp_path / "output" / "failures").glob("*.eml")
     assert _mode(eml) == 0o600 and _mode(eml.parent) == 0o700
+
+
+# --- 12: two loads at once ----------------------------------------------------------------------------------
+
+_SECOND_LOAD = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from common import db
+from common.bronze import load_sources
+from common.config import load_config
+cfg = load_config(sys.argv[2])
+engine = db.make_engine(cfg.database_url)
+with engine.connect() as conn:  # connected (as a step is by the time its body runs), then wait for the go
+    conn.exec_driver_sql("SELECT 1")
+print("ready", flush=True)
+sys.stdin.readline()
+with engine.begin() as conn:
+    print(load_sources(conn, cfg, "second").sources_skipped)
+"""
+
+
+def test_a_second_load_while_the_first_is_writing_waits_and_logs_no_file_twice(config: Path) -> None:
+    # The first run has read the inbox and written its rows, not yet committed, when a second process starts its
+    # load: the second must wait for the first and then find the file loaded, not log it again.
+    import subprocess
+    import sys
+    import time
+
+    from common.bronze import load_sources
+    from tests.conftest import REPO
+
+    cfg = load_config(config)
+    engine = db.make_engine(cfg.database_url)
+    db.ensure_schema(engine)
+    second = subprocess.Popen([sys.executable, "-c", _SECOND_LOAD, str(REPO), str(config)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert second.stdout.readline().strip() == "ready", second.stderr.read()[-2000:]
+    with engine.begin() as conn:
+        load_sources(conn, cfg, "first")
+        second.stdin.write("go\n")
+        second.stdin.flush()
+        time.sleep(2)  # the second process is at its load now, while this transaction is still open
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err[-2000:]
+    assert out.strip() == "1"  # the second run skipped the file as already loaded
+    with engine.connect() as conn:
+        logged = conn.execute(select(tables.bronze_load_log.c.run_id)).scalars().all()
+    assert logged == ["first"] and _count(config, tables.bronze_cdr) == 2
+
+
+_RIVAL_SCHEMA = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from common import db
+db.ensure_schema(db.make_engine(sys.argv[2]))
+"""
+
+
+def test_tables_created_by_another_process_at_the_same_moment_are_taken_as_they_are(tmp_path: Path) -> None:
+    # Two runs on a fresh database: another process creates the tables between this one's "does it exist?" and
+    # its CREATE TABLE (made deterministic: it runs right before this process's first CREATE TABLE).
+    import subprocess
+    import sys
+
+    from sqlalchemy import event, inspect
+
+    from tests.conftest import REPO
+
+    url = f"sqlite:///{tmp_path / 'wfm.db'}"
+    engine = db.make_engine(url)
+    rival = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def create_in_another_process(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith("CREATE TABLE") and not rival:
+            rival.append(subprocess.run([sys.executable, "-c", _RIVAL_SCHEMA, str(REPO), url], capture_output=True,
+                                        text=True, timeout=120))
+
+    db.ensure_schema(engine)
+    assert rival and rival[0].returncode == 0, rival[0].stderr[-2000:] if rival else "no CREATE TABLE seen"
+    assert set(inspect(engine).get_table_names()) >= {t.name for t in tables.metadata.sorted_tables}
