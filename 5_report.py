@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 
 from common import db, mail, plots, tables
 from common.cli import StepContext, StepResult, run_step, step_parser
-from common.errors import DataError
+from common.errors import DataError, PipelineError
 
 log = logging.getLogger(__name__)
 
@@ -126,24 +126,29 @@ def body(ctx: StepContext) -> StepResult:
 
     # Save outputs: the charts and the message (files only; re-running the as-of overwrites them)
     out_dir = cfg.path(cfg.report.output_dir) / as_of.isoformat()
-    a = cfg.alerts
-    charts = [
-        mail.Chart(plots.forecast_fan_chart(inputs.actuals, inputs.forecast, as_of, out_dir / "forecast.png", WEEKS),
-                   f"Daily calls: last {WEEKS} weeks and the {horizon}-day forecast"),
-        mail.Chart(plots.horizon_totals_chart(totals, as_of, out_dir / "totals.png"),
-                   f"{horizon}-day totals vs recent weeks"),
-        mail.Chart(plots.staffing_heatmap_chart(inputs.staffing, as_of, out_dir / "staffing.png", STAFFING_DAYS),
-                   f"Staff to schedule per interval, next {STAFFING_DAYS} days"),
-        mail.Chart(plots.accuracy_trend_chart(daily_error, weekly, as_of, out_dir / "accuracy.png", a.horizon_day,
-                                              (a.mape_warning, a.mape_critical), (a.bias_warning, a.bias_critical)),
-                   "Accuracy of recent forecasts"),
-    ]
-    log.info("report: %d charts written to %s (%.1fs)", len(charts), out_dir, time.perf_counter() - started)
-    msg = mail.build_report_message(
-        mail.report_subject(as_of, alerts), cfg.report.smtp.sender, cfg.report.recipients,
-        mail.report_text(as_of, horizon, alerts, summary, notes, headline),
-        mail.report_html(as_of, horizon, alerts, summary, charts, notes, headline), charts)
-    delivery = mail.deliver(msg, cfg.report.smtp, out_dir / "report.eml", send_mail=not ctx.args.no_email)
+    try:  # full disk, read-only or missing folder: one line (each file is written whole or not at all)
+        a = cfg.alerts
+        charts = [
+            mail.Chart(plots.forecast_fan_chart(inputs.actuals, inputs.forecast, as_of, out_dir / "forecast.png", WEEKS),
+                       f"Daily calls: last {WEEKS} weeks and the {horizon}-day forecast"),
+            mail.Chart(plots.horizon_totals_chart(totals, as_of, out_dir / "totals.png"),
+                       f"{horizon}-day totals vs recent weeks"),
+            mail.Chart(plots.staffing_heatmap_chart(inputs.staffing, as_of, out_dir / "staffing.png", STAFFING_DAYS),
+                       f"Staff to schedule per interval, next {STAFFING_DAYS} days"),
+            mail.Chart(plots.accuracy_trend_chart(daily_error, weekly, as_of, out_dir / "accuracy.png", a.horizon_day,
+                                                  (a.mape_warning, a.mape_critical), (a.bias_warning, a.bias_critical)),
+                       "Accuracy of recent forecasts"),
+        ]
+        log.info("report: %d charts written to %s (%.1fs)", len(charts), out_dir, time.perf_counter() - started)
+        msg = mail.build_report_message(
+            mail.report_subject(as_of, alerts), cfg.report.smtp.sender, cfg.report.recipients,
+            mail.report_text(as_of, horizon, alerts, summary, notes, headline),
+            mail.report_html(as_of, horizon, alerts, summary, charts, notes, headline), charts)
+        delivery = mail.deliver(msg, cfg.report.smtp, out_dir / "report.eml", send_mail=not ctx.args.no_email)
+    except OSError as exc:
+        raise PipelineError(f"cannot write the report under {out_dir}: {exc.strerror or exc}"
+                            f"{f' ({exc.filename})' if exc.filename else ''}; free disk space or point "
+                            f"report.output_dir at a writable folder, then re-run 5_report.py --as-of {as_of}") from None
     return StepResult(0, f"{len(charts)} charts and report.eml in {out_dir}; {len(alerts)} open alerts; "
                          f"{delivery.summary()}")
 

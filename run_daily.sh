@@ -61,6 +61,10 @@ if [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$req_hash" ]; t
 fi
 py=.venv/bin/python
 
+# Logs, the lock and everything the steps create are the owner's only (the steps set this umask themselves too);
+# WFM_UMASK=027 lets the group read them (see README "Databases").
+case "${WFM_UMASK:-077}" in 077|027|007) umask "${WFM_UMASK:-077}" ;; *) echo "run_daily.sh: WFM_UMASK=$WFM_UMASK: use 077 or 027" >&2; exit 2 ;; esac
+
 # --- one run at a time: flock is released by the kernel when the holder dies, so a killed run never blocks ---
 mkdir -p data logs
 exec 9>data/.run_daily.lock

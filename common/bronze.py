@@ -395,6 +395,22 @@ def load_sources(conn: Connection, cfg: Config, run_id: str, workers: int = 0) -
 
     `workers` > 0 lets a parser process read and parse a backlog of CSV files while this one inserts.
     """
+    _wait_for_other_loads(conn)
     if cfg.source.csv_glob:
         return load_csv_files(conn, cfg, run_id, workers)
     return load_sql_source(conn, cfg, run_id)
+
+
+def _wait_for_other_loads(conn: Connection) -> None:
+    """Take bronze_load_log's write lock before reading what was loaded, held until the caller's transaction ends:
+    a second step 0 started meanwhile waits for this one, then finds its files loaded (and never logs them twice).
+    Readers (steps 1-5, Power BI) are not blocked."""
+    t = tables.bronze_load_log
+    name = conn.dialect.identifier_preparer.format_table(t)
+    if conn.dialect.name == "sqlite":
+        # A write statement takes SQLite's one write lock even when it changes no row (busy timeout: 60 s).
+        conn.execute(update(t).where(t.c.load_id < 0).values(status=t.c.status))
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE")  # blocks its writers, not readers
+    elif conn.dialect.name == "mssql":
+        conn.exec_driver_sql(f"SELECT TOP 0 load_id FROM {name} WITH (TABLOCKX, HOLDLOCK)")

@@ -8,7 +8,8 @@ config, 1 otherwise). Any other exception is a bug and keeps its traceback.
 A `running` row in `pipeline_runs` whose process is gone (killed with -9, the machine
 stopped) is marked `failed` ("interrupted") by the next run of the same step; its
 writes were never committed. A database that cannot be reached or written is a
-one-line error (exit 1) with the password masked.
+one-line error (exit 1) with the password masked. Everything a step creates is owner-only (umask 077, or
+WFM_UMASK=027 for group read).
 
 Test hook (crash-safety tests only): with env `WFM_TEST_PAUSE_BEFORE_COMMIT=<file>`,
 each commit of the step's body first creates <file> and sleeps
@@ -34,13 +35,13 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, event, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from common import db, tables
 from common.config import Config, load_config
-from common.errors import PipelineError
+from common.errors import ConfigError, PipelineError
+from common.redact import has_unencoded_at, redact
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +91,34 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+# Characters that end or rewrite a log line: C0 controls, DEL, C1 controls (NEL) and the Unicode line separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_control(text: str) -> str:
+    """`text` with control characters written as escapes (`\\n`, `\\x1b`): a value from data (a queue name with a
+    newline) cannot start a forged log line or move a terminal's cursor."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                                                        else f"\\u{ord(m.group()):04x}"), text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """One record is one line: control characters in the message are escaped (a traceback, from exc_info, still
+    follows on its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        copy = logging.makeLogRecord(record.__dict__)  # other handlers (a test's capture) see the record unchanged
+        copy.message = escape_control(record.message)
+        return super().formatMessage(copy)
+
+
 def setup_logging(level: str = "INFO") -> None:
-    """Configure the root logger once: time, level, run id, module, message on stderr."""
+    """Configure the root logger once: time, level, run id, module, message on stderr, one line per record."""
     root = logging.getLogger()
     if not any(getattr(h, "_wfm", False) for h in root.handlers):
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(run_id)s] %(name)s: %(message)s"))
+        handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s [%(run_id)s] %(name)s: %(message)s"))
         handler.addFilter(_run_filter)
         handler._wfm = True  # type: ignore[attr-defined]
         root.addHandler(handler)
@@ -132,6 +155,22 @@ def today_in(tz: str) -> date:
     return datetime.now(ZoneInfo(tz)).date()
 
 
+# What a step creates (the SQLite file with caller numbers, output/<as-of>/ charts and report.eml, models/) is the
+# owner's only: files 0600, folders 0700, whatever the login's umask (022 would make them world-readable). Env
+# WFM_UMASK=027 lets the owner's group read them too (e.g. a Power BI service account); never anyone else.
+UMASK_ENV = "WFM_UMASK"
+ALLOWED_UMASKS = {"077": 0o077, "027": 0o027, "007": 0o007}
+
+
+def step_umask() -> int:
+    """The umask a step runs under: 077 unless WFM_UMASK names one of ALLOWED_UMASKS."""
+    value = os.environ.get(UMASK_ENV, "077").strip()
+    if value not in ALLOWED_UMASKS:
+        raise ConfigError(f"{UMASK_ENV}={value!r}: use 077 (owner only, the default) or 027 (owner and group); "
+                          "files with caller numbers are never world-readable")
+    return ALLOWED_UMASKS[value]
+
+
 def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepContext], StepResult],
              argv: list[str] | None = None) -> int:
     """Parse flags, run `body` with run bookkeeping, and return the process exit code."""
@@ -144,13 +183,16 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
     recorded = False  # a pipeline_runs row exists for this run
     started = time.perf_counter()
     previous_term = _exit_on_sigterm()
+    previous_umask = os.umask(0o077)
     try:
+        os.umask(step_umask())
         cfg = load_config(args.config, args.overrides)
         as_of = args.as_of or today_in(cfg.timezone)
         url = cfg.database_url
         try:
             engine = db.make_engine(url)
             db.ensure_schema(engine)
+            check_as_of_not_runaway(engine, as_of, today_in(cfg.timezone), cfg.timezone)
             mark_interrupted_runs(engine, step, run_id)
             overrides = recorded_overrides(args.overrides, url)
             db.start_run(engine, run_id, step, as_of, json.dumps(overrides) if overrides else None)
@@ -186,9 +228,41 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
         raise
     finally:
         _restore_sigterm(previous_term)
+        os.umask(previous_umask)
     db.finish_run(engine, run_id, result.status, result.rows_written, result.message)
     log.info("%s %s in %.1fs: %s", step, result.status, time.perf_counter() - started, result.message)
     return 0
+
+
+# --- a runaway as-of ----------------------------------------------------------------------------------------
+
+# An as-of beyond both the clock and the data by more than this is a typo (2099 for 2025): refused, because step 1
+# would build decades of empty days and step 3 publish forecasts of 0 calls. A backfill (a past as-of) always runs.
+AS_OF_MAX_DAYS_AHEAD = 7
+
+
+def newest_loaded_day(engine: Engine) -> date | None:
+    """The newest local start date in bronze (CDRs or interval reports), None for an empty database."""
+    with engine.connect() as conn:
+        days = [conn.execute(select(func.max(t.c.start_date))).scalar()
+                for t in (tables.bronze_cdr, tables.bronze_interval)]
+    days = [d if isinstance(d, date) else date.fromisoformat(str(d)[:10]) for d in days if d is not None]
+    return max(days, default=None)
+
+
+def check_as_of_not_runaway(engine: Engine, as_of: date, today: date, tz: str) -> None:
+    """Raise ConfigError when `as_of` is more than AS_OF_MAX_DAYS_AHEAD days after both `today` and the newest
+    loaded day (an empty database: after `today` alone)."""
+    limit = today + timedelta(days=AS_OF_MAX_DAYS_AHEAD)
+    if as_of <= limit:
+        return
+    newest = newest_loaded_day(engine)
+    if newest is not None and as_of <= newest + timedelta(days=AS_OF_MAX_DAYS_AHEAD):
+        return
+    data = f"the newest loaded data is {newest}" if newest else "no data is loaded yet"
+    raise ConfigError(f"--as-of {as_of} is {(as_of - today).days} days after today ({today} in {tz}) and {data}; "
+                      f"an as-of more than {AS_OF_MAX_DAYS_AHEAD} days ahead of both is refused as a typo: check "
+                      f"the date (a backfill to a past date always runs)")
 
 
 # --- crashes and kills -------------------------------------------------------------------------------------
@@ -308,19 +382,19 @@ def recorded_overrides(overrides: list[str] | None, url: str | None) -> list[str
 
 
 def _redact(text: str, url: str | None) -> str:
-    """`text` without the database password (driver messages may echo connection strings)."""
-    if not url:
-        return text
-    try:
-        password = make_url(url).password
-    except Exception:  # noqa: BLE001 - an unparseable URL was reported at config load
-        return text
-    return text.replace(str(password), "***") if password else text
+    """`text` without the database password (driver messages may echo connection strings, or the tail of a
+    password with a raw `@` as part of the host name)."""
+    return redact(text, url)
 
 
 def describe_db_error(exc: DBAPIError, url: str | None) -> str:
+    """The driver's first line, password masked; with a raw `@` in the URL's password, the fix too."""
     first = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()
-    return _redact(first[0] if first else type(exc).__name__, url)
+    said = _redact(first[0] if first else type(exc).__name__, url)
+    if has_unencoded_at(url):
+        said += (" (the database URL has more than one '@': a password containing '@' must be URL-encoded, "
+                 "'@' as %40, e.g. pass%40word)")
+    return said
 
 
 def _finish_quietly(engine: Engine, run_id: str, status: str, rows: int | None, message: str) -> None:

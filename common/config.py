@@ -72,7 +72,7 @@ class SourceConfig(_Strict):
     delimiter: str = ","
     encoding: str = "utf-8"
     decimal: str = "."
-    chunk_rows: int = Field(200_000, ge=1_000)
+    chunk_rows: int = Field(200_000, ge=1_000, le=50_000_000)
     timestamp_format: str | None = None  # default strptime format for timestamp columns; None = ISO 8601
     # Times before this are placeholders (0001-01-01, 1900-01-01) or a wrong date format, not calls: rejected.
     # The upper side is the clock: more than a day in the future is rejected too.
@@ -155,7 +155,7 @@ class RulesConfig(_Strict):
     interval_minutes: Literal[5, 10, 15, 20, 30, 60] = 30
     redial_window_minutes: int = Field(10, ge=0, le=24 * 60)
     redial_match: Literal["customer_or_caller", "customer", "caller", "none"] = "customer_or_caller"
-    short_abandon_seconds: float = Field(5, ge=0)
+    short_abandon_seconds: float = Field(5, ge=0, le=3600)
     holidays: HolidayConfig = HolidayConfig()
     opening_hours: OpeningHoursConfig = OpeningHoursConfig()
     queue_aliases: dict[str, str] = Field(default_factory=dict)  # old queue name: current name (renamed in the ACD)
@@ -183,11 +183,11 @@ class ValidationConfig(_Strict):
     # Share of the intervals that normally carry a queue's calls that must hold data (common/completeness.py); 0 = off
     completeness_min_share: float = Field(0.8, ge=0, le=1)
     min_calls_per_open_interval: float = Field(2.0, ge=0)  # queues quieter than this are not judged on completeness
-    max_data_age_hours: float = Field(36, gt=0)
+    max_data_age_hours: float = Field(36, gt=0, le=24 * 366)
     volume_max_ratio: float = Field(3.0, gt=1)
     aht_min_seconds: float = Field(30, ge=0)
     aht_max_seconds: float = Field(3600, gt=0)
-    holiday_horizon_days: int = Field(365, ge=0)
+    holiday_horizon_days: int = Field(365, ge=0, le=3660)
     ignore_dates: list[date] = Field(default_factory=list)  # known outages: not judged for completeness, nor compared with
 
     @model_validator(mode="after")
@@ -207,7 +207,7 @@ Weekdays = list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]]
 class SegmentationConfig(_Strict):
     enabled: bool = True
     run_weekdays: Weekdays | None = ["sun"]           # weekly: a 180-day window barely moves in a day; null = nightly
-    window_days: int = Field(180, ge=7)
+    window_days: int = Field(180, ge=7, le=3660)
     k: int | None = Field(None, ge=2, le=20)          # fixed number of segments; null = choose by silhouette in k_range
     k_range: tuple[int, int] = (2, 6)
     min_contacts: int = Field(2, ge=1)                # customers with fewer contacts in the window are not segmented
@@ -225,18 +225,18 @@ class SegmentationConfig(_Strict):
 class TrainingConfig(_Strict):
     retrain_weekdays: Weekdays | None = None                # null = every night
     backtest_origins: int = Field(4, ge=1, le=52)
-    backtest_step_days: int = Field(7, ge=1)
+    backtest_step_days: int = Field(7, ge=1, le=366)
     retrain_per_origin: bool = True                   # false: one model per setup for all origins (faster)
     promotion_margin: float = Field(0.02, ge=0, lt=1) # must beat production's setup's out-of-sample wMAPE by this share
     target: Literal["ratio", "log", "raw"] = "ratio"  # ratio: model calls / recent level (trees do not extrapolate)
     level: Literal["window", "seasonal"] = "seasonal" # what the ratio divides by (common/seasonality.py)
-    level_half_life_days: float = Field(90.0, gt=0)   # seasonal level: weight halves every this many days back
+    level_half_life_days: float = Field(90.0, gt=0, le=3660) # seasonal level: weight halves every this many days back
     params: dict[str, Any] = Field(default_factory=dict)  # LightGBM parameters over the defaults
     seed: int = 42
-    num_threads: int = Field(1, ge=1)
+    num_threads: int = Field(1, ge=1, le=1024)
     model_dir: str = "models"
     exogenous_table: str | None = None                # table with date[, series] and numeric daily columns
-    min_history_days: int = Field(56, ge=14)          # series with less open history get seasonal naive
+    min_history_days: int = Field(56, ge=14, le=3660)        # series with less open history get seasonal naive
     calibration_origins: int = Field(8, ge=0, le=52)  # inner backtest origins behind the conformal p10/p90; 0 = off
 
     @field_validator("exogenous_table")
@@ -286,6 +286,17 @@ class StaffingConfig(_Strict):
     asa_target_seconds: float | None = Field(None, gt=0)
 
 
+# One plain address: no display name, no separator, no whitespace or control character (a newline in a recipient
+# would write a header of its own into the message).
+_PLAIN_ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
+
+
+def _plain_address(v: str) -> str:
+    if not _PLAIN_ADDRESS.fullmatch(v):
+        raise ValueError(f"{v!r} is not one plain e-mail address (name@example.com); list several as separate items")
+    return v
+
+
 class SmtpConfig(_Strict):
     host: str = ""
     port: int = Field(587, ge=1, le=65535)
@@ -294,11 +305,18 @@ class SmtpConfig(_Strict):
     password_env: str = "WFM_SMTP_PASSWORD"
     sender: str = "wfm-forecast@example.com"
 
+    _sender = field_validator("sender")(classmethod(lambda cls, v: _plain_address(v)))
+
 
 class ReportConfig(_Strict):
     output_dir: str = "output"
     recipients: list[str] = Field(default_factory=lambda: ["wfm-team@example.com"])
     smtp: SmtpConfig = SmtpConfig()
+
+    @field_validator("recipients")
+    @classmethod
+    def _plain_addresses(cls, v: list[str]) -> list[str]:
+        return [_plain_address(a) for a in v]
 
 
 class EvaluationConfig(_Strict):
@@ -327,7 +345,7 @@ class AlertsConfig(_Strict):
     drift_reference_days: int = Field(364, ge=28, le=3660)
     drift_bins: int = Field(10, ge=2, le=50)
     naive_window_days: int = Field(28, ge=7, le=366)    # model vs seasonal naive over origins in the trailing N days
-    naive_min_days: int = Field(10, ge=1)               # open days needed before that comparison is judged
+    naive_min_days: int = Field(10, ge=1, le=366)             # open days needed before that comparison is judged
 
     @model_validator(mode="after")
     def _warning_below_critical(self) -> AlertsConfig:

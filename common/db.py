@@ -26,6 +26,7 @@ from sqlalchemy.sql import Select
 
 from common import tables
 from common.errors import DataError
+from common.redact import mask_url
 from common.schema import ensure_schema  # noqa: F401 - steps and tests call db.ensure_schema
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,10 @@ def make_engine(url: str, sqlite_cache_mb: int = SQLITE_CACHE_MB) -> Engine:
 
 
 def safe_url(engine_or_url: Engine | str) -> str:
-    """The URL with its password masked, for logs."""
+    """The URL with its password masked, for logs: everything between the user name and the LAST `@` (a raw `@`
+    in a password leaves its tail in the parsed host)."""
     url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
-    return url.render_as_string(hide_password=True)
+    return mask_url(url.render_as_string(hide_password=False))
 
 
 # --- writing --------------------------------------------------------------------------------------------

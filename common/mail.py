@@ -36,6 +36,8 @@ import pandas as pd
 import yaml
 
 from common.config import Config, ReportConfig, SmtpConfig
+from common.files import atomic_write
+from common.redact import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -331,12 +333,7 @@ def send(msg: EmailMessage, smtp: SmtpConfig, timeout: float = 30.0) -> int:
 
 def write_eml(msg: EmailMessage, path: Path) -> Path:
     """The message as an .eml file (opens in any mail client); replaces a previous file of the same name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".eml.tmp")
-    tmp.write_bytes(msg.as_bytes())
-    tmp.replace(path)  # a reader never sees half a file
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_bytes(msg.as_bytes()))  # a reader never sees half a file
 
 
 def deliver(msg: EmailMessage, smtp: SmtpConfig, eml_path: Path, send_mail: bool = True,
@@ -376,9 +373,10 @@ def send_failure_alert(cfg: Config, subject: str, body_text: str, timeout: float
 
 
 def _failure_alert(report: ReportConfig, output_dir: Path, subject: str, body_text: str, timeout: float) -> Delivery:
-    # A log tail can hold anything a step printed: the SMTP password, if it is in the environment, goes out of it.
+    # A log tail can hold anything a step printed: the SMTP password, if it is in the environment, goes out of it,
+    # and so do the credentials of any URL in it (up to the last '@': a raw '@' in a password).
     password = os.environ.get(report.smtp.password_env, "")
-    msg = build_text_message(subject, report.smtp.sender, report.recipients, _redact(body_text, password))
+    msg = build_text_message(subject, report.smtp.sender, report.recipients, mask_url(_redact(body_text, password)))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9]+", "-", subject).strip("-")[:60] or "failure"
     return deliver(msg, report.smtp, Path(output_dir) / "failures" / f"{stamp}_{slug}.eml", timeout=timeout)
@@ -418,11 +416,15 @@ def main(argv: list[str] | None = None) -> int:
         report = _report_config_only(config_path) if config_path.is_file() else ReportConfig()
         out_dir = config_path.resolve().parent / report.output_dir
         body += f"\n(The config did not load either: {exc})\n"
+    # The .eml holds a log tail: owner-only like everything the steps write (WFM_UMASK=027: group too).
+    previous_umask = os.umask({"027": 0o027, "007": 0o007}.get(os.environ.get("WFM_UMASK", ""), 0o077))
     try:
         delivery = _failure_alert(report, out_dir, args.subject, body, 30.0)
     except OSError as exc:
         print(f"common.mail: could not write the failure alert under {out_dir}: {exc}", file=sys.stderr)
         return 2
+    finally:
+        os.umask(previous_umask)
     print(f"common.mail: {delivery.summary()}", file=sys.stderr)
     return 1 if delivery.error else 0
 

@@ -15,7 +15,6 @@ Input frames (columns as read from the tables):
 
 from __future__ import annotations
 
-import math
 import textwrap
 from datetime import date
 from pathlib import Path
@@ -25,63 +24,12 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import PercentFormatter
 
-DPI = 110
-# One palette for every chart (and the email): actuals dark grey, forecast blue, past spans light greys.
-ACTUAL = "#333333"
-FORECAST = "#1f5fa8"
-PAST_SPANS = ("#e0e0e0", "#c8c8c8", "#b0b0b0", "#989898", "#808080", "#686868")
-THRESHOLD = "#c62828"
-WARNING = "#e09b00"
-ALL_QUEUES = "All queues"
-_NOTE = {"ha": "center", "va": "center", "fontsize": 10, "color": "#7a7a7a", "wrap": True}
-
-
-def _grid(n: int) -> tuple[int, int]:
-    """(rows, cols) for n panels: one wide column for a few queues, up to three for many."""
-    cols = 1 if n <= 3 else 2 if n <= 8 else 3
-    return math.ceil(n / cols), cols
-
-
-def _figure(n_panels: int, panel_height: float, title: str, subtitle: str, width: float = 14.0,
-            sharex: bool = True) -> tuple[Figure, list]:
-    rows, cols = _grid(max(n_panels, 1))
-    fig = Figure(figsize=(width, 1.3 + rows * panel_height), dpi=DPI, layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False, sharex=sharex).ravel().tolist()
-    for ax in axes[n_panels:]:
-        ax.set_visible(False)
-    _titles(fig, title, subtitle)
-    return fig, axes[:max(n_panels, 1)]
-
-
-def _titles(fig: Figure, title: str, subtitle: str) -> None:
-    """What the chart shows and for which as-of on top (bold); how to read it as a footnote."""
-    fig.suptitle(title, fontsize=14, fontweight="bold", x=0.01, ha="left")
-    # ~13 characters of 9 pt text per inch of figure width: wrap so the footnote never runs off the picture.
-    width = int(fig.get_figwidth() * 13)
-    fig.supxlabel(textwrap.fill(subtitle, width), fontsize=9, color="#555555", x=0.01, ha="left")
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
-    return path
-
-
-def _empty(path: Path, title: str, subtitle: str, note: str) -> Path:
-    fig = Figure(figsize=(10, 3), dpi=DPI, layout="constrained")
-    ax = fig.subplots()
-    ax.set_axis_off()
-    _titles(fig, title, subtitle)
-    ax.text(0.5, 0.5, note, transform=ax.transAxes, **_NOTE)
-    return _save(fig, path)
-
-
-def _thousands(ax, axis: str = "y") -> None:
-    fmt = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+from common.chart_frame import (
+    ACTUAL, ALL_QUEUES, DPI, FORECAST, NOTE, PAST_SPANS, THRESHOLD, WARNING, empty_chart, new_figure, panel_grid,
+    plain_text, save_png, thousands, titles,
+)
 
 
 def _day(value: date | pd.Timestamp) -> pd.Timestamp:
@@ -94,6 +42,7 @@ def _span_label(first: pd.Timestamp, last: pd.Timestamp) -> str:
 
 # --- forecast fan ---------------------------------------------------------------------------------------
 
+@plain_text
 def forecast_fan_chart(actuals: pd.DataFrame, forecast: pd.DataFrame, as_of: date, path: Path,
                        weeks: int = 8) -> Path:
     """Per queue: the last `weeks` weeks of offered calls/day, then the forecast p50 with its p10–p90 band.
@@ -109,8 +58,8 @@ def forecast_fan_chart(actuals: pd.DataFrame, forecast: pd.DataFrame, as_of: dat
     subtitle = ("Dark line = actual offered calls/day (silver_daily); blue line = forecast median (p50); blue band = "
                 "p10–p90 (8 days in 10 should fall inside); grey columns = closed days; x ticks = Mondays.")
     if not queues:
-        return _empty(path, title, subtitle, "No actuals in silver_daily and no forecast for this origin.")
-    fig, axes = _figure(len(queues), 2.6, title, subtitle)
+        return empty_chart(path, title, subtitle, "No actuals in silver_daily and no forecast for this origin.")
+    fig, axes = new_figure(len(queues), 2.6, title, subtitle)
     for ax, queue in zip(axes, queues):
         a = act.loc[act["queue"] == queue].sort_values("date")
         f = forecast.loc[forecast["queue"] == queue].sort_values("date")
@@ -128,13 +77,13 @@ def forecast_fan_chart(actuals: pd.DataFrame, forecast: pd.DataFrame, as_of: dat
         ax.axvline(_day(as_of) - pd.Timedelta(hours=12), color="#777777", lw=0.9, ls=":")
         ax.set_title(_panel_title(queue, f), loc="left", fontsize=10)
         ax.set_ylim(bottom=0)
-        _thousands(ax)
+        thousands(ax)
         ax.grid(axis="y", color="#e6e6e6")
         ax.set_axisbelow(True)
         missing = [m for m, empty in (("no actuals in these weeks", a.empty), ("no forecast", f.empty)) if empty]
         if missing:
-            ax.text(0.5, 0.5, "; ".join(missing), transform=ax.transAxes, **_NOTE)
-    every = 2 if _grid(len(queues))[1] == 3 else 1  # narrow panels: a label every other Monday, or they collide
+            ax.text(0.5, 0.5, "; ".join(missing), transform=ax.transAxes, **NOTE)
+    every = 2 if panel_grid(len(queues))[1] == 3 else 1  # narrow panels: a label every other Monday, or they collide
     for ax in axes:
         ax.xaxis.set_major_locator(mdates.WeekdayLocator(byweekday=mdates.MO, interval=every))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
@@ -145,7 +94,7 @@ def forecast_fan_chart(actuals: pd.DataFrame, forecast: pd.DataFrame, as_of: dat
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside upper right", ncols=3, fontsize=9, frameon=False)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _horizon(forecast: pd.DataFrame) -> int:
@@ -195,6 +144,7 @@ def horizon_totals(actuals: pd.DataFrame, forecast: pd.DataFrame, as_of: date, s
     return out.sort_values(["queue", "span"]).reset_index(drop=True)
 
 
+@plain_text
 def horizon_totals_chart(totals: pd.DataFrame, as_of: date, path: Path) -> Path:
     """Per queue: bars of the recent spans' actual totals and the forecast total with its p10–p90 whisker."""
     days = int((totals["last"] - totals["first"]).dt.days.max()) + 1 if not totals.empty else 14
@@ -203,8 +153,8 @@ def horizon_totals_chart(totals: pd.DataFrame, as_of: date, path: Path) -> Path:
                 "blue bar = forecast p50 total; whisker = sum of the daily p10 and p90 (a cautious range).")
     queues = sorted(totals["queue"].unique())
     if not queues:
-        return _empty(path, title, subtitle, "No forecast for this origin: nothing to compare.")
-    fig, axes = _figure(len(queues), 2.4, title, subtitle, sharex=False)
+        return empty_chart(path, title, subtitle, "No forecast for this origin: nothing to compare.")
+    fig, axes = new_figure(len(queues), 2.4, title, subtitle, sharex=False)
     for ax, queue in zip(axes, queues):
         t = totals.loc[totals["queue"] == queue].sort_values("span")
         x = np.arange(len(t))
@@ -232,12 +182,12 @@ def horizon_totals_chart(totals: pd.DataFrame, as_of: date, path: Path) -> Path:
         ax.set_ylabel(f"calls / {days} days", fontsize=9)
         top = np.nanmax(np.r_[t["total"].to_numpy(dtype=float), t["p90"].to_numpy(dtype=float)])
         ax.set_ylim(0, top * 1.18 if top > 0 else 1)
-        _thousands(ax)
+        thousands(ax)
         ax.grid(axis="y", color="#e6e6e6")
         ax.set_axisbelow(True)
         if len(t) == 1:
-            ax.text(0.5, 0.6, "no complete past span in silver_daily", transform=ax.transAxes, **_NOTE)
-    return _save(fig, path)
+            ax.text(0.5, 0.6, "no complete past span in silver_daily", transform=ax.transAxes, **NOTE)
+    return save_png(fig, path)
 
 
 def _change_text(t: pd.DataFrame) -> str:
@@ -311,6 +261,7 @@ def weekly_bias(rows: pd.DataFrame, as_of: date, horizon_day: int = 1, weeks: in
     return _ratios(r, "week")[cols].sort_values(["queue", "week"]).reset_index(drop=True)
 
 
+@plain_text
 def accuracy_trend_chart(daily: pd.DataFrame, weekly: pd.DataFrame, as_of: date, path: Path, horizon_day: int = 1,
                          mape_thresholds: tuple[float, float] | None = None,
                          bias_thresholds: tuple[float, float] | None = None) -> Path:
@@ -324,11 +275,11 @@ def accuracy_trend_chart(daily: pd.DataFrame, weekly: pd.DataFrame, as_of: date,
                 "Bottom: bias per Mon–Sun week, + = over-forecast. Thin lines = queues, bold = all queues; "
                 "dashed lines = alert thresholds (amber warning, red critical).")
     if daily.empty and weekly.empty:
-        return _empty(path, title, subtitle, "No accuracy yet: a forecast is scored once its days have actuals "
+        return empty_chart(path, title, subtitle, "No accuracy yet: a forecast is scored once its days have actuals "
                                              "(4_evaluate.py). The first points appear the night after the first forecast.")
     fig = Figure(figsize=(14, 7.5), dpi=DPI, layout="constrained")
     ax_w, ax_b = fig.subplots(2, 1)
-    _titles(fig, title, subtitle)
+    titles(fig, title, subtitle)
     queues = sorted((set(daily["queue"]) | set(weekly["queue"])) - {ALL_QUEUES})
     colors = _queue_colors(queues)
     for queue in [*queues, ALL_QUEUES]:
@@ -364,7 +315,7 @@ def accuracy_trend_chart(daily: pd.DataFrame, weekly: pd.DataFrame, as_of: date,
         ax.grid(color="#e6e6e6")
         ax.set_axisbelow(True)
         if empty:
-            ax.text(0.5, 0.5, what, transform=ax.transAxes, **_NOTE)
+            ax.text(0.5, 0.5, what, transform=ax.transAxes, **NOTE)
         else:
             handles, labels = ax.get_legend_handles_labels()
             keep = [(h, lab) for h, lab in zip(handles, labels) if lab.startswith(("warning", "critical"))]
@@ -378,7 +329,7 @@ def accuracy_trend_chart(daily: pd.DataFrame, weekly: pd.DataFrame, as_of: date,
     if not handles:
         handles, labels = ax_b.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _queue_colors(queues: list[str]) -> dict[str, tuple]:
@@ -388,6 +339,7 @@ def _queue_colors(queues: list[str]) -> dict[str, tuple]:
 
 # --- staffing heatmap -----------------------------------------------------------------------------------
 
+@plain_text
 def staffing_heatmap_chart(staffing: pd.DataFrame, as_of: date, path: Path, days: int = 7) -> Path:
     """Per queue: scheduled staff needed (staff_p50, after shrinkage) by time of day x day, the next `days` days.
 
@@ -404,19 +356,19 @@ def staffing_heatmap_chart(staffing: pd.DataFrame, as_of: date, path: Path, days
                 "p10/p90 staffing is in gold_staffing_interval.")
     queues = sorted(s["queue"].unique())
     if not queues:
-        return _empty(path, title, subtitle, "No staffing rows for this origin (gold_staffing_interval is empty).")
+        return empty_chart(path, title, subtitle, "No staffing rows for this origin (gold_staffing_interval is empty).")
     s = s.assign(day=s["interval_start"].dt.normalize(), tod=s["interval_start"].dt.strftime("%H:%M"))
     day_index = pd.date_range(first, last, freq="D")
     n_tod = max(len(_open_times(s.loc[s["queue"] == q])) for q in queues)
-    width = 9.0 if _grid(len(queues))[1] == 1 else 14.0  # one column of 7 days needs no full-width picture
-    fig, axes = _figure(len(queues), 0.9 + 0.17 * max(n_tod, 4), title, subtitle, width=width, sharex=False)
+    width = 9.0 if panel_grid(len(queues))[1] == 1 else 14.0  # one column of 7 days needs no full-width picture
+    fig, axes = new_figure(len(queues), 0.9 + 0.17 * max(n_tod, 4), title, subtitle, width=width, sharex=False)
     for ax, queue in zip(axes, queues):
         q = s.loc[s["queue"] == queue]
         times = _open_times(q)
         if not times:
             ax.set_axis_off()
             ax.set_title(queue, loc="left", fontsize=10)
-            ax.text(0.5, 0.5, "no staff needed in these days (closed)", transform=ax.transAxes, **_NOTE)
+            ax.text(0.5, 0.5, "no staff needed in these days (closed)", transform=ax.transAxes, **NOTE)
             continue
         grid = (q.pivot_table(index="tod", columns="day", values="staff_p50", aggfunc="max")
                 .reindex(index=times, columns=day_index))
@@ -439,7 +391,7 @@ def staffing_heatmap_chart(staffing: pd.DataFrame, as_of: date, path: Path, days
         peak = int(np.nanmax(values))
         ax.set_title(f"{queue}  (peak {peak} staff)", loc="left", fontsize=10)
         ax.set_ylabel("interval start", fontsize=9)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def _open_times(q: pd.DataFrame) -> list[str]:

@@ -9,6 +9,7 @@ import logging
 
 from sqlalchemy import Column, Engine, Index, Table, inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import DDLElement
 
@@ -25,7 +26,7 @@ def ensure_schema(engine: Engine) -> None:
     docs/migrations.md lists every added column). A database made by an older version gains the new columns,
     empty (NULL) for the rows it already holds, the first time a newer step runs.
     """
-    tables.metadata.create_all(engine)
+    create_tables(engine)
     with engine.begin() as conn:
         for table, column in missing_columns(conn):
             if not column.nullable:
@@ -37,6 +38,25 @@ def ensure_schema(engine: Engine) -> None:
         for index in missing_indexes(conn):
             index.create(conn)
             log.info("schema: created index %s on %s", index.name, index.table.name)
+
+
+# What a database says when a table another run created a moment ago is created again (SQLite, PostgreSQL: "already
+# exists", or a duplicate row in its type catalogue; SQL Server: "There is already an object named").
+_CREATED_MEANWHILE = ("already exists", "already an object named", "pg_type_typname_nsp_index")
+
+
+def create_tables(engine: Engine, attempts: int = 3) -> None:
+    """Create the declared tables that do not exist. Two runs on a fresh database both find a table missing and
+    both create it: the loser's "already exists" means the table is there, so the check is simply made again."""
+    for attempt in range(attempts):
+        try:
+            tables.metadata.create_all(engine)
+            return
+        except DBAPIError as exc:
+            if attempt == attempts - 1 or not any(s in str(exc.orig).lower() for s in _CREATED_MEANWHILE):
+                raise
+            log.info("schema: another run created tables at the same time (%s); checking again",
+                     str(exc.orig).splitlines()[0])
 
 
 def missing_columns(conn: Connection) -> list[tuple[Table, Column]]:

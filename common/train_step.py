@@ -131,9 +131,10 @@ def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd
     if section is not None:
         section = {**section, "margin": t.promotion_margin,
                    "decision": {"status": decision.status, "reason": decision.reason}}
-    log.info("train: backtest %d origins %s..%s x %d days in %.1fs\n%s", len(origins), origins[0].date(),
-             origins[-1].date(), horizon, bt_seconds,
-             training.format_accuracy(promotion.accuracy_rows(metrics, section)))
+    log.info("train: backtest %d origins %s..%s x %d days in %.1fs", len(origins), origins[0].date(),
+             origins[-1].date(), horizon, bt_seconds)
+    for line in training.format_accuracy(promotion.accuracy_rows(metrics, section)).splitlines():
+        log.info("train:   %s", line)  # one record per table line: the log's formatter keeps each record one line
 
     backtest = {"origins": [str(o.date()) for o in origins], "horizon_days": horizon,
                 "step_days": t.backtest_step_days, "retrain_per_origin": t.retrain_per_origin}

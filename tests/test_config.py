@@ -102,3 +102,28 @@ def test_every_step_explains_itself_with_help(script: str, capsys) -> None:
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "--config" in out and "--as-of" in out and len(out.splitlines()) < 60
+
+
+@pytest.mark.parametrize("override, message", [
+    # (YAML 1.1 reads `1e8` as text, refused as not a number already; `1.0e+8` and 100000000 are numbers.)
+    ("segmentation.window_days=1.0e+8", "segmentation.window_days: Input should be less than or equal to 3660"),
+    ("training.backtest_step_days=100000000", "training.backtest_step_days: Input should be less than or equal to 366"),
+    ("training.min_history_days=100000000", "training.min_history_days: Input should be less than or equal to 3660"),
+    ("validation.holiday_horizon_days=100000000", "validation.holiday_horizon_days: Input should be less than or equal to 3660"),
+])
+def test_a_huge_number_is_one_line_naming_its_key_and_limit(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(REPO / "config.yaml", [override])
+    assert "\n" not in str(err.value) and message in str(err.value)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("report.recipients", ["wfm@example.com\nBcc: everyone@example.com"]),
+    ("report.recipients", ["wfm@example.com, other@example.com"]),
+    ("report.recipients", ["not an address"]),
+    ("report.smtp.sender", "wfm@example.com\r\nBcc: x@example.com"),
+])
+def test_a_recipient_or_sender_that_is_not_one_plain_address_is_refused(tmp_path: Path, key: str, value) -> None:
+    config = write_config(tmp_path, **{key.replace(".", "__"): value})
+    with pytest.raises(ConfigError, match=rf"{key}.*is not one plain e-mail address \(name@example.com\)"):
+        load_config(config)

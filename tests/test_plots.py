@@ -159,3 +159,53 @@ def test_weekly_bias_uses_complete_monday_to_sunday_weeks_before_the_as_of() -> 
     assert got["A"] == pytest.approx(0.025)
     assert got["B"] == pytest.approx(-0.20)
     assert got[plots.ALL_QUEUES] == pytest.approx(-0.02)
+
+
+DOLLARS = "Top-up $10 # $20"  # two '$' would be math text to matplotlib, and '#' is not valid math: a crash at save
+
+
+def test_a_queue_name_with_dollar_signs_is_drawn_as_plain_text(tmp_path: Path) -> None:
+    queues = (DOLLARS, "Support")
+    actuals, forecast, staffing = _actuals(queues), _forecast(queues), _staffing(queues)
+    rows = _accuracy_rows().replace({"queue": {"A": DOLLARS}})
+    paths = [
+        plots.forecast_fan_chart(actuals, forecast, AS_OF, tmp_path / "forecast.png"),
+        plots.horizon_totals_chart(plots.horizon_totals(actuals, forecast, AS_OF), AS_OF, tmp_path / "totals.png"),
+        plots.staffing_heatmap_chart(staffing, AS_OF, tmp_path / "staffing.png"),
+        plots.accuracy_trend_chart(plots.accuracy_trend(rows, AS_OF), plots.weekly_bias(rows, AS_OF), AS_OF,
+                                   tmp_path / "accuracy.png", 1, (0.10, 0.15), (0.03, 0.05)),
+    ]
+    assert all(png_size(p)[0] > 0 for p in paths)
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from tests.test_plots import AS_OF, _actuals, _forecast
+from common import plots
+out, probe = Path(sys.argv[1]), Path(sys.argv[3])
+size = plots.forecast_fan_chart(_actuals(), _forecast(), AS_OF, probe / "forecast.png").stat().st_size
+# The disk fills a few bytes before the end: the last buffered bytes (the PNG's IEND chunk) fail at close, after
+# the image library's own clean-up. A write past the limit fails with EFBIG, as on a full disk with ENOSPC.
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size - 6, size - 6))
+try:
+    plots.forecast_fan_chart(_actuals(), _forecast(), AS_OF, out / "forecast.png")
+except OSError as exc:
+    print("OSError", exc.errno)
+"""
+
+
+def test_a_chart_that_cannot_be_written_whole_leaves_no_file_behind(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "probe").mkdir()
+    done = subprocess.run([sys.executable, "-c", _FULL_DISK, str(tmp_path / "out"), str(REPO), str(tmp_path / "probe")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("OSError"), done.stderr[-2000:]
+    assert list((tmp_path / "out").iterdir()) == []  # no 0-byte or half forecast.png, no temporary file

@@ -184,3 +184,17 @@ def test_help_explains_the_step(capsys) -> None:
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--no-email" in out and "report.eml" in out and "SMTP failed" in out
+
+
+def test_an_output_folder_that_cannot_be_written_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    # A file where the output folder should be: what a missing folder on a read-only file system looks like to
+    # the step (tests run as root here, so folder permissions would not stop the write).
+    (tmp_path / "blocked").write_text("a file, not a folder\n")
+    config = write_config(tmp_path, report__output_dir="blocked/output")
+    _seed(config)
+    assert _run(config, "--no-email") == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("5_report: error: cannot write the report under ") and "report.output_dir" in last
+    assert _report_run(config)["status"] == "failed"

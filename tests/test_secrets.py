@@ -249,3 +249,48 @@ def test_recorded_overrides_mask_the_database_password():
     url = "postgresql+psycopg://wfm:s3cret-pw@db.example:5432/wfm"
     assert recorded_overrides([f"database.url={url}", "staffing.service_level=0.9"], url) == [
         "database.url=postgresql+psycopg://wfm:***@db.example:5432/wfm", "staffing.service_level=0.9"]
+
+
+AT_PASSWORD_HEAD, AT_PASSWORD_TAIL = "Summer2025", "Corp7Tail"  # a password "Summer2025@Corp7Tail", written raw
+
+
+@pytest.mark.parametrize("step, extra", [*((s, []) for s in STEPS), ("2_train", ["--list"])])
+def test_a_password_with_an_unencoded_at_sign_is_masked_whole_and_the_fix_named(step: str, extra: list[str],
+                                                                                 tmp_path: Path, monkeypatch,
+                                                                                 capsys) -> None:
+    # The URL parser splits at the first '@': the password's tail becomes part of the host, which the driver echoes
+    # ("failed to resolve host 'Corp7Tail@127.0.0.1'"). A real connection attempt to a closed loopback port.
+    config = write_config(tmp_path)
+    url = f"postgresql+psycopg://wfm:{AT_PASSWORD_HEAD}@{AT_PASSWORD_TAIL}@127.0.0.1:{closed_port()}/wfm"
+    monkeypatch.setenv("WFM_DB_URL", url)
+    assert importlib.import_module(step).main(["--config", str(config), "--as-of", "2025-03-10", *extra]) == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"{step}: error: cannot use the database postgresql+psycopg://wfm:***@127.0.0.1:")
+    assert "%40" in last  # the fix: URL-encode the '@'
+    assert AT_PASSWORD_HEAD not in out + err and AT_PASSWORD_TAIL not in out + err
+
+
+def test_safe_url_and_redact_mask_up_to_the_last_at_sign():
+    from common.cli import _redact
+
+    url = "postgresql+psycopg://wfm:Summer2025@Corp7Tail@db.example:5432/wfm"
+    assert db.safe_url(url) == "postgresql+psycopg://wfm:***@db.example:5432/wfm"
+    assert db.safe_url(db.make_engine(url)) == "postgresql+psycopg://wfm:***@db.example:5432/wfm"
+    said = "failed to resolve host 'Corp7Tail@db.example': ... password Summer2025@Corp7Tail, url " + url
+    assert _redact(said, url) == ("failed to resolve host '***@db.example': ... password ***, url "
+                                  "postgresql+psycopg://wfm:***@db.example:5432/wfm")
+
+
+def test_the_failure_mail_masks_a_url_up_to_its_last_at_sign(tmp_path: Path) -> None:
+    from common import mail
+
+    config = write_config(tmp_path)
+    log = tmp_path / "run.log"
+    log.write_text("engine: postgresql+psycopg://wfm:Summer2025@Corp7Tail@db.example:5432/wfm\n")
+    mail.main(["--config", str(config), "--failure", "--subject", "step 0 failed", "--log-file", str(log)])
+    (eml,) = (tmp_path / "output" / "failures").glob("*.eml")
+    text = eml.read_text()
+    assert "postgresql+psycopg://wfm:***@db.example:5432/wfm" in text
+    assert AT_PASSWORD_HEAD not in text and AT_PASSWORD_TAIL not in text
