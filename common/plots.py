@@ -27,6 +27,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from common.report_queues import is_others
+
 DPI = 110
 # One palette for every chart (and the email): actuals dark grey, forecast blue, past spans light greys.
 ACTUAL = "#333333"
@@ -88,6 +90,11 @@ def _day(value: date | pd.Timestamp) -> pd.Timestamp:
     return pd.Timestamp(value).normalize()
 
 
+def _panel_order(queues) -> list[str]:  # noqa: ANN001 - any iterable of names
+    """Queues by name, the "All other queues (K)" aggregate (common/report_queues.py) last."""
+    return sorted(queues, key=lambda q: (is_others(q), q))
+
+
 def _span_label(first: pd.Timestamp, last: pd.Timestamp) -> str:
     return f"{first:%d %b}–{last:%d %b}"
 
@@ -103,7 +110,7 @@ def forecast_fan_chart(actuals: pd.DataFrame, forecast: pd.DataFrame, as_of: dat
     """
     start = _day(as_of) - pd.Timedelta(weeks=weeks)
     act = actuals.loc[(actuals["date"] >= start) & (actuals["date"] < _day(as_of))]
-    queues = sorted(set(act["queue"]) | set(forecast["queue"]))
+    queues = _panel_order(set(act["queue"]) | set(forecast["queue"]))
     title = (f"Daily calls per queue: last {weeks} weeks and the {_horizon(forecast)}-day forecast "
              f"from {as_of:%a %d %b %Y}")
     subtitle = ("Dark line = actual offered calls/day (silver_daily); blue line = forecast median (p50); blue band = "
@@ -201,7 +208,7 @@ def horizon_totals_chart(totals: pd.DataFrame, as_of: date, path: Path) -> Path:
     title = f"{days}-day call volume per queue: forecast from {as_of:%a %d %b %Y} vs the same span in recent weeks"
     subtitle = (f"Grey bars = actual offered calls in each past {days}-day span (spans with missing days are left out); "
                 "blue bar = forecast p50 total; whisker = sum of the daily p10 and p90 (a cautious range).")
-    queues = sorted(totals["queue"].unique())
+    queues = _panel_order(totals["queue"].unique())
     if not queues:
         return _empty(path, title, subtitle, "No forecast for this origin: nothing to compare.")
     fig, axes = _figure(len(queues), 2.4, title, subtitle, sharex=False)
@@ -329,7 +336,7 @@ def accuracy_trend_chart(daily: pd.DataFrame, weekly: pd.DataFrame, as_of: date,
     fig = Figure(figsize=(14, 7.5), dpi=DPI, layout="constrained")
     ax_w, ax_b = fig.subplots(2, 1)
     _titles(fig, title, subtitle)
-    queues = sorted((set(daily["queue"]) | set(weekly["queue"])) - {ALL_QUEUES})
+    queues = _panel_order((set(daily["queue"]) | set(weekly["queue"])) - {ALL_QUEUES})
     colors = _queue_colors(queues)
     for queue in [*queues, ALL_QUEUES]:
         style = ({"color": "black", "lw": 2.6, "zorder": 5} if queue == ALL_QUEUES
@@ -402,7 +409,7 @@ def staffing_heatmap_chart(staffing: pd.DataFrame, as_of: date, path: Path, days
     subtitle = ("Each cell = staff needed in that interval for the p50 forecast, after shrinkage (Erlang C at the "
                 "configured service level); darker = more; grey = no one needed (closed). "
                 "p10/p90 staffing is in gold_staffing_interval.")
-    queues = sorted(s["queue"].unique())
+    queues = _panel_order(s["queue"].unique())
     if not queues:
         return _empty(path, title, subtitle, "No staffing rows for this origin (gold_staffing_interval is empty).")
     s = s.assign(day=s["interval_start"].dt.normalize(), tod=s["interval_start"].dt.strftime("%H:%M"))
