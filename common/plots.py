@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import textwrap
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def _day(value: date | pd.Timestamp) -> pd.Timestamp:
     return pd.Timestamp(value).normalize()
 
 
-def _panel_order(queues) -> list[str]:  # noqa: ANN001 - any iterable of names
+def _panel_order(queues: Iterable[str]) -> list[str]:
     """Queues by name, the "All other queues (K)" aggregate (common/report_queues.py) last."""
     return sorted(queues, key=lambda q: (is_others(q), q))
 
