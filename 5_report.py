@@ -11,6 +11,9 @@ into <report.output_dir>/<D>/ (re-running D overwrites the same files):
   accuracy.png   daily error and weekly bias of recent forecasts, with the alert thresholds
   staffing.png   per queue: staff to schedule per interval for the next 7 days
   report.eml     the email (alerts on top, per-queue summary, charts inline), always kept
+"Per queue" means the report.top_queues busiest queues (forecast volume) by name
+and one "All other queues (K)" panel summing the rest; the email's tables list
+every queue.
 What is missing (first night: no accuracy yet) is drawn as a note on the chart
 and listed in the email. The email is sent when report.smtp.host is set; the
 SMTP password comes from the environment variable named in
@@ -33,7 +36,7 @@ import pandas as pd
 from sqlalchemy import and_
 from sqlalchemy.engine import Connection
 
-from common import db, mail, plots, tables
+from common import db, mail, plots, report_queues, tables
 from common.cli import StepContext, StepResult, run_step, step_parser
 from common.errors import DataError, PipelineError
 
@@ -116,10 +119,16 @@ def body(ctx: StepContext) -> StepResult:
 
     # Process data
     horizon = int(inputs.forecast["date"].nunique())
-    totals = plots.horizon_totals(inputs.actuals, inputs.forecast, as_of, spans=max(1, WEEKS * 7 // horizon))
+    spans = max(1, WEEKS * 7 // horizon)
+    totals = plots.horizon_totals(inputs.actuals, inputs.forecast, as_of, spans=spans)
     summary = mail.report_summary(totals, inputs.forecast, inputs.staffing_daily, inputs.accuracy_summary)
-    daily_error = plots.accuracy_trend(inputs.accuracy, as_of, cfg.alerts.horizon_day, days=WEEKS * 7)
-    weekly = plots.weekly_bias(inputs.accuracy, as_of, cfg.alerts.horizon_day, weeks=WEEKS)
+    # The charts draw the busiest report.top_queues queues by name and sum the rest into one panel (bounded time/size).
+    drawn = report_queues.chart_frames(inputs.forecast, inputs.actuals, inputs.staffing, inputs.accuracy,
+                                       cfg.report.top_queues)
+    named, rest = report_queues.fold_summary(summary, drawn.others)
+    drawn_totals = plots.horizon_totals(drawn.actuals, drawn.forecast, as_of, spans=spans)
+    daily_error = plots.accuracy_trend(drawn.accuracy, as_of, cfg.alerts.horizon_day, days=WEEKS * 7)
+    weekly = plots.weekly_bias(drawn.accuracy, as_of, cfg.alerts.horizon_day, weeks=WEEKS)
     alerts = mail.sort_alerts(inputs.alerts)
     notes = missing_notes(inputs, as_of)
     headline = mail.accuracy_headline(inputs.accuracy_summary)
@@ -128,22 +137,25 @@ def body(ctx: StepContext) -> StepResult:
     out_dir = cfg.path(cfg.report.output_dir) / as_of.isoformat()
     try:  # full disk, read-only or missing folder: one line (each file is written whole or not at all)
         a = cfg.alerts
+        folded = (f" ({cfg.report.top_queues} busiest queues; the last panel sums the other {len(drawn.others):,})"
+                  if drawn.others else "")
         charts = [
-            mail.Chart(plots.forecast_fan_chart(inputs.actuals, inputs.forecast, as_of, out_dir / "forecast.png", WEEKS),
-                       f"Daily calls: last {WEEKS} weeks and the {horizon}-day forecast"),
-            mail.Chart(plots.horizon_totals_chart(totals, as_of, out_dir / "totals.png"),
-                       f"{horizon}-day totals vs recent weeks"),
-            mail.Chart(plots.staffing_heatmap_chart(inputs.staffing, as_of, out_dir / "staffing.png", STAFFING_DAYS),
-                       f"Staff to schedule per interval, next {STAFFING_DAYS} days"),
+            mail.Chart(plots.forecast_fan_chart(drawn.actuals, drawn.forecast, as_of, out_dir / "forecast.png", WEEKS),
+                       f"Daily calls: last {WEEKS} weeks and the {horizon}-day forecast{folded}"),
+            mail.Chart(plots.horizon_totals_chart(drawn_totals, as_of, out_dir / "totals.png"),
+                       f"{horizon}-day totals vs recent weeks{folded}"),
+            mail.Chart(plots.staffing_heatmap_chart(drawn.staffing, as_of, out_dir / "staffing.png", STAFFING_DAYS),
+                       f"Staff to schedule per interval, next {STAFFING_DAYS} days{folded}"),
             mail.Chart(plots.accuracy_trend_chart(daily_error, weekly, as_of, out_dir / "accuracy.png", a.horizon_day,
                                                   (a.mape_warning, a.mape_critical), (a.bias_warning, a.bias_critical)),
-                       "Accuracy of recent forecasts"),
+                       "Accuracy of recent forecasts" + (f" (the other {len(drawn.others):,} queues as one line)"
+                                                         if drawn.others else "")),
         ]
         log.info("report: %d charts written to %s (%.1fs)", len(charts), out_dir, time.perf_counter() - started)
         msg = mail.build_report_message(
             mail.report_subject(as_of, alerts), cfg.report.smtp.sender, cfg.report.recipients,
             mail.report_text(as_of, horizon, alerts, summary, notes, headline),
-            mail.report_html(as_of, horizon, alerts, summary, charts, notes, headline), charts)
+            mail.report_html(as_of, horizon, alerts, named, charts, notes, headline, rest), charts)
         delivery = mail.deliver(msg, cfg.report.smtp, out_dir / "report.eml", send_mail=not ctx.args.no_email)
     except OSError as exc:
         raise PipelineError(f"cannot write the report under {out_dir}: {exc.strerror or exc}"

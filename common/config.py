@@ -311,6 +311,8 @@ class SmtpConfig(_Strict):
 class ReportConfig(_Strict):
     output_dir: str = "output"
     recipients: list[str] = Field(default_factory=lambda: ["wfm-team@example.com"])
+    # Queues drawn by name in the charts (the busiest by forecast volume); the rest are one "All other queues" panel.
+    top_queues: int = Field(10, ge=1, le=60)
     smtp: SmtpConfig = SmtpConfig()
 
     @field_validator("recipients")

@@ -223,9 +223,28 @@ def _summary_html(summary: pd.DataFrame, horizon: int) -> str:
     return f'<table style="border-collapse:collapse;font-size:13px"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
+def _rest_html(rest: pd.DataFrame, horizon: int) -> str:
+    """The queues the charts fold into "All other queues": one plain row each (no per-cell styles: 500 rows stay small)."""
+    if rest.empty:
+        return ""
+    heads = ["Queue", f"Forecast {horizon} d", "p10–p90", "Previous", "Change", "Peak staff", "Method"]
+    rows = "".join(
+        f"<tr><td>{html.escape(str(r.queue))}</td><td>{_fmt(r.p50)}</td><td>{_fmt(r.p10)}–{_fmt(r.p90)}</td>"
+        f"<td>{_fmt(r.previous)}</td><td>{_fmt(r.change, '{:+.1%}')}</td><td>{_fmt(r.peak_staff_p50)}</td>"
+        f"<td>{'model' if r.method == 'lightgbm' else html.escape(str(r.method))}</td></tr>"
+        for r in rest.itertuples(index=False))
+    return (f"<h3>The other {len(rest):,} queues (one panel in the charts)</h3>"
+            f'<table cellpadding="2" style="border-collapse:collapse;font-size:12px"><tr>'
+            + "".join(f'<th style="text-align:left">{h}</th>' for h in heads) + f"</tr>{rows}</table>")
+
+
 def report_html(as_of: date, horizon: int, alerts: pd.DataFrame, summary: pd.DataFrame, charts: Sequence[Chart],
-                notes: Sequence[str], headline: str | None = None) -> str:
-    """The report body: open alerts on top, the per-queue summary, notes on what is missing, then the charts."""
+                notes: Sequence[str], headline: str | None = None, rest: pd.DataFrame | None = None) -> str:
+    """The report body: open alerts on top, the per-queue summary, notes on what is missing, then the charts.
+
+    `rest`: summary rows of the queues the charts fold into one panel (`report_queues.fold_summary`), listed
+    compactly after the charts; `summary` then ends with their "All other queues" row.
+    """
     headline_html = f"<p>{html.escape(headline)}</p>" if headline else ""
     notes_html = ("<h3>Notes</h3><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>") if notes else ""
     charts_html = "".join(
@@ -244,6 +263,7 @@ Figures are calls (volume) and scheduled staff after shrinkage; p10–p90 is the
 {headline_html}
 {notes_html}
 {charts_html}
+{_rest_html(rest if rest is not None else summary.iloc[:0], horizon)}
 <p style="color:#888;font-size:11px">wfm-forecast 5_report.py. The numbers are in the gold_* tables
 (gold_forecast_daily, gold_staffing_daily, gold_staffing_interval, gold_alerts).</p>
 </body></html>"""

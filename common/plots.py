@@ -16,6 +16,7 @@ Input frames (columns as read from the tables):
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
@@ -27,9 +28,28 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from common.chart_frame import (
-    ACTUAL, ALL_QUEUES, DPI, FORECAST, NOTE, PAST_SPANS, THRESHOLD, WARNING, empty_chart, new_figure, panel_grid,
-    plain_text, save_png, thousands, titles,
+    ACTUAL,
+    ALL_QUEUES,
+    DPI,
+    FORECAST,
+    NOTE,
+    PAST_SPANS,
+    THRESHOLD,
+    WARNING,
+    empty_chart,
+    new_figure,
+    panel_grid,
+    plain_text,
+    save_png,
+    thousands,
+    titles,
 )
+from common.report_queues import is_others
+
+
+def _panel_order(queues: Iterable[str]) -> list[str]:
+    """Queues by name, the "All other queues (K)" aggregate (common/report_queues.py) last."""
+    return sorted(queues, key=lambda q: (is_others(q), q))
 
 
 def _day(value: date | pd.Timestamp) -> pd.Timestamp:
@@ -52,7 +72,7 @@ def forecast_fan_chart(actuals: pd.DataFrame, forecast: pd.DataFrame, as_of: dat
     """
     start = _day(as_of) - pd.Timedelta(weeks=weeks)
     act = actuals.loc[(actuals["date"] >= start) & (actuals["date"] < _day(as_of))]
-    queues = sorted(set(act["queue"]) | set(forecast["queue"]))
+    queues = _panel_order(set(act["queue"]) | set(forecast["queue"]))
     title = (f"Daily calls per queue: last {weeks} weeks and the {_horizon(forecast)}-day forecast "
              f"from {as_of:%a %d %b %Y}")
     subtitle = ("Dark line = actual offered calls/day (silver_daily); blue line = forecast median (p50); blue band = "
@@ -151,7 +171,7 @@ def horizon_totals_chart(totals: pd.DataFrame, as_of: date, path: Path) -> Path:
     title = f"{days}-day call volume per queue: forecast from {as_of:%a %d %b %Y} vs the same span in recent weeks"
     subtitle = (f"Grey bars = actual offered calls in each past {days}-day span (spans with missing days are left out); "
                 "blue bar = forecast p50 total; whisker = sum of the daily p10 and p90 (a cautious range).")
-    queues = sorted(totals["queue"].unique())
+    queues = _panel_order(totals["queue"].unique())
     if not queues:
         return empty_chart(path, title, subtitle, "No forecast for this origin: nothing to compare.")
     fig, axes = new_figure(len(queues), 2.4, title, subtitle, sharex=False)
@@ -280,7 +300,7 @@ def accuracy_trend_chart(daily: pd.DataFrame, weekly: pd.DataFrame, as_of: date,
     fig = Figure(figsize=(14, 7.5), dpi=DPI, layout="constrained")
     ax_w, ax_b = fig.subplots(2, 1)
     titles(fig, title, subtitle)
-    queues = sorted((set(daily["queue"]) | set(weekly["queue"])) - {ALL_QUEUES})
+    queues = _panel_order((set(daily["queue"]) | set(weekly["queue"])) - {ALL_QUEUES})
     colors = _queue_colors(queues)
     for queue in [*queues, ALL_QUEUES]:
         style = ({"color": "black", "lw": 2.6, "zorder": 5} if queue == ALL_QUEUES
@@ -354,7 +374,7 @@ def staffing_heatmap_chart(staffing: pd.DataFrame, as_of: date, path: Path, days
     subtitle = ("Each cell = staff needed in that interval for the p50 forecast, after shrinkage (Erlang C at the "
                 "configured service level); darker = more; grey = no one needed (closed). "
                 "p10/p90 staffing is in gold_staffing_interval.")
-    queues = sorted(s["queue"].unique())
+    queues = _panel_order(s["queue"].unique())
     if not queues:
         return empty_chart(path, title, subtitle, "No staffing rows for this origin (gold_staffing_interval is empty).")
     s = s.assign(day=s["interval_start"].dt.normalize(), tod=s["interval_start"].dt.strftime("%H:%M"))
@@ -381,7 +401,7 @@ def staffing_heatmap_chart(staffing: pd.DataFrame, as_of: date, path: Path, days
         ax.imshow(masked, aspect="auto", cmap="Blues", vmin=0, vmax=vmax * 1.1, interpolation="nearest")
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v) and v > 0 and len(times) <= 48:
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, in_layout=False,  # inside the axes
                         color="white" if v > 0.55 * vmax else "black")
         for j in np.flatnonzero(closed_day):
             ax.text(j, (len(times) - 1) / 2, "closed", rotation=90, ha="center", va="center", fontsize=8, color="#777777")

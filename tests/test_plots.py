@@ -82,6 +82,8 @@ def test_every_chart_is_a_png_of_sensible_size_from_small_frames(tmp_path: Path)
         # 110 dpi: 14 inches = 1540 px wide (9 inches = 990 for a one-column heatmap); never a sliver, never a poster.
         assert 900 <= width <= 1600, (path.name, width)
         assert 300 <= height <= 4000, (path.name, height)
+        # IHDR colour type 3: a 256-colour palette, a third of the bytes of RGBA (6) for the email.
+        assert path.read_bytes()[25] == 3, path.name
 
 
 def test_charts_with_no_data_still_render_with_a_note(tmp_path: Path) -> None:

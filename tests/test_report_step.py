@@ -198,3 +198,57 @@ def test_an_output_folder_that_cannot_be_written_is_a_one_line_error(tmp_path: P
     last = err.strip().splitlines()[-1]
     assert last.startswith("5_report: error: cannot write the report under ") and "report.output_dir" in last
     assert _report_run(config)["status"] == "failed"
+
+
+def _seed_many(config: Path, n: int) -> None:
+    """n queues Q01..Qn, queue i taking i calls every weekday (closed at weekends), 8 weeks back and 14 days ahead."""
+    engine = db.make_engine(load_config(config).database_url)
+    db.ensure_schema(engine)
+    queues = [(f"Q{i:02d}", float(i)) for i in range(1, n + 1)]
+    days, fdays = pd.date_range("2025-01-13", "2025-03-09"), pd.date_range("2025-03-10", periods=14)
+    silver = pd.DataFrame([{"queue": q, "date": d, "offered": v if d.weekday() < 5 else 0.0, "offered_outside_hours": 0.0,
+                            "is_open": d.weekday() < 5, "is_holiday": False} for q, v in queues for d in days])
+    forecast = pd.DataFrame([{"run_id": "r3", "forecast_origin": pd.Timestamp(AS_OF), "queue": q, "date": d,
+                              "horizon_day": h + 1, "p10": p, "p50": p, "p90": p, "method": "lightgbm",
+                              "fallback_reason": None}
+                             for q, v in queues for h, d in enumerate(fdays) for p in [v if d.weekday() < 5 else 0.0]])
+    staffing = pd.DataFrame([{"run_id": "r3", "forecast_origin": pd.Timestamp(AS_OF), "queue": q,
+                              "interval_start_utc": t - pd.Timedelta(hours=1), "interval_start": t,
+                              "volume_p10": v, "volume_p50": v, "volume_p90": v, "aht_seconds": 300.0,
+                              "workload_minutes": 5.0 * v, "agents_p10": 1, "agents_p50": 1, "agents_p90": 1,
+                              "staff_p10": 2, "staff_p50": 2, "staff_p90": 2}
+                             for q, v in queues for d in fdays[:7] if d.weekday() < 5
+                             for t in [d + pd.Timedelta(hours=9)]])
+    staffing_daily = (staffing.assign(date=staffing["interval_start"].dt.normalize())
+                      .groupby(["run_id", "forecast_origin", "queue", "date"], as_index=False)
+                      .agg(volume_p50=("volume_p50", "sum"), staff_hours_p10=("staff_p10", "sum"),
+                           staff_hours_p50=("staff_p50", "sum"), staff_hours_p90=("staff_p90", "sum"),
+                           peak_staff_p10=("staff_p10", "max"), peak_staff_p50=("staff_p50", "max"),
+                           peak_staff_p90=("staff_p90", "max")))
+    with engine.begin() as conn:
+        db.insert_frame(conn, tables.silver_daily, silver)
+        db.insert_frame(conn, tables.gold_forecast_daily, forecast)
+        db.insert_frame(conn, tables.gold_staffing_interval, staffing)
+        db.insert_frame(conn, tables.gold_staffing_daily, staffing_daily)
+
+
+def test_sixty_queues_chart_the_busiest_and_one_aggregate_panel_in_a_small_email(tmp_path: Path) -> None:
+    config = write_config(tmp_path, report__top_queues=3)
+    _seed_many(config, 60)
+    assert _run(config, "--no-email") == 0
+    eml = _out(tmp_path) / "report.eml"
+    # Before report.top_queues: 60 panels per chart, a 4.2 MB email after 198 s (after: 152 KB, 9 s; loaded machine).
+    assert eml.stat().st_size < 300_000
+    for name in CHARTS:  # 3 queues + 1 aggregate = 4 panels in 2 columns: two rows, about 700 pixels
+        assert png_size(_out(tmp_path) / name)[1] < 1000, name
+    html = email.message_from_bytes(eml.read_bytes(), policy=policy.default).get_body(("html",)).get_content()
+    summary = html[html.index("Next 14 days per queue"):html.index("cid:")]
+    assert [q for q in (f"Q{i:02d}" for i in range(1, 61)) if f">{q}<" in summary] == ["Q58", "Q59", "Q60"]
+    # All other queues: queues 1..57 take 1+...+57 = 1,653 calls a weekday, 10 weekdays in 14 days -> 16,530,
+    # the same as the 14 days before (+0.0%).
+    start = summary.index(">All other queues (57)<")
+    others_row = summary[start:summary.index("</tr>", start)]
+    assert ">16,530<" in others_row and "16,530–16,530" in others_row and "+0.0%" in others_row
+    rest = html[html.index("The other 57 queues"):]
+    assert all(f">Q{i:02d}<" in rest for i in range(1, 58)) and ">Q58<" not in rest
+    assert "<td>Q01</td><td>10</td><td>10–10</td><td>10</td><td>+0.0%</td><td>2</td><td>model</td>" in rest
