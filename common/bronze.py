@@ -35,7 +35,8 @@ from common import db, tables
 from common.config import Config
 from common.errors import DataError, PipelineError
 from common.progress import progress
-from common.sources import RawChunk, iter_csv_chunks, iter_sql_chunks, parse_cdr_chunks, parse_interval_chunks
+from common.readers import RawChunk, iter_csv_chunks, iter_sql_chunks
+from common.sources import parse_cdr_chunks, parse_interval_chunks
 
 log = logging.getLogger(__name__)
 
