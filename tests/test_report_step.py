@@ -25,6 +25,20 @@ AS_OF = date(2025, 3, 10)  # a Monday
 CHARTS = ["accuracy.png", "forecast.png", "staffing.png", "totals.png"]
 
 
+def _insert_gold(conn, silver: pd.DataFrame, forecast: pd.DataFrame, staffing: pd.DataFrame) -> None:
+    """silver_daily, gold_forecast_daily, gold_staffing_interval and the per-day staffing they sum to."""
+    staffing_daily = (staffing.assign(date=staffing["interval_start"].dt.normalize())
+                      .groupby(["run_id", "forecast_origin", "queue", "date"], as_index=False)
+                      .agg(volume_p50=("volume_p50", "sum"), staff_hours_p10=("staff_p10", "sum"),
+                           staff_hours_p50=("staff_p50", "sum"), staff_hours_p90=("staff_p90", "sum"),
+                           peak_staff_p10=("staff_p10", "max"), peak_staff_p50=("staff_p50", "max"),
+                           peak_staff_p90=("staff_p90", "max")))
+    db.insert_frame(conn, tables.silver_daily, silver)
+    db.insert_frame(conn, tables.gold_forecast_daily, forecast)
+    db.insert_frame(conn, tables.gold_staffing_interval, staffing)
+    db.insert_frame(conn, tables.gold_staffing_daily, staffing_daily)
+
+
 def _seed(config: Path, accuracy: bool = True) -> None:
     """8 weeks of Mon-Fri actuals and the gold rows of origin 2025-03-10 for Billing (model) and Support (fallback)."""
     engine = db.make_engine(load_config(config).database_url)
@@ -48,17 +62,8 @@ def _seed(config: Path, accuracy: bool = True) -> None:
                              for q, base in (("Billing", 3), ("Support", 1)) for d in fdays[:7]
                              for k in range(6) for t in [d + pd.Timedelta(hours=7, minutes=30 * k)]
                              for s in [base + k if d.weekday() < 5 and k > 0 else 0]])
-    staffing_daily = (staffing.assign(date=staffing["interval_start"].dt.normalize())
-                      .groupby(["run_id", "forecast_origin", "queue", "date"], as_index=False)
-                      .agg(volume_p50=("volume_p50", "sum"), staff_hours_p10=("staff_p10", "sum"),
-                           staff_hours_p50=("staff_p50", "sum"), staff_hours_p90=("staff_p90", "sum"),
-                           peak_staff_p10=("staff_p10", "max"), peak_staff_p50=("staff_p50", "max"),
-                           peak_staff_p90=("staff_p90", "max")))
     with engine.begin() as conn:
-        db.insert_frame(conn, tables.silver_daily, silver)
-        db.insert_frame(conn, tables.gold_forecast_daily, forecast)
-        db.insert_frame(conn, tables.gold_staffing_interval, staffing)
-        db.insert_frame(conn, tables.gold_staffing_daily, staffing_daily)
+        _insert_gold(conn, silver, forecast, staffing)
         if accuracy:
             _seed_evaluation(conn)
 
@@ -219,17 +224,8 @@ def _seed_many(config: Path, n: int) -> None:
                               "staff_p10": 2, "staff_p50": 2, "staff_p90": 2}
                              for q, v in queues for d in fdays[:7] if d.weekday() < 5
                              for t in [d + pd.Timedelta(hours=9)]])
-    staffing_daily = (staffing.assign(date=staffing["interval_start"].dt.normalize())
-                      .groupby(["run_id", "forecast_origin", "queue", "date"], as_index=False)
-                      .agg(volume_p50=("volume_p50", "sum"), staff_hours_p10=("staff_p10", "sum"),
-                           staff_hours_p50=("staff_p50", "sum"), staff_hours_p90=("staff_p90", "sum"),
-                           peak_staff_p10=("staff_p10", "max"), peak_staff_p50=("staff_p50", "max"),
-                           peak_staff_p90=("staff_p90", "max")))
     with engine.begin() as conn:
-        db.insert_frame(conn, tables.silver_daily, silver)
-        db.insert_frame(conn, tables.gold_forecast_daily, forecast)
-        db.insert_frame(conn, tables.gold_staffing_interval, staffing)
-        db.insert_frame(conn, tables.gold_staffing_daily, staffing_daily)
+        _insert_gold(conn, silver, forecast, staffing)
 
 
 def test_sixty_queues_chart_the_busiest_and_one_aggregate_panel_in_a_small_email(tmp_path: Path) -> None:
