@@ -67,16 +67,22 @@ def _accuracy_rows() -> pd.DataFrame:
                      forecast_origin=pd.to_datetime(df["date"]) - pd.to_timedelta(df["horizon_day"] - 1, unit="D"))
 
 
+def _all_charts(actuals: pd.DataFrame, forecast: pd.DataFrame, staffing: pd.DataFrame, rows: pd.DataFrame,
+                folder: Path) -> list[Path]:
+    """The report's four charts drawn from the given frames into `folder`."""
+    return [
+        plots.forecast_fan_chart(actuals, forecast, AS_OF, folder / "forecast.png"),
+        plots.horizon_totals_chart(plots.horizon_totals(actuals, forecast, AS_OF), AS_OF, folder / "totals.png"),
+        plots.staffing_heatmap_chart(staffing, AS_OF, folder / "staffing.png"),
+        plots.accuracy_trend_chart(plots.accuracy_trend(rows, AS_OF), plots.weekly_bias(rows, AS_OF), AS_OF,
+                                   folder / "accuracy.png", 1, (0.10, 0.15), (0.03, 0.05)),
+    ]
+
+
 def test_every_chart_is_a_png_of_sensible_size_from_small_frames(tmp_path: Path) -> None:
     actuals, forecast, staffing = _actuals(), _forecast(), _staffing()
     rows = _accuracy_rows()
-    paths = [
-        plots.forecast_fan_chart(actuals, forecast, AS_OF, tmp_path / "forecast.png"),
-        plots.horizon_totals_chart(plots.horizon_totals(actuals, forecast, AS_OF), AS_OF, tmp_path / "totals.png"),
-        plots.staffing_heatmap_chart(staffing, AS_OF, tmp_path / "staffing.png"),
-        plots.accuracy_trend_chart(plots.accuracy_trend(rows, AS_OF), plots.weekly_bias(rows, AS_OF), AS_OF,
-                                   tmp_path / "accuracy.png", 1, (0.10, 0.15), (0.03, 0.05)),
-    ]
+    paths = _all_charts(actuals, forecast, staffing, rows, tmp_path)
     for path in paths:
         width, height = png_size(path)
         # 110 dpi: 14 inches = 1540 px wide (9 inches = 990 for a one-column heatmap); never a sliver, never a poster.
@@ -170,13 +176,7 @@ def test_a_queue_name_with_dollar_signs_is_drawn_as_plain_text(tmp_path: Path) -
     queues = (DOLLARS, "Support")
     actuals, forecast, staffing = _actuals(queues), _forecast(queues), _staffing(queues)
     rows = _accuracy_rows().replace({"queue": {"A": DOLLARS}})
-    paths = [
-        plots.forecast_fan_chart(actuals, forecast, AS_OF, tmp_path / "forecast.png"),
-        plots.horizon_totals_chart(plots.horizon_totals(actuals, forecast, AS_OF), AS_OF, tmp_path / "totals.png"),
-        plots.staffing_heatmap_chart(staffing, AS_OF, tmp_path / "staffing.png"),
-        plots.accuracy_trend_chart(plots.accuracy_trend(rows, AS_OF), plots.weekly_bias(rows, AS_OF), AS_OF,
-                                   tmp_path / "accuracy.png", 1, (0.10, 0.15), (0.03, 0.05)),
-    ]
+    paths = _all_charts(actuals, forecast, staffing, rows, tmp_path)
     assert all(png_size(p)[0] > 0 for p in paths)
 
 
