@@ -4,9 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 python_bin="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$python_bin" -m venv .venv
-req_hash="$(sha256sum requirements.txt | cut -c1-64)"
-if [ "$(cat .venv/.requirements.sha256 2>/dev/null || true)" != "$req_hash" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-  echo "$req_hash" > .venv/.requirements.sha256
+# The runtime pins (requirements.txt) and the test pins on top (requirements-test.txt); reinstalled when either
+# changes. Its own stamp, so run_daily.sh (runtime only) and this never undo each other's install.
+req_hash="$(cat requirements.txt requirements-test.txt | sha256sum | cut -c1-64)"
+if [ "$(cat .venv/.requirements-test.sha256 2>/dev/null || true)" != "$req_hash" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+  echo "$req_hash" > .venv/.requirements-test.sha256
 fi
 exec .venv/bin/python -m pytest -q "$@"

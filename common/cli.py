@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from common import db, tables
+from common import __version__, db, tables
 from common.config import Config, load_config
 from common.errors import ConfigError, PipelineError
 from common.redact import has_unencoded_at, redact
@@ -147,6 +147,7 @@ def step_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override one config key for this run, e.g. --set rules.interval_minutes=15 (repeatable)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--version", action="version", version=f"%(prog)s (wfm-forecast {__version__})")
     return parser
 
 
@@ -200,7 +201,7 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
         except DBAPIError as exc:
             raise PipelineError(f"cannot use the database {db.safe_url(url)}: {describe_db_error(exc, url)}") from None
         recorded = True
-        log.info("%s started: as_of=%s database=%s", step, as_of, db.safe_url(engine))
+        log.info("%s started: as_of=%s database=%s wfm-forecast %s", step, as_of, db.safe_url(engine), __version__)
         pause = _pause_before_commit_hook(engine)
         try:
             result = body(StepContext(args=args, cfg=cfg, engine=engine, run_id=run_id, as_of=as_of))

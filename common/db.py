@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.sql import Select
 
-from common import tables
+from common import __version__, tables
 from common.errors import DataError
 from common.redact import mask_url
 from common.schema import ensure_schema  # noqa: F401 - steps and tests call db.ensure_schema
@@ -440,11 +440,12 @@ def start_run(engine: Engine, run_id: str, step: str, as_of: date, overrides: st
     """Record that a step started (its own transaction, so a crash leaves a visible 'running' row).
 
     `overrides`: the run's --set KEY=VALUE list as JSON text (None without any), so a what-if is never mistaken
-    for the configured run.
+    for the configured run. The run records the code's version, so a number in gold can be traced to the release.
     """
     with engine.begin() as conn:
         conn.execute(insert(tables.pipeline_runs).values(
-            run_id=run_id, step=step, as_of=as_of, started_at=utc_now(), status="running", overrides=overrides))
+            run_id=run_id, step=step, as_of=as_of, started_at=utc_now(), status="running", overrides=overrides,
+            pipeline_version=__version__))
 
 
 def finish_run(engine: Engine, run_id: str, status: str, rows_written: int | None, message: str | None) -> None:

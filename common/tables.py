@@ -194,6 +194,7 @@ pipeline_runs = Table(
     Column("rows_written", Integer),
     Column("message", Text),
     Column("overrides", Text),                                # JSON list of the run's --set KEY=VALUE; NULL: none
+    Column("pipeline_version", String(20)),                   # wfm-forecast version that ran (NULL before 0.5.0)
 )
 
 # --- gold: what Power BI reads (public contract) --------------------------------------------------------
