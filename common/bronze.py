@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 from common import db, tables
 from common.config import Config
 from common.errors import DataError, PipelineError
-from common.progress import progress
+from common.progress import Progress, progress
 from common.readers import RawChunk, iter_csv_chunks, iter_sql_chunks
 from common.sources import parse_cdr_chunks, parse_interval_chunks
 
@@ -307,11 +307,18 @@ def _load(conn: Connection, cfg: Config, loads: list[_Load], sources: list[tuple
         batches = _batches_from_process(cfg, sources, watermark_col)
     else:
         batches = _parsed_batches(cfg, sources, watermark_col)
+    meter = Progress("bronze: loading", total=len(loads), unit="sources", logger=log)
+    seen: set[str] = set()
     for parsed in batches:
         if isinstance(parsed, _Skipped):
             _skip_load(conn, cfg, by_name[parsed.name], parsed.reason)
+            meter.advance(int(parsed.name not in seen))
+            seen.add(parsed.name)
         else:
             _insert_parsed(conn, cfg, parsed, by_name)
+            meter.advance(len(set(parsed.names) - seen), sum(parsed.read))
+            seen.update(parsed.names)
+    meter.close()
     for load in loads:
         _close_load(conn, load)
 
@@ -361,12 +368,27 @@ def load_csv_files(conn: Connection, cfg: Config, run_id: str, workers: int = 0)
         summary.rows_rejected += load.rejected
         summary.rows_duplicate += duplicate
         summary.per_source.append((Path(load.name).name, load.read, load.loaded, load.rejected))
-        log.info("bronze: %s: %d rows read, %d loaded, %d already present, %d rejected",
-                 Path(load.name).name, load.read, load.loaded, duplicate, load.rejected)
+        # One line per file is the detail (a first load has hundreds); the log's reader gets the summary below.
+        log.debug("bronze: %s: %d rows read, %d loaded, %d already present, %d rejected",
+                  Path(load.name).name, load.read, load.loaded, duplicate, load.rejected)
     seconds = time.perf_counter() - started
-    log.info("bronze: %d files (%d already loaded), %d rows read in %.1fs (%.0f rows/s)", summary.sources_seen,
-             summary.sources_skipped, summary.rows_read, seconds, summary.rows_read / max(seconds, 1e-9))
+    log.info("bronze: %d files (%d already loaded), %d rows read in %.1fs (%.0f rows/s): %d loaded, %d already "
+             "present, %d rejected%s", summary.sources_seen, summary.sources_skipped, summary.rows_read, seconds,
+             summary.rows_read / max(seconds, 1e-9), summary.rows_loaded, summary.rows_duplicate,
+             summary.rows_rejected, rejects_by_file(summary.per_source))
     return summary
+
+
+def rejects_by_file(per_source: list[tuple[str, int, int, int]], shown: int = 5) -> str:
+    """The files with rejected rows, most first, for the summary line: ' (rejects in a.csv 12, b.csv 3 and 4 more
+    files; per file at --log-level DEBUG)', or '' without rejects."""
+    with_rejects = sorted(((rejected, name) for name, _, _, rejected in per_source if rejected),
+                          key=lambda item: (-item[0], item[1]))
+    if not with_rejects:
+        return ""
+    listed = ", ".join(f"{name} {rejected}" for rejected, name in with_rejects[:shown])
+    more = f" and {len(with_rejects) - shown} more files" if len(with_rejects) > shown else ""
+    return f" (rejects in {listed}{more}; per file at --log-level DEBUG)"
 
 
 def load_sql_source(conn: Connection, cfg: Config, run_id: str) -> LoadSummary:
