@@ -51,7 +51,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from common import alerts, db, evaluation, model_choice, registry, silver, tables, training
 from common.cli import StepContext, StepResult, run_step, step_parser
-from common.config import Config
+from common.config_schema import Config
 from common.errors import ConfigError, DataError, ModelError
 from common.features import warmup_days
 from common.forecaster import QuantileForecaster
