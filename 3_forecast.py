@@ -44,7 +44,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from common import db, forecast_run, guards, model_choice, silver, tables, training, validation
 from common.cli import StepContext, StepResult, recorded_overrides, run_step, step_parser, what_if_overrides
-from common.config import Config
+from common.config_schema import Config
 from common.errors import ConfigError, DataError, ModelError
 from common.forecaster import QuantileForecaster
 

@@ -32,7 +32,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from common import db, tables
-from common.config import Config
+from common.config_schema import Config
 from common.errors import DataError, PipelineError
 from common.progress import Progress, progress
 from common.readers import RawChunk, iter_csv_chunks, iter_sql_chunks

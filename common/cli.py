@@ -39,7 +39,8 @@ from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from common import __version__, db, tables
-from common.config import Config, load_config
+from common.config import load_config
+from common.config_schema import Config
 from common.errors import ConfigError, PipelineError
 from common.redact import has_unencoded_at, redact
 

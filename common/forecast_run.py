@@ -18,7 +18,7 @@ import pandas as pd
 
 from common import guards, intraday, profiles, silver, validation
 from common.calendar import interval_grid, parse_opening_hours
-from common.config import Config
+from common.config_schema import Config
 from common.errors import PipelineError
 from common.forecaster import QuantileForecaster
 from common.staffing import daily_staffing_summary, staffing_table

@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from common.config import Config, ReportConfig, SmtpConfig
+from common.config_schema import Config, ReportConfig, SmtpConfig
 from common.files import atomic_write
 from common.redact import mask_url
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from common.config import Config
+from common.config_schema import Config
 from common.errors import ModelError
 from common.forecaster import QuantileForecaster
 from common.registry import TRAINING_META_FILE, _decode, load_version, read_registry

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.config import SourceConfig
+from common.config_source import SourceConfig
 from common.errors import DataError
 
 # An offset: Z, +01:00, +0100, or +01 right after a time's minutes or seconds (":00+01"; "2025-03-10" is no offset).

@@ -30,7 +30,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from common import db, tables
-from common.config import Config
+from common.config_schema import Config
 from common.errors import ConfigError, ModelError
 from common.forecaster import QuantileForecaster
 

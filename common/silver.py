@@ -35,7 +35,7 @@ from common import db, moved_calls, tables
 from common.calendar import holiday_calendar, interval_grid, parse_opening_hours
 from common.aggregate import apply_queue_aliases
 from common.cdr import ContactRules, contacts_from_legs
-from common.config import Config
+from common.config_schema import Config
 
 log = logging.getLogger(__name__)
 

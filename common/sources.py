@@ -16,7 +16,7 @@ import pandas as pd
 
 from common import report_times, tables
 from common.calendar import localize, to_local
-from common.config import SourceConfig, TimestampSpec
+from common.config_source import SourceConfig, TimestampSpec
 from common.readers import RawChunk, source_export_columns
 
 MAX_DURATION_SECONDS = 24 * 3600  # a single call leg longer than a day is a broken record, not a long call

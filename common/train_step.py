@@ -18,7 +18,7 @@ import pandas as pd
 
 from common import db, promotion, registry, silver, training
 from common.calendar import WEEKDAYS
-from common.config import Config
+from common.config_schema import Config
 from common.errors import ConfigError, ModelError, PipelineError
 from common.features import warmup_days
 from common.forecaster import CalibrationCache, QuantileForecaster, quantile_column

@@ -31,7 +31,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError
 
 from common import db, tables
-from common.config import TrainingConfig, safe_identifier
+from common.config import safe_identifier
+from common.config_schema import TrainingConfig
 from common.errors import ConfigError, DataError, PipelineError
 from common.features import exogenous_features
 from common.forecaster import CalibrationCache, QuantileForecaster, quantile_column, seasonal_naive_forecast

@@ -16,7 +16,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from matplotlib.figure import Figure
 
 from common import mail
-from common.config import SmtpConfig, load_config
+from common.config import load_config
+from common.config_schema import SmtpConfig
 from tests.conftest import write_config
 
 FAKE_PASSWORD = "FAKE-pw-Zx81-do-not-leak"
