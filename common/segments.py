@@ -17,11 +17,6 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
-from sklearn.cluster import KMeans
-from sklearn.exceptions import NotFittedError
-from sklearn.metrics import silhouette_score
-from sklearn.preprocessing import StandardScaler
 
 from common.errors import ConfigError, DataError
 
@@ -254,10 +249,11 @@ def segment_labels(centroid_z: pd.DataFrame) -> list[str]:
     return [f"{lab} ({i})" if counts[lab] > 1 else lab for i, lab in enumerate(labels)]
 
 
-class CustomerSegmenter(BaseEstimator):
+class CustomerSegmenter:
     """K-Means on standardised customer features, with stable segment numbers and readable labels.
 
-    Parameters are stored as given (scikit-learn contract). `k`: fixed number of segments, or None to choose
+    Parameters are stored as given (scikit-learn's estimator convention; scikit-learn itself is imported on first
+    fit, so a step's `--help` never waits for it). `k`: fixed number of segments, or None to choose
     it in `k_range` (inclusive) by the best silhouette (ties: the smaller k). The silhouette is scored on a
     seeded sample of at most `silhouette_sample` customers, and k is chosen by fitting K-Means on that same
     sample, so choosing k stays fast with a million customers; the final model is fitted on a seeded sample of
@@ -301,6 +297,10 @@ class CustomerSegmenter(BaseEstimator):
 
     def fit(self, features: pd.DataFrame, y: None = None) -> CustomerSegmenter:
         """Fit on a `customer_features` frame (one row per customer); return self."""
+        from sklearn.cluster import KMeans
+        from sklearn.metrics import silhouette_score
+        from sklearn.preprocessing import StandardScaler
+
         self._check_params()
         self.feature_names_ = feature_columns(features)
         if features[self.feature_names_].isna().any().any():
@@ -361,6 +361,8 @@ class CustomerSegmenter(BaseEstimator):
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Segment number of each row of a `customer_features` frame (columns as at fit time)."""
         if not hasattr(self, "kmeans_"):
+            from sklearn.exceptions import NotFittedError
+
             raise NotFittedError("CustomerSegmenter is not fitted yet; call fit(features) first")
         z = self.scaler_.transform(self._transform(features))
         return self.cluster_to_segment_[self.kmeans_.predict(z)]
