@@ -53,7 +53,7 @@ def postgres_admin_url():
     if server_bindir() is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL server binaries are missing under CI: .ci/run must install postgresql")
-        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL server binaries not installed; enable with: apt-get install postgresql")
     with postgres_server() as url:
         yield url
 
