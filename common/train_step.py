@@ -18,10 +18,12 @@ import pandas as pd
 
 from common import db, promotion, registry, silver, training
 from common.calendar import WEEKDAYS
+from common.calibration import CalibrationCache
 from common.config_schema import Config
 from common.errors import ConfigError, ModelError, PipelineError
 from common.features import warmup_days
-from common.forecaster import CalibrationCache, QuantileForecaster, quantile_column
+from common.forecast_frame import quantile_column
+from common.forecaster import QuantileForecaster
 
 log = logging.getLogger(__name__)
 
