@@ -35,8 +35,8 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select
 
 from common import db, tables
-from common.calendar import WEEKDAYS
 from common.cli import StepContext, StepResult, run_step, step_parser
+from common.opening_hours import WEEKDAYS
 from common.progress import progress
 from common.segments import (
     CustomerSegmenter, add_tallies, customer_tallies, features_from_tallies, segment_rows, week_blocks,

@@ -17,10 +17,11 @@ import lightgbm as lgb
 import pandas as pd
 
 from common import guards, intraday, profiles, silver, validation
-from common.calendar import interval_grid, parse_opening_hours
+from common.calendar import interval_grid
 from common.config_schema import Config
 from common.errors import PipelineError
 from common.forecaster import QuantileForecaster
+from common.opening_hours import parse_opening_hours
 from common.staffing import daily_staffing_summary, staffing_table
 
 log = logging.getLogger(__name__)

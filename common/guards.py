@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 
 from common.baselines import seasonal_naive_forecast
-from common.calendar import OpeningHours
 from common.errors import DataError
 from common.forecast_frame import quantile_column
 from common.intraday import quantile_columns
+from common.opening_hours import OpeningHours
 from common.validation import WARNING, CheckResult
 
 CHECK_RECENCY = "history_recency"
