@@ -40,13 +40,11 @@ from datetime import date, timedelta
 
 import pandas as pd
 from sqlalchemy import delete
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-from common import db, forecast_run, guards, model_choice, silver, tables, training, validation
+from common import db, forecast_run, silver, tables, training, validation
 from common.cli import StepContext, StepResult, recorded_overrides, run_step, step_parser, what_if_overrides
-from common.config_schema import Config
-from common.errors import ConfigError, DataError, ModelError
-from common.forecaster import QuantileForecaster
+from common.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +55,7 @@ GOLD_TABLES = (tables.gold_forecast_daily, tables.gold_forecast_interval, tables
 
 def body(ctx: StepContext) -> StepResult:
     cfg, as_of, f = ctx.cfg, ctx.as_of, ctx.cfg.forecast
-    if sorted(f.quantiles) != forecast_run.QUANTILES:
-        raise ConfigError(f"forecast.quantiles == {f.quantiles}: step 3 writes p10/p50/p90 columns, so it must be "
-                          f"{forecast_run.QUANTILES}")
-    if cfg.series.by != "queue":
-        raise ConfigError(f"series.by == {cfg.series.by!r} is not supported yet by 3_forecast.py; use series.by: queue")
+    forecast_run.check_config(cfg)
     end = as_of + timedelta(days=f.horizon_days - 1)
     weeks = forecast_run.history_weeks(cfg)
     started = time.perf_counter()
@@ -75,37 +69,30 @@ def body(ctx: StepContext) -> StepResult:
                      if cfg.training.exogenous_table else None)
     if daily.empty:
         raise DataError(f"silver_daily has no rows before as-of {as_of}; run 1_build_silver.py first")
-    version, model, problem = _production_model(ctx.engine, cfg, as_of)
+    version, model, problem = forecast_run.choose_model(ctx.engine, cfg, as_of)
     log.info("forecast: read %d silver_daily rows (%d queues), %d silver_interval rows (last %d weeks); "
              "model %s (%.1fs)", len(daily), daily["queue"].nunique(), len(history_int), weeks,
              version or f"none: {problem}", time.perf_counter() - started)
 
     # Process data
     run = forecast_run.build_forecast(cfg, as_of, daily, history_int, exogenous, model, version, problem)
-    forecast, interval_fc, staffing, staff_daily, checks = (run.forecast, run.intervals, run.staffing,
-                                                            run.staff_daily, run.checks)
-    queues = run.queues
-    forecast_run.log_planner_lines(staffing, staff_daily)
+    forecast_run.log_planner_lines(run.staffing, run.staff_daily)
 
     # Save outputs: one transaction; this origin's rows are replaced, other origins stay. A what-if (--set without
     # --publish) is written to files instead, so it never changes what Power BI shows.
     stamp = {"run_id": ctx.run_id, "forecast_origin": pd.Timestamp(as_of)}
     frames = {
-        tables.gold_forecast_daily: forecast.assign(**stamp),
-        tables.gold_forecast_interval: interval_fc.assign(**stamp),
-        tables.gold_staffing_interval: staffing.assign(**stamp),
-        tables.gold_staffing_daily: staff_daily.assign(**stamp),
+        tables.gold_forecast_daily: run.forecast.assign(**stamp),
+        tables.gold_forecast_interval: run.intervals.assign(**stamp),
+        tables.gold_staffing_interval: run.staffing.assign(**stamp),
+        tables.gold_staffing_daily: run.staff_daily.assign(**stamp),
     }
-    n_fallback = forecast.loc[forecast["method"] == guards.SEASONAL_NAIVE, "queue"].nunique()
-    message = (f"origin {as_of}: {len(queues)} queues x {f.horizon_days} days, {len(queues) - n_fallback} lightgbm "
-               f"({version or 'no model'}), {n_fallback} seasonal naive; {len(interval_fc)} intervals staffed, "
-               f"{staff_daily['staff_hours_p50'].sum():.0f} staff-hours (p50); "
-               f"{sum(not c.passed for c in checks)} of {len(checks)} checks failed")
+    message = forecast_run.run_message(run, as_of, version, f.horizon_days)
     if what_if_overrides(ctx.args.overrides) and not ctx.args.publish:
-        return _save_whatif(ctx, frames, checks, recorded_overrides(ctx.args.overrides, cfg.database_url), message)
+        return _save_whatif(ctx, frames, run.checks, recorded_overrides(ctx.args.overrides, cfg.database_url), message)
     with ctx.engine.begin() as conn:
         written = _replace_origin(conn, as_of, frames)
-        silver.save_checks(conn, validation.results_frame(checks), ctx.run_id, STEP, as_of)
+        silver.save_checks(conn, validation.results_frame(run.checks), ctx.run_id, STEP, as_of)
     return StepResult(written, message)
 
 
@@ -138,19 +125,6 @@ def _read_intervals(conn: Connection, start: date, as_of: date) -> pd.DataFrame:
     return db.read_table(conn, t, where=(t.c.date >= start) & (t.c.date < as_of),
                          columns=["queue", "date", "interval_start", "interval_start_utc", "offered", "handled",
                                   "aht_seconds", "is_open"])
-
-
-def _production_model(engine: Engine, cfg: Config,
-                      as_of: date) -> tuple[str | None, QuantileForecaster | None, str | None]:
-    """(version, model, None) of the model trained before `as_of` (production for the nightly run;
-    model_choice.load_for says which for a backfill), or (None, None, why) when there is none."""
-    try:
-        version, model, why = model_choice.load_for(engine, cfg, as_of)
-    except ModelError as exc:
-        log.warning("forecast: no usable model for as-of %s, every queue gets seasonal naive: %s", as_of, exc)
-        return None, None, str(exc)
-    log.info("forecast: model %s for as-of %s: %s", version, as_of, why)
-    return version, model, None
 
 
 def _replace_origin(conn: Connection, as_of: date, frames: dict) -> int:

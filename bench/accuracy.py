@@ -51,9 +51,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 from common import db, forecast_run, intraday, silver, tables, training  # noqa: E402
+from common.baselines import seasonal_naive_forecast  # noqa: E402
 from common.config import load_config  # noqa: E402
 from common.config_schema import Config  # noqa: E402
-from common.forecaster import seasonal_naive_forecast  # noqa: E402
 from common.metrics import bias, coverage, mase, open_mask, pinball_loss, total_volume_error, wmape, with_naive  # noqa: E402
 
 log = logging.getLogger("bench.accuracy")

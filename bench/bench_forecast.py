@@ -29,9 +29,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 from common import db, registry, tables  # noqa: E402
-from common.calendar import interval_grid, parse_opening_hours  # noqa: E402
+from common.calendar import interval_grid  # noqa: E402
 from common.config import load_config  # noqa: E402
 from common.forecaster import QuantileForecaster  # noqa: E402
+from common.opening_hours import parse_opening_hours  # noqa: E402
 from common.silver import closed_dates_for  # noqa: E402
 from common.staffing import staffing_table  # noqa: E402
 

@@ -28,8 +28,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import training  # noqa: E402
-from common.calendar import holiday_calendar  # noqa: E402
 from common.config_schema import TrainingConfig  # noqa: E402
+from common.public_holidays import holiday_calendar  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.calendar import holiday_calendar
+from common.public_holidays import holiday_calendar
 
 TIMEZONE = "Europe/Stockholm"
 # queue: (calls on a full day at level 1, {weekday: (open hour, close hour)}, intraday curve peaks (hour, sd))

@@ -48,7 +48,8 @@ def read_night(conn: Connection, cfg: Config, as_of: date, *, rescore_from: date
     leaks, purge = _leaking_forecasts(conn, cfg, as_of)
     origins = sorted(set(origins) | set(purge))  # leaking rows scored by an older version go with the re-score
     forecasts, skipped = evaluation.split_leaking(_read_forecasts(conn, origins, as_of), leaks)
-    daily_from = min([daily_from, *([origins[0] - timedelta(days=evaluation.NAIVE_HISTORY_DAYS)] if origins else [])])
+    if origins:  # the naive benchmark of the oldest origin reads a year and a week before it
+        daily_from = min(daily_from, origins[0] - timedelta(days=evaluation.NAIVE_HISTORY_DAYS))
     return NightInputs(stored=stored, origins=origins, forecasts=forecasts, skipped=skipped, leaks=leaks,
                        daily=_read_daily(conn, daily_from, as_of),
                        intervals=_read_open_intervals(conn, drift_from, as_of),

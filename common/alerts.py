@@ -47,8 +47,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from common.calendar import WEEKDAYS
 from common.evaluation import NAIVE_BENCHMARK, STORED_METHODS
+from common.opening_hours import WEEKDAYS
 
 log = logging.getLogger(__name__)
 

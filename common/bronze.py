@@ -31,7 +31,7 @@ import pandas as pd
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from common import db, tables
+from common import db, db_values, tables
 from common.config_schema import Config
 from common.errors import DataError, PipelineError
 from common.progress import Progress, progress
@@ -276,7 +276,7 @@ def _insert_parsed(conn: Connection, cfg: Config, parsed: _Parsed, loads: dict[s
     newest_id = conn.execute(select(func.max(table.c.id))).scalar() or 0
     rows = parsed.rows.assign(load_id=load_ids)
     if conn.dialect.name == "sqlite":  # rows are unique already: skip insert_ignoring_duplicates' drop_duplicates
-        names, values = db.sqlite_values(table, rows)
+        names, values = db_values.sqlite_values(table, rows)
         added = db.sqlite_insert_values(conn, table, names, values, or_ignore=True)
     else:
         added = db.insert_ignoring_duplicates(conn, table, rows)

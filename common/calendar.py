@@ -1,4 +1,4 @@
-"""Opening hours, holidays and the interval grid, all DST-correct.
+"""Local time and the interval grid: DST-correct conversions, open-or-closed, intervals.
 
 Conventions (see DESIGN.md): datetime columns are naive local wall-clock time
 unless their name ends in `_utc`, in which case they are naive UTC. Every
@@ -10,250 +10,28 @@ days. The interval grid cuts that span into equal slices of real time; on a
 fall-back day two slices share a wall-clock label, and `interval_start_utc` is
 the key that tells them apart. Contacts are joined to the grid with
 `floor_to_interval_utc`.
+
+Opening hours are parsed in `opening_hours`, closed dates built in `public_holidays`.
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
-import re
 import zoneinfo
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
 from common.errors import ConfigError
+from common.opening_hours import OpeningHours, window_table
 
 log = logging.getLogger(__name__)
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 INTERVAL_MINUTES = (5, 10, 15, 20, 30, 60)
-EXTRA_CLOSED_NAME = "closed (config)"
 
 _NS_PER_MIN = 60 * 10**9
-_WINDOW_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-_WINDOW_HELP = 'use "HH:MM-HH:MM" (close after open) or closed'
-
-Window = tuple[int, int] | None
-
-
-@dataclass(frozen=True)
-class OpeningHours:
-    """Per-queue, per-weekday opening windows in local wall-clock minutes since midnight.
-
-    A window `(open_min, close_min)` means open on `[open_min, close_min)`;
-    `close_min` may be 1440 (24:00). `None` means closed all day. Queues not
-    listed in `queues` use `default`.
-    """
-
-    default: dict[str, Window]
-    queues: dict[str, dict[str, Window]]
-
-    def window(self, queue: str, weekday: int) -> Window:
-        """The window of `queue` on `weekday` (0=Mon .. 6=Sun)."""
-        if not 0 <= weekday <= 6:
-            raise ValueError(f"weekday {weekday!r} must be 0 (Mon) .. 6 (Sun)")
-        return self.queues.get(queue, self.default)[WEEKDAYS[weekday]]
-
-
-# ---------------------------------------------------------------- opening hours
-
-
-def _parse_window(value: object, key: str) -> Window:
-    if value is None or (isinstance(value, str) and value.strip().lower() == "closed"):
-        return None
-    if not isinstance(value, str):
-        # PyYAML reads unquoted `no`/`off` as False and 8:00 as a sexagesimal int.
-        raise ConfigError(
-            f"{key}: {value!r} ({type(value).__name__}) is not a time window; "
-            f'{_WINDOW_HELP} (quote the value in YAML)'
-        )
-    match = _WINDOW_RE.match(value)
-    if match is None:
-        raise ConfigError(f"{key}: {value!r} is not a time window; {_WINDOW_HELP}")
-    oh, om, ch, cm = (int(g) for g in match.groups())
-    if oh > 23 or om > 59 or ch > 24 or cm > 59 or (ch == 24 and cm != 0):
-        raise ConfigError(
-            f"{key}: {value!r} has a time out of range; hours are 00-23 and minutes "
-            f"00-59 (24:00 is allowed as a close); {_WINDOW_HELP}"
-        )
-    open_min, close_min = oh * 60 + om, ch * 60 + cm
-    if close_min < open_min:
-        raise ConfigError(f"{key}: {value!r} ends before it starts; {_WINDOW_HELP}")
-    if close_min == open_min:
-        raise ConfigError(f"{key}: {value!r} is empty (opens and closes at once); {_WINDOW_HELP}")
-    return (open_min, close_min)
-
-
-def _parse_week(spec: object, key: str, *, complete: bool) -> dict[str, Window]:
-    if not isinstance(spec, dict):
-        raise ConfigError(
-            f"{key}: expected a mapping of weekday -> \"HH:MM-HH:MM\" or closed, got {spec!r}"
-        )
-    week: dict[str, Window] = {}
-    for day, value in spec.items():
-        if day not in WEEKDAYS:
-            hint = difflib.get_close_matches(str(day).lower(), WEEKDAYS, n=1, cutoff=0.5)
-            did_you_mean = f"did you mean {hint[0]!r}? " if hint else ""
-            raise ConfigError(
-                f"{key}.{day}: unknown weekday {day!r}; {did_you_mean}"
-                f"weekdays are {', '.join(WEEKDAYS)}"
-            )
-        week[day] = _parse_window(value, f"{key}.{day}")
-    missing = [d for d in WEEKDAYS if d not in week]
-    if complete and missing:
-        raise ConfigError(
-            f"{key}: missing weekday(s) {', '.join(missing)}; list all 7 "
-            f'({", ".join(WEEKDAYS)}), each "HH:MM-HH:MM" or closed'
-        )
-    return week
-
-
-def parse_opening_hours(spec: dict, key: str = "rules.opening_hours") -> OpeningHours:
-    """Validate the `rules.opening_hours` config block into `OpeningHours`.
-
-    `spec` is `{"default": {mon..sun: "HH:MM-HH:MM" | "closed" | None},
-    "queues": {queue: {some weekdays: ...}}}`. A queue override may list only
-    some weekdays; the rest come from `default`. Queue names are turned into
-    `str` because YAML reads an unquoted `100` as an int.
-    """
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{key}: expected a mapping with 'default' and 'queues', got {spec!r}")
-    unknown = [k for k in spec if k not in ("default", "queues")]
-    if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}: unknown key; expected 'default' and 'queues'")
-    if "default" not in spec:
-        raise ConfigError(f"{key}.default: missing; list all 7 weekdays ({', '.join(WEEKDAYS)})")
-    default = _parse_week(spec["default"], f"{key}.default", complete=True)
-    ordered_default = {d: default[d] for d in WEEKDAYS}
-
-    queues_spec = spec.get("queues") or {}
-    if not isinstance(queues_spec, dict):
-        raise ConfigError(f"{key}.queues: expected a mapping of queue -> weekdays, got {queues_spec!r}")
-    queues: dict[str, dict[str, Window]] = {}
-    for queue, override in queues_spec.items():
-        week = _parse_week(override or {}, f"{key}.queues.{queue}", complete=False)
-        queues[str(queue)] = {d: week.get(d, ordered_default[d]) for d in WEEKDAYS}
-    return OpeningHours(default=ordered_default, queues=queues)
-
-
-# ---------------------------------------------------------------- holidays
-
-
-def _extra_dates(extra_closed_dates: list) -> list[pd.Timestamp]:
-    out = []
-    for i, value in enumerate(extra_closed_dates or []):
-        key = f"rules.holidays.extra_closed_dates[{i}]"
-        if not isinstance(value, (str, date, datetime, pd.Timestamp)):
-            raise ConfigError(f"{key}: {value!r} is not a date; use YYYY-MM-DD")
-        try:
-            ts = pd.Timestamp(value)
-        except (ValueError, TypeError):
-            raise ConfigError(f"{key}: {value!r} is not a date; use YYYY-MM-DD") from None
-        if pd.isna(ts):
-            raise ConfigError(f"{key}: {value!r} is not a date; use YYYY-MM-DD")
-        out.append(ts.normalize())
-    return out
-
-
-def _holiday_name_key(name: str) -> str:
-    return " ".join(str(name).split()).casefold()
-
-
-def _open_holidays(open_holidays: Sequence) -> tuple[set[str], set[pd.Timestamp]]:
-    """(holiday names casefolded, dates) of `rules.holidays.open_holidays`: a date-like entry is a date."""
-    names, dates = set(), set()
-    for i, value in enumerate(open_holidays or []):
-        if isinstance(value, (date, datetime, pd.Timestamp)):
-            dates.add(pd.Timestamp(value).normalize())
-        elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-            try:
-                dates.add(pd.Timestamp(value.strip()).normalize())
-            except ValueError:
-                raise ConfigError(f"rules.holidays.open_holidays[{i}]: {value!r} is not a date; use YYYY-MM-DD "
-                                  "or a holiday name") from None
-        elif isinstance(value, str) and value.strip():
-            names.add(_holiday_name_key(value))
-        else:
-            raise ConfigError(f"rules.holidays.open_holidays[{i}]: {value!r} is neither a holiday name nor a date")
-    return names, dates
-
-
-def _country_holidays(country: str, subdivision: str | None, years: list[int]) -> dict:
-    import holidays  # the package is slow to import; keep it off module import
-
-    try:
-        probe = holidays.country_holidays(country, years=[])
-    except NotImplementedError:
-        raise ConfigError(
-            f"rules.holidays.country: {country!r} is not a country the holidays package "
-            "knows; use an ISO 3166-1 alpha-2 code such as SE, or null for none"
-        ) from None
-    # Names follow the process locale when `language` is None (cron and a
-    # terminal would disagree), so pin the country's own language.
-    try:
-        cal = holidays.country_holidays(
-            country, subdiv=subdivision, years=years, language=probe.default_language
-        )
-    except NotImplementedError:
-        known = ", ".join(probe.subdivisions) if probe.subdivisions else f"{country} has none"
-        raise ConfigError(
-            f"rules.holidays.subdivision: {subdivision!r} is not a subdivision of {country}; "
-            f"use null or one of: {known}"
-        ) from None
-    return dict(cal.items())
-
-
-def holiday_calendar(
-    country: str | None,
-    subdivision: str | None,
-    extra_closed_dates: list,
-    years: Iterable[int],
-    open_holidays: Sequence = (),
-) -> pd.DataFrame:
-    """Closed dates: one row per date (`date` datetime64[ns] midnight, `holiday_name` str).
-
-    Public holidays of `country`/`subdivision` in `years` (names in the
-    country's own language, e.g. SE "Juldagen"), less the `open_holidays`
-    (holiday names, case-insensitive, or dates: public holidays the center
-    works anyway, e.g. US "Columbus Day" at many banks), plus
-    `extra_closed_dates` (dates or ISO strings, any year) named "closed
-    (config)" unless they fall on a public holiday, which keeps its name; an
-    extra closed date wins over an open holiday. `country` None or "" gives
-    only the extra dates. Sorted by date, one row per date.
-    """
-    extras = _extra_dates(extra_closed_dates)
-    open_names, open_dates = _open_holidays(open_holidays)
-    wanted_years = sorted({int(y) for y in years})
-    names: dict[pd.Timestamp, str] = {}
-    if country is not None and str(country).strip():
-        code = str(country).strip().upper()
-        subdiv = str(subdivision).strip() if subdivision is not None and str(subdivision).strip() else None
-        # Fetch the extra dates' years too, so one on a public holiday keeps its name.
-        fetch = sorted(set(wanted_years) | {ts.year for ts in extras})
-        public = {pd.Timestamp(d): str(n) for d, n in _country_holidays(code, subdiv, fetch).items()}
-        names = {d: n for d, n in public.items() if d.year in wanted_years}
-        worked = {d for d, n in names.items() if d in open_dates or _holiday_name_key(n) in open_names}
-        unmatched = open_names - {_holiday_name_key(n) for n in names.values()}
-        if unmatched:
-            log.warning("rules.holidays.open_holidays: %s match no %s holiday in %s (names are as the holidays "
-                        "package gives them, e.g. %s)", sorted(unmatched), code, wanted_years,
-                        ", ".join(sorted(set(names.values()))[:3]) or "none")
-        names = {d: n for d, n in names.items() if d not in worked}
-        for ts in extras:
-            names[ts] = public.get(ts, EXTRA_CLOSED_NAME)
-    else:
-        names = {ts: EXTRA_CLOSED_NAME for ts in extras}
-    ordered = sorted(names)
-    return pd.DataFrame(
-        {
-            "date": pd.Series(ordered, dtype="datetime64[ns]"),
-            "holiday_name": pd.Series([names[d] for d in ordered], dtype="str"),
-        }
-    )
 
 
 # ---------------------------------------------------------------- time zones
@@ -318,22 +96,6 @@ def _wall_clock_ns(local_times: pd.Series) -> np.ndarray:
 # ---------------------------------------------------------------- open / closed
 
 
-def _window_table(queue_names: Sequence, hours: OpeningHours) -> tuple[np.ndarray, np.ndarray]:
-    """open/close minutes, shape (len(queue_names) + 1, 7); the last row is the default.
-
-    A closed day is (0, 0): no time or interval satisfies open <= t < close.
-    """
-    n = len(queue_names)
-    opens = np.zeros((n + 1, 7), dtype=np.int64)
-    closes = np.zeros((n + 1, 7), dtype=np.int64)
-    for row, name in enumerate([*queue_names, None]):
-        week = hours.queues.get(name, hours.default) if name is not None else hours.default
-        for wd, day in enumerate(WEEKDAYS):
-            if week[day] is not None:
-                opens[row, wd], closes[row, wd] = week[day]
-    return opens, closes
-
-
 def _closed_days(closed_dates: pd.DataFrame | None) -> np.ndarray:
     if closed_dates is None or len(closed_dates) == 0:
         return np.array([], dtype=np.int64)
@@ -367,7 +129,7 @@ def is_open_at(
     weekday = np.where(nat, 0, (day_num + 3) % 7)  # 1970-01-01 was a Thursday (3)
 
     codes, names = _queue_codes(queues)
-    opens, closes = _window_table(names, hours)
+    opens, closes = window_table(names, hours)
     open_ns = opens[codes, weekday] * _NS_PER_MIN
     close_ns = closes[codes, weekday] * _NS_PER_MIN
     result = (tod >= open_ns) & (tod < close_ns) & ~nat
@@ -433,7 +195,7 @@ def interval_grid(
 
     names = np.array(sorted({str(q) for q in queues}), dtype=object)
     n_int, n_q = len(starts_utc), len(names)
-    opens, closes = _window_table(names, hours)
+    opens, closes = window_table(names, hours)
     day_vals = days.to_numpy()[day_idx]
     weekday = (day_vals.astype("datetime64[D]").astype(np.int64) + 3) % 7
     q_codes = np.repeat(np.arange(n_q), n_int)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from common import calendar as cal
 from common.errors import ConfigError, DataError
+from common.opening_hours import OpeningHours
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class ContactRules:
     short_abandon_seconds: float
     interval_minutes: int
     tz: str
-    hours: cal.OpeningHours  # parse_opening_hours(rules.opening_hours)
+    hours: OpeningHours  # parse_opening_hours(rules.opening_hours)
     closed_dates: pd.DataFrame  # holiday_calendar(...): public holidays plus rules.holidays.extra_closed_dates
 
 
@@ -292,7 +293,7 @@ def _holiday_names(dates: pd.Series, closed_dates: pd.DataFrame | None) -> pd.Se
     return pd.Series(names.reindex(dates.to_numpy()).to_numpy(), index=dates.index, dtype="str")
 
 
-def flag_calendar(contacts: pd.DataFrame, hours: cal.OpeningHours, closed_dates: pd.DataFrame | None,
+def flag_calendar(contacts: pd.DataFrame, hours: OpeningHours, closed_dates: pd.DataFrame | None,
                   interval_minutes: int, tz: str) -> pd.DataFrame:
     """Add the interval and opening-hours flags to each contact (grain unchanged: one row per contact).
 

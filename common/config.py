@@ -147,7 +147,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def _check_rules(cfg: Config, name: str) -> None:
     """Checks that need other modules (opening hours, holidays): done at load so a bad config fails before any work."""
-    from common.calendar import parse_opening_hours
+    from common.opening_hours import parse_opening_hours
 
     try:
         parse_opening_hours(cfg.rules.opening_hours.model_dump(), key="rules.opening_hours")

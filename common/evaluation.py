@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from common import metrics
-from common.forecaster import seasonal_naive_forecast
+from common.baselines import seasonal_naive_forecast
 
 STORED_METHODS = ("lightgbm", "seasonal_naive")
 NAIVE_BENCHMARK = "naive_benchmark"

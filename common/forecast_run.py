@@ -1,4 +1,4 @@
-"""Step 3's orchestration: which queues get the model, the fallback, the guards, the intraday split, the staffing.
+"""Step 3's orchestration: which model, which queues get it, the fallback, the guards, the intraday split, the staffing.
 
 `build_forecast` is what `3_forecast.py` does between reading silver and writing gold: pure on its inputs (frames, the
 config, the model), so a backfill, a what-if or a test runs the same code as the nightly run.
@@ -15,12 +15,14 @@ from pathlib import Path
 
 import lightgbm as lgb
 import pandas as pd
+from sqlalchemy.engine import Engine
 
-from common import guards, intraday, profiles, silver, validation
-from common.calendar import interval_grid, parse_opening_hours
+from common import guards, intraday, model_choice, profiles, silver, validation
+from common.calendar import interval_grid
 from common.config_schema import Config
-from common.errors import PipelineError
+from common.errors import ConfigError, ModelError, PipelineError
 from common.forecaster import QuantileForecaster
+from common.opening_hours import parse_opening_hours
 from common.staffing import daily_staffing_summary, staffing_table
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,30 @@ class ForecastRun:
     staff_daily: pd.DataFrame       # gold_staffing_daily rows
     checks: list[validation.CheckResult]
     queues: list[str]
+
+
+def check_config(cfg: Config) -> None:
+    """ConfigError for settings step 3 cannot honour (it writes p10/p50/p90 per queue)."""
+    f = cfg.forecast
+    if sorted(f.quantiles) != QUANTILES:
+        raise ConfigError(f"forecast.quantiles == {f.quantiles}: step 3 writes p10/p50/p90 columns, so it must be "
+                          f"{QUANTILES}")
+    if cfg.series.by != "queue":
+        raise ConfigError(f"series.by == {cfg.series.by!r} is not supported yet by 3_forecast.py; use series.by: queue")
+
+
+def choose_model(engine: Engine, cfg: Config,
+                 as_of: date) -> tuple[str | None, QuantileForecaster | None, str | None]:
+    """(version, model, None) of the model trained before `as_of` (production for the nightly run;
+    model_choice.load_for says which for a backfill), or (None, None, why) when there is none: then every queue
+    gets the fallback, and the night still succeeds."""
+    try:
+        version, model, why = model_choice.load_for(engine, cfg, as_of)
+    except ModelError as exc:
+        log.warning("forecast: no usable model for as-of %s, every queue gets seasonal naive: %s", as_of, exc)
+        return None, None, str(exc)
+    log.info("forecast: model %s for as-of %s: %s", version, as_of, why)
+    return version, model, None
 
 
 def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: pd.DataFrame,
@@ -121,6 +147,16 @@ def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: p
              time.perf_counter() - t0)
 
     return ForecastRun(forecast, interval_fc, staffing, staff_daily, checks, queues)
+
+
+def run_message(run: ForecastRun, as_of: date, version: str | None, horizon_days: int) -> str:
+    """The run's one line for pipeline_runs: queues by method, intervals staffed, staff-hours, checks failed."""
+    n_fallback = run.forecast.loc[run.forecast["method"] == guards.SEASONAL_NAIVE, "queue"].nunique()
+    n_queues = len(run.queues)
+    return (f"origin {as_of}: {n_queues} queues x {horizon_days} days, {n_queues - n_fallback} lightgbm "
+            f"({version or 'no model'}), {n_fallback} seasonal naive; {len(run.intervals)} intervals staffed, "
+            f"{run.staff_daily['staff_hours_p50'].sum():.0f} staff-hours (p50); "
+            f"{sum(not c.passed for c in run.checks)} of {len(run.checks)} checks failed")
 
 
 def profile_settings(cfg: Config) -> profiles.ProfileSettings:

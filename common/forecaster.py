@@ -1,48 +1,36 @@
-"""Quantile LightGBM forecaster, seasonal naive benchmark, recursive loop and backtest.
+"""Quantile LightGBM forecaster: one global model per quantile across series, forecasting recursively.
 
-Every forecast frame has the grain one row per series per future date:
-`series, date, horizon_day (1..H), p10, p50, p90` (one `p<100*q>` column per
-quantile). Post-processing is the same everywhere: quantiles sorted per row,
-clipped at 0, closed days (`is_open` False) exactly 0.
-
-Adjustments learnt at fit time and stored with the model (so step 3 applies
-exactly what step 2 measured): an inner rolling-origin backtest on the training
-history (`calibration_origins` origins a week apart, each retrained, forecasting
-`calibration_horizon` days recursively, as the nightly run does) gives
-- **conformal band factors** c_q (conformalised quantile regression with
-  relative scores): p10 moves down by c x p50 where c is the empirical 90%
-  quantile of (p10 - y) / p50 over the backtest, p90 likewise upwards (c < 0
-  narrows), never across p50; the raw LightGBM bands covered 54-71% of actuals
-  where 80% was promised, the calibrated ones 79-80% (docs/accuracy.md);
-- optionally (`blend=True`, off by default: it lost out of sample on short
-  history, docs/accuracy.md) a blend weight w: p50 = w x model p50 + (1 - w) x
-  the mean of the last 4 open same weekdays, w on a 0.05 grid minimising the
-  backtest's absolute error.
-Too little history for >= 2 inner origins: no adjustment (w = 1, c = 0), logged.
+`QuantileForecaster` follows scikit-learn's contract: `__init__` stores parameters only, `fit` sets the learned state
+(`models_`, `feature_names_`, `adjustments_`, ...), and `to_files` / `from_files` store it. Its forecast is the frame
+of `forecast_frame` (one row per series per future date), filled by `forecast_frame.recursive_forecast`. After
+fitting it runs an inner rolling-origin backtest on its own history and learns conformal band factors (and,
+optionally, a blend weight) from it: the arithmetic and the cache of inner fits are `calibration`; the same-weekday
+mean it blends with is in `baselines`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from common.baselines import same_weekday_mean
+from common.calibration import NO_ADJUSTMENT, CalibrationCache, apply_band_factors, learn_adjustments
 from common.errors import ConfigError, DataError, ModelError
 from common.features import (
     FEATURE_LAGS, ROLLING_WINDOWS, SEASONAL_LEVEL_HALF_LIFE, build_features, feature_columns, lookback_days,
     warmup_days, y_unit_features,
 )
+from common.forecast_frame import postprocess_quantiles, quantile_column, recursive_forecast
 from common.seasonality import MIN_YEARLY_DAYS, SeasonalShape, fit_shape
 
 log = logging.getLogger(__name__)
 
-BLEND_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
-BASELINE_WEEKS = 4
 DEFAULT_PARAMS = {
     "n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 10,
     "feature_fraction": 0.9, "lambda_l2": 1.0, "max_bin": 255,
@@ -51,29 +39,11 @@ _ROUNDS_ALIASES = ("n_estimators", "num_iterations", "num_iteration", "num_boost
                    "num_rounds", "num_round", "n_iter", "nrounds", "max_iter")
 _META_FILE = "meta.json"
 _FORMAT_VERSION = 2
-_CALENDAR = ["series", "date", "is_open", "is_holiday"]
 # What `_train` sets: a model adopted from a CalibrationCache takes exactly these from the one trained before.
 _TRAINED_STATE = ("models_", "quantiles_", "feature_names_", "categories_", "lookback_", "lightgbm_params_",
                   "n_train_rows_", "train_end_", "shape_")
 LEVELS = ("window", "seasonal")
-
-
-def quantile_column(q: float) -> str:
-    """Column name of quantile q: 0.1 -> 'p10', 0.975 -> 'p97.5'."""
-    return f"p{round(q * 100, 6):g}"
-
-
-def postprocess_quantiles(raw: np.ndarray, is_open: np.ndarray) -> np.ndarray:
-    """Rows of quantile predictions sorted ascending, clipped at 0, closed days 0 (NaN -> 0)."""
-    out = np.sort(np.nan_to_num(np.asarray(raw, dtype=float), nan=0.0), axis=1)
-    out = np.clip(out, 0.0, None)
-    out[~np.asarray(is_open, dtype=bool)] = 0.0
-    return out
-
-
 TARGETS = ("ratio", "log", "raw")
-_NO_ADJUSTMENT = {"blend_weight": 1.0, "band_factors": {}, "origins": [], "points": 0,
-                  "note": "no adjustment (disabled, or too little history for 2 inner backtest origins)"}
 
 
 def _to_label(y: np.ndarray, level: np.ndarray, target: str) -> np.ndarray:
@@ -92,118 +62,6 @@ def _from_label(pred: np.ndarray, level: np.ndarray, target: str) -> np.ndarray:
     if target == "log":
         return np.expm1(pred + np.log1p(level))
     return pred
-
-
-def same_weekday_mean(history: pd.DataFrame, points: pd.DataFrame, weeks: int = BASELINE_WEEKS) -> np.ndarray:
-    """Per row of `points` (series, date): the mean y of that series' open days with the same weekday in the
-    last `weeks` weeks of `history` (unknown y left out); NaN where there is none. Aligned with `points`."""
-    h = history.loc[:, ["series", "date", "y", "is_open"]].astype({"series": "str"})
-    last = h.groupby("series")["date"].transform("max")
-    h = h.loc[(h["date"] > last - pd.Timedelta(days=7 * weeks)) & h["is_open"].astype(bool) & h["y"].notna()]
-    means = h.groupby([h["series"], h["date"].dt.day_of_week.rename("weekday")])["y"].mean()
-    means = means.rename("baseline").reset_index()
-    pts = points.loc[:, ["series", "date"]].astype({"series": "str"})
-    pts = pts.assign(weekday=pts["date"].dt.day_of_week)
-    return pts.merge(means, on=["series", "weekday"], how="left")["baseline"].to_numpy(dtype=float)
-
-
-def learn_adjustments(points: pd.DataFrame, quantiles: Sequence[float], blend: bool = True,
-                      calibrate: bool = True) -> dict:
-    """Blend weight and conformal band factors from backtest points (see module doc).
-
-    `points`: one row per backtest forecast: `y, is_open, baseline` and the model's quantile columns. Only open
-    days with y > 0 count. Returns {"blend_weight", "band_factors" {column: k}, "points", "coverage_raw",
-    "coverage_adjusted", "wmape_model", "wmape_blend"} (coverage of the outer pair of quantiles).
-    """
-    ok = points["is_open"].astype(bool).to_numpy() & (points["y"].to_numpy(dtype=float) > 0)
-    pts = points.loc[ok]
-    y = pts["y"].to_numpy(dtype=float)
-    m50 = pts["p50"].to_numpy(dtype=float)
-    base = pts["baseline"].to_numpy(dtype=float)
-    base = np.where(np.isfinite(base), base, m50)
-    weight = 1.0
-    if blend and len(y):
-        errors = np.array([np.abs(y - (w * m50 + (1 - w) * base)).sum() for w in BLEND_GRID])
-        # ties go to the model: the larger weight among the best
-        weight = float(BLEND_GRID[np.flatnonzero(errors <= errors.min() * (1 + 1e-9))].max())
-    p50 = weight * m50 + (1 - weight) * base
-    factors, n = {}, len(y)
-    qcols = [quantile_column(q) for q in sorted(quantiles) if q != 0.5]
-    if calibrate and n:
-        scale = np.maximum(p50, 1.0)
-        for q in (q for q in sorted(quantiles) if q != 0.5):
-            col = quantile_column(q)
-            shifted = pts[col].to_numpy(dtype=float) - m50 + p50
-            score = (shifted - y) / scale if q < 0.5 else (y - shifted) / scale
-            factors[col] = round(float(np.quantile(score, 1 - q if q < 0.5 else q)), 6)
-    adjusted = _apply(pts, m50, p50, factors, qcols) if n else {}
-    lo, hi = (qcols[0], qcols[-1]) if len(qcols) >= 2 else (None, None)
-
-    def cover(values: dict) -> float | None:
-        if lo is None or not n:
-            return None
-        return round(float(np.mean((y >= values[lo]) & (y <= values[hi]))), 6)
-
-    return {
-        "blend_weight": weight, "band_factors": factors, "points": int(n),
-        "coverage_raw": cover({c: pts[c].to_numpy(dtype=float) for c in qcols}),
-        "coverage_adjusted": cover(adjusted),
-        "wmape_model": round(float(np.abs(y - m50).sum() / y.sum()), 6) if n else None,
-        "wmape_blend": round(float(np.abs(y - p50).sum() / y.sum()), 6) if n else None,
-    }
-
-
-def _apply(raw: pd.DataFrame, m50: np.ndarray, p50: np.ndarray, factors: dict, qcols: Sequence[str]) -> dict:
-    """Outer quantiles: the model's band moved with the (blended) p50, then widened (c > 0) or narrowed (c < 0)
-    by c x p50 on its side, never across p50 (conformalised quantile regression, relative scores)."""
-    out, scale = {}, np.maximum(p50, 1.0)
-    for col in qcols:
-        shifted = raw[col].to_numpy(dtype=float) - m50 + p50
-        c = float(factors.get(col, 0.0))
-        if float(col[1:]) < 50:
-            out[col] = np.minimum(shifted - c * scale, p50)
-        else:
-            out[col] = np.maximum(shifted + c * scale, p50)
-    return out
-
-
-class CalibrationCache:
-    """Inner-backtest forecasts shared by every fit on one history (2_train: its backtest models and the final one).
-
-    The inner backtest of a model trained on days < T forecasts from the origins T - 14 - 7k; 2_train's backtest
-    models, trained up to earlier weeks, ask for mostly the same origins again, and are themselves trained on
-    exactly the rows an inner model of the final fit was. On one history an origin's inner forecast and raw model
-    depend only on the origin (training = every row before it, actuals = the days after it) and the model
-    settings, so each is computed once: 2_train fits 14 models instead of 45 (4 backtest origins, 8 inner ones)
-    with bit-identical bands. Use one cache per history, holidays and exogenous frame; never across runs.
-    """
-
-    def __init__(self) -> None:
-        self._points: dict[tuple[pd.Timestamp, str], pd.DataFrame | None] = {}
-        self._models: dict[tuple[pd.Timestamp, str], QuantileForecaster] = {}
-        self.hits = 0
-        self.misses = 0
-        self.models_reused = 0
-
-    def keep_model(self, origin: pd.Timestamp, settings: str, model: QuantileForecaster) -> None:
-        """Remember an unadjusted model trained on every row before `origin`."""
-        self._models[(pd.Timestamp(origin), settings)] = model
-
-    def model(self, origin: pd.Timestamp, settings: str) -> QuantileForecaster | None:
-        """The unadjusted model trained on every row before `origin` with these settings, if one was kept."""
-        found = self._models.get((pd.Timestamp(origin), settings))
-        self.models_reused += found is not None
-        return found
-
-    def points(self, origin: pd.Timestamp, settings: str,
-               compute: Callable[[], pd.DataFrame | None]) -> pd.DataFrame | None:
-        key = (pd.Timestamp(origin), settings)
-        if key in self._points:
-            self.hits += 1
-        else:
-            self.misses += 1
-            self._points[key] = compute()
-        return self._points[key]
 
 
 class QuantileForecaster:
@@ -247,7 +105,7 @@ class QuantileForecaster:
                 setattr(self, name, getattr(trained, name))
         else:
             self._train(history, holidays, exogenous, quantiles, lgb_params, rounds)
-        self.adjustments_ = _NO_ADJUSTMENT
+        self.adjustments_ = NO_ADJUSTMENT
         if self.calibrate or self.blend:
             self.adjustments_ = self._learn_adjustments(history, holidays, exogenous, calibration_cache)
         return self
@@ -403,7 +261,7 @@ class QuantileForecaster:
                 used.append(str(origin.date()))
         if len(parts) < 2:
             log.info("calibration: %d usable inner origins (need 2): no blend, no band calibration", len(parts))
-            return {**_NO_ADJUSTMENT, "origins": used}
+            return {**NO_ADJUSTMENT, "origins": used}
         learnt = learn_adjustments(pd.concat(parts, ignore_index=True), self.quantiles_, self.blend, self.calibrate)
         log.info("calibration on %d inner origins, %d points: blend weight %.2f, band factors %s, p-band coverage "
                  "%s -> %s", len(used), learnt["points"], learnt["blend_weight"], learnt["band_factors"],
@@ -420,7 +278,7 @@ class QuantileForecaster:
         base = same_weekday_mean(history, raw) if weight != 1.0 else m50
         p50 = np.where(np.isfinite(base), weight * m50 + (1 - weight) * base, m50)
         qcols = [quantile_column(q) for q in self.quantiles_]
-        outer = _apply(raw, m50, p50, factors, [c for c in qcols if c != "p50"])
+        outer = apply_band_factors(raw, m50, p50, factors, [c for c in qcols if c != "p50"])
         values = np.column_stack([p50 if c == "p50" else outer[c] for c in qcols])
         is_open = raw.loc[:, ["series", "date"]].merge(
             future.loc[:, ["series", "date", "is_open"]].astype({"series": "str"}), on=["series", "date"],
@@ -474,7 +332,7 @@ class QuantileForecaster:
         model.lightgbm_params_ = meta["lightgbm_params"]
         model.n_train_rows_ = int(meta["n_train_rows"])
         model.train_end_ = meta["train_end"]
-        model.adjustments_ = meta.get("adjustments") or _NO_ADJUSTMENT  # format 1 models had none
+        model.adjustments_ = meta.get("adjustments") or NO_ADJUSTMENT  # format 1 models had none
         if any(m.feature_name() != model.feature_names_ for m in model.models_.values()):
             raise ModelError(f"cannot load model from {directory}: model files and meta.json disagree on features")
         return model
@@ -519,153 +377,3 @@ class QuantileForecaster:
     def _check_fitted(self) -> None:
         if not hasattr(self, "models_"):
             raise ModelError("QuantileForecaster is not fitted: call fit() or from_files() first")
-
-
-def recursive_forecast(
-    history: pd.DataFrame,
-    future: pd.DataFrame,
-    make_features: Callable[[pd.DataFrame], pd.DataFrame],
-    predict: Callable[[pd.DataFrame], np.ndarray],
-    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
-    lookback: int | None = None,
-) -> pd.DataFrame:
-    """Forecast `future` day by day; each day's post-processed median becomes y for the next days' features.
-
-    `make_features(frame) -> build_features result`; `predict(feature rows) -> (n, len(quantiles))` raw values.
-    `lookback=None` rebuilds features on the whole history every day (the plain oracle); an int rebuilds
-    only the last `lookback` days before the day being forecast, which gives the same numbers when
-    `lookback` covers the longest lag/window. Grain: one row per series per future date.
-    """
-    quantiles = tuple(sorted(quantiles))
-    median = quantiles.index(0.5)
-    last = _check_future(history, future)
-    frame = pd.concat([history.loc[:, [*_CALENDAR, "y"]], future.loc[:, _CALENDAR].assign(y=np.nan)],
-                      ignore_index=True).astype({"series": "str", "y": float})
-    frame = frame.sort_values(["series", "date"], kind="stable").reset_index(drop=True)
-    y = frame["y"].to_numpy(copy=True)
-    dates = frame["date"].to_numpy()
-    out = []
-    for day in np.unique(future["date"].to_numpy()):
-        window = dates <= day
-        if lookback is not None:
-            window &= dates >= day - np.timedelta64(lookback, "D")
-        feats = make_features(frame.loc[window].assign(y=y[window]))
-        rows = feats.loc[feats["date"].to_numpy() == day]
-        values = postprocess_quantiles(predict(rows), rows["is_open"].to_numpy() == 1)
-        names = rows["series"].astype("str").to_numpy()
-        today = np.flatnonzero(dates == day)
-        y[today[pd.Index(frame["series"].to_numpy()[today]).get_indexer(names)]] = values[:, median]
-        out.append(pd.DataFrame({"series": names, "date": rows["date"].to_numpy(),
-                                 **{quantile_column(q): values[:, i] for i, q in enumerate(quantiles)}}))
-    result = pd.concat(out, ignore_index=True) if out else pd.DataFrame(
-        {"series": pd.Series(dtype="str"), "date": pd.Series(dtype="datetime64[ns]"),
-         **{quantile_column(q): pd.Series(dtype=float) for q in quantiles}})
-    return _with_horizon(result, last)
-
-
-def seasonal_naive_forecast(history: pd.DataFrame, future: pd.DataFrame,
-                            quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
-    """Weekly seasonal naive with empirical bands: one row per series per future date.
-
-    Point: y of the latest open day of `history` with the same weekday (a week
-    before the origin, or earlier when that day was closed); if the weekday was
-    never open, the mean of the last 28 days' open days (else 0). The median
-    quantile is the point itself (the textbook benchmark); other quantiles add
-    the empirical quantile of y - naive over the open days of the last 8 weeks
-    (naive = previous open same weekday), when there are >= 5 such errors.
-    """
-    quantiles = tuple(sorted(quantiles))
-    last = _check_future(history, future)
-    hist = history.loc[:, ["series", "date", "y", "is_open"]].astype({"series": "str"})
-    hist = hist.loc[hist["is_open"].astype(bool) & hist["y"].notna()].sort_values(["series", "date"])
-    hist = hist.assign(weekday=hist["date"].dt.day_of_week)
-    hist = hist.assign(naive=hist.groupby(["series", "weekday"])["y"].shift(1))
-    fut = future.loc[:, ["series", "date", "is_open"]].astype({"series": "str"})
-    fut = fut.assign(weekday=fut["date"].dt.day_of_week).sort_values(["series", "date"]).reset_index(drop=True)
-    points = hist.groupby(["series", "weekday"])["y"].last().rename("point").reset_index()
-    fut = fut.merge(points, on=["series", "weekday"], how="left")
-    parts = []
-    for series, rows in fut.groupby("series", sort=True):
-        h = hist.loc[hist["series"] == series]
-        end = last[series]
-        recent = h.loc[h["date"] > end - pd.Timedelta(days=28), "y"]
-        fallback = float(recent.mean()) if len(recent) else 0.0
-        point = rows["point"].fillna(fallback).to_numpy(dtype=float)
-        errors = h.loc[h["date"] > end - pd.Timedelta(days=56)]
-        errors = (errors["y"] - errors["naive"]).dropna().to_numpy()
-        offsets = [0.0 if q == 0.5 or len(errors) < 5 else float(np.quantile(errors, q)) for q in quantiles]
-        values = postprocess_quantiles(point[:, None] + np.asarray(offsets)[None, :],
-                                       rows["is_open"].to_numpy(dtype=bool))
-        parts.append(pd.DataFrame({"series": series, "date": rows["date"].to_numpy(),
-                                   **{quantile_column(q): values[:, i] for i, q in enumerate(quantiles)}}))
-    result = pd.concat(parts, ignore_index=True)
-    return _with_horizon(result, last)
-
-
-def backtest(make_model: Callable[[], QuantileForecaster] | None, history: pd.DataFrame, holidays: pd.DataFrame,
-             origins: int = 4, horizon: int = 14, step_days: int = 7, retrain: bool = True,
-             quantiles: Sequence[float] = (0.1, 0.5, 0.9)) -> pd.DataFrame:
-    """Rolling-origin backtest of the recursive forecast and of seasonal naive.
-
-    The latest origin is placed so that its horizon ends on the last date of
-    `history` (every origin has a full horizon of actuals); earlier origins step
-    back by `step_days`. Each origin trains on dates < origin (once, at the
-    earliest origin, when `retrain` is False). Grain: one row per method per
-    origin per series per date: `origin, series, date, horizon_day, y, is_open,
-    p10, p50, p90, method` (`lightgbm` | `seasonal_naive`). `quantiles` is used
-    only without a model (the model's own quantiles win).
-    """
-    for name, value in (("origins", origins), ("horizon", horizon), ("step_days", step_days)):
-        if int(value) < 1:
-            raise ConfigError(f"backtest {name} == {value}, must be >= 1")
-    hist = history.astype({"series": "str"})
-    first, last = hist["date"].min(), hist["date"].max()
-    starts = [last - pd.Timedelta(days=horizon - 1 + (k - 1) * step_days) for k in range(origins, 0, -1)]
-    if starts[0] <= first:
-        raise DataError(f"backtest: the earliest origin {starts[0].date()} is not after the first date {first.date()}; "
-                        f"use fewer than origins={origins} or a shorter horizon={horizon} / step_days={step_days}")
-    if make_model is not None:
-        quantiles = tuple(sorted(make_model().quantiles))
-    model = None
-    parts = []
-    for origin in starts:
-        train = hist.loc[hist["date"] < origin]
-        actual = hist.loc[(hist["date"] >= origin) & (hist["date"] < origin + pd.Timedelta(days=horizon))]
-        actual = actual.loc[actual["series"].isin(set(train["series"]))]
-        future = actual.drop(columns="y")
-        methods = {"seasonal_naive": seasonal_naive_forecast(train, future, quantiles)}
-        if make_model is not None:
-            if model is None or retrain:
-                model = make_model().fit(train, holidays)
-            methods["lightgbm"] = model.forecast(train, future, holidays)
-        for method, fc in methods.items():
-            fc = fc.merge(actual.loc[:, ["series", "date", "y", "is_open"]], on=["series", "date"], how="left")
-            parts.append(fc.assign(origin=origin, method=method))
-        log.info("backtest origin %s: %d series x %d days", origin.date(), actual["series"].nunique(), horizon)
-    cols = ["origin", "series", "date", "horizon_day", "y", "is_open", *map(quantile_column, quantiles), "method"]
-    return pd.concat(parts, ignore_index=True).loc[:, cols].sort_values(
-        ["method", "origin", "series", "date"], kind="stable").reset_index(drop=True)
-
-
-def _check_future(history: pd.DataFrame, future: pd.DataFrame) -> dict[str, pd.Timestamp]:
-    """Last history date per series; refuses future rows that do not continue their series day by day."""
-    last = history.astype({"series": "str"}).groupby("series")["date"].max()
-    fut = future.loc[:, ["series", "date"]].astype({"series": "str"}).sort_values(["series", "date"])
-    unknown = sorted(set(fut["series"]) - set(last.index))
-    if unknown:
-        raise DataError(f"future calendar has series {unknown} with no history")
-    for series, dates in fut.groupby("series")["date"]:
-        expected = pd.date_range(last[series] + pd.Timedelta(days=1), periods=len(dates), freq="D")
-        if not np.array_equal(dates.to_numpy().astype("datetime64[D]"), expected.to_numpy().astype("datetime64[D]")):
-            raise DataError(f"future calendar for series {series!r} must be consecutive days starting "
-                            f"{expected[0].date()} (the day after its history ends), got {dates.iloc[0].date()}.."
-                            f"{dates.iloc[-1].date()} ({len(dates)} rows)")
-    return {str(k): v for k, v in last.items()}
-
-
-def _with_horizon(forecast: pd.DataFrame, last: dict[str, pd.Timestamp]) -> pd.DataFrame:
-    origin_end = forecast["series"].map(last)
-    horizon = ((forecast["date"] - origin_end) // pd.Timedelta(days=1)).astype(int)
-    cols = [c for c in forecast.columns if c not in ("series", "date")]
-    out = forecast.assign(horizon_day=horizon).loc[:, ["series", "date", "horizon_day", *cols]]
-    return out.sort_values(["series", "date"], kind="stable").reset_index(drop=True)

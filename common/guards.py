@@ -1,7 +1,7 @@
 """Forecast guards: usable inputs, checks on each queue's forecast, and the fallback that always gives one.
 
 The nightly run must end with a forecast for every queue. A queue gets the
-weekly seasonal naive forecast (`forecaster.seasonal_naive_forecast`, bands
+weekly seasonal naive forecast (`baselines.seasonal_naive_forecast`, bands
 from its own historical errors) instead of the model's when the model cannot
 forecast it (no production model, files missing or changed, queue unknown to
 the model, fewer open days than `training.min_history_days`) or when its model
@@ -35,10 +35,11 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from common.calendar import OpeningHours
+from common.baselines import seasonal_naive_forecast
 from common.errors import DataError
-from common.forecaster import quantile_column, seasonal_naive_forecast
+from common.forecast_frame import quantile_column
 from common.intraday import quantile_columns
+from common.opening_hours import OpeningHours
 from common.validation import WARNING, CheckResult
 
 CHECK_RECENCY = "history_recency"

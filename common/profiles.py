@@ -28,8 +28,8 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from common.calendar import OpeningHours
 from common.intraday import intraday_profile, minute_of_day
+from common.opening_hours import OpeningHours
 
 SAME_WEEKDAY, POOLED, LONG, SMOOTHED, FLAT = "same_weekday", "pooled_weekdays", "same_weekday_long", "smoothed", "flat"
 ROBUST = (POOLED, LONG, SMOOTHED, FLAT)

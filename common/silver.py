@@ -32,10 +32,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from common import db, moved_calls, tables
-from common.calendar import holiday_calendar, interval_grid, parse_opening_hours
 from common.aggregate import apply_queue_aliases
+from common.calendar import interval_grid
 from common.cdr import ContactRules, contacts_from_legs
 from common.config_schema import Config
+from common.opening_hours import parse_opening_hours
+from common.public_holidays import holiday_calendar
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 from common import db, promotion, registry, silver, training
-from common.calendar import WEEKDAYS
+from common.calibration import CalibrationCache
 from common.config_schema import Config
 from common.errors import ConfigError, ModelError, PipelineError
 from common.features import warmup_days
-from common.forecaster import CalibrationCache, QuantileForecaster, quantile_column
+from common.forecast_frame import quantile_column
+from common.forecaster import QuantileForecaster
+from common.opening_hours import WEEKDAYS
 
 log = logging.getLogger(__name__)
 

@@ -31,11 +31,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError
 
 from common import db, tables
+from common.baselines import seasonal_naive_forecast
+from common.calibration import CalibrationCache
 from common.config import safe_identifier
 from common.config_schema import TrainingConfig
 from common.errors import ConfigError, DataError, PipelineError
 from common.features import exogenous_features
-from common.forecaster import CalibrationCache, QuantileForecaster, quantile_column, seasonal_naive_forecast
+from common.forecast_frame import quantile_column
+from common.forecaster import QuantileForecaster
 from common.metrics import accuracy_table, open_mask, pinball_loss
 
 log = logging.getLogger(__name__)

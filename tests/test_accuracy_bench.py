@@ -16,11 +16,12 @@ import pandas as pd
 import pytest
 
 from common import training
-from common.calendar import holiday_calendar, parse_opening_hours
 from common.demo import DEMO_QUEUES, demo_legs, demo_opening_hours
 from common.forecaster import QuantileForecaster
 from common.guards import day_calendar
 from common.metrics import coverage, total_volume_error, wmape
+from common.opening_hours import parse_opening_hours
+from common.public_holidays import holiday_calendar
 
 REPO = Path(__file__).resolve().parents[1]
 US_BANK = REPO.parent / "shared" / "data" / "us_bank_2003" / "us_bank_2003_5min_interval.csv"

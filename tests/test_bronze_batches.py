@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from common import bronze, db, tables
 from common.config import load_config
-from common.sources import _TZ_SUFFIX, _tz_suffix, row_hashes
+from common.row_hash import row_hashes
+from common.source_values import TZ_SUFFIX, tz_suffix
 from tests.conftest import CDR_HEADER, write_csv
 
 load_bronze = importlib.import_module("0_load_bronze")
@@ -105,5 +106,5 @@ def test_row_hashes_are_pandas_hash_pandas_object_in_hex() -> None:
 @given(st.lists(st.text(alphabet="0123456789+-:ZT \n٣x", max_size=14)
                 | st.text(max_size=3).map(lambda s: "2025-03-10 08:00:00" + s), min_size=1, max_size=20))
 def test_tz_suffix_detection_agrees_with_the_regex(values: list[str]) -> None:
-    got = _tz_suffix(np.array(values, dtype=object))
-    assert got.tolist() == [_TZ_SUFFIX.search(v) is not None for v in values]
+    got = tz_suffix(np.array(values, dtype=object))
+    assert got.tolist() == [TZ_SUFFIX.search(v) is not None for v in values]

@@ -16,18 +16,16 @@ import pandas as pd
 import pytest
 
 from common.calendar import (
-    WEEKDAYS,
-    OpeningHours,
     floor_to_interval,
     floor_to_interval_utc,
-    holiday_calendar,
     interval_grid,
     is_open_at,
     localize,
-    parse_opening_hours,
     to_local,
 )
 from common.errors import ConfigError
+from common.opening_hours import WEEKDAYS, OpeningHours, parse_opening_hours
+from common.public_holidays import holiday_calendar
 
 KEY = "rules.opening_hours"
 WEEKDAY_0818 = {d: "08:00-18:00" for d in WEEKDAYS[:5]} | {"sat": "closed", "sun": None}

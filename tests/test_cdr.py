@@ -25,12 +25,14 @@ from common.cdr import (
     mark_short_abandons,
 )
 from common.errors import ConfigError, DataError
+from common.opening_hours import parse_opening_hours
+from common.public_holidays import holiday_calendar
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TZ = "Europe/Stockholm"
 WEEK = {d: "08:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")} | {"sat": "closed", "sun": "closed"}
-HOURS = cal.parse_opening_hours({"default": WEEK})
-CLOSED = cal.holiday_calendar("SE", None, [], [2025])
+HOURS = parse_opening_hours({"default": WEEK})
+CLOSED = holiday_calendar("SE", None, [], [2025])
 RULES = ContactRules(redial_window_minutes=10, redial_match="customer_or_caller", short_abandon_seconds=5,
                      interval_minutes=30, tz=TZ, hours=HOURS, closed_dates=CLOSED)
 ID_COLUMNS = ("call_id", "queue", "outcome", "customer_id", "caller_id", "parent_call_id", "agent_id", "channel")

@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy import select
 
 from common import db, registry, tables
-from common.calendar import interval_grid, parse_opening_hours
 from common.aggregate import aggregate_daily
+from common.calendar import interval_grid
 from common.cli import what_if_overrides
 from common.config import load_config
 from common.forecaster import QuantileForecaster
+from common.opening_hours import parse_opening_hours
 from common.silver import closed_dates_for
 from tests.conftest import write_config
 

@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.backtest import backtest
+from common.baselines import seasonal_naive_forecast
 from common.errors import ConfigError, DataError, ModelError
 from common.features import build_features
-from common.forecaster import (
-    QuantileForecaster, backtest, postprocess_quantiles, quantile_column, recursive_forecast, seasonal_naive_forecast,
-)
+from common.forecast_frame import postprocess_quantiles, quantile_column, recursive_forecast
+from common.forecaster import QuantileForecaster
 
 FAST = {"n_estimators": 20, "min_data_in_leaf": 5}
 HOLIDAY_DATES = pd.to_datetime(["2024-05-01", "2024-12-25", "2025-01-01", "2025-02-12"])
@@ -277,7 +278,7 @@ def test_feature_importance_has_one_row_per_quantile_per_feature(fitted):
 
 
 def test_a_shared_calibration_cache_gives_the_same_bands_and_backtest_with_fewer_inner_fits(data):
-    from common.forecaster import CalibrationCache
+    from common.calibration import CalibrationCache
     from common.training import backtest_origins, rolling_backtest
 
     history, _ = data

@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.calendar import interval_grid, parse_opening_hours
+from common.calendar import interval_grid
 from common.guards import (
     CHECK_DAY, CHECK_NON_NEGATIVE, GuardLimits, apply_fallback, check_forecast, check_history_recency,
     complete_history, day_calendar, failed_reasons, fallback_forecast, model_eligibility,
 )
+from common.opening_hours import parse_opening_hours
 
 AS_OF = date(2025, 3, 10)  # a Monday
 HOURS = parse_opening_hours({"default": {"mon": "08:00-18:00", "tue": "08:00-18:00", "wed": "08:00-18:00",

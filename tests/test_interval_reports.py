@@ -132,7 +132,8 @@ def test_a_third_row_in_the_repeated_hour_is_rejected_with_its_reason(tmp_path: 
 
 
 def test_a_report_split_between_two_batches_still_places_its_second_fall_back_hour(tmp_path: Path) -> None:
-    from common.sources import RawChunk, parse_interval_chunks
+    from common.readers import RawChunk
+    from common.sources import parse_interval_chunks
 
     spec = load_config(report_config(tmp_path)).source
     header = ["Queue", "IntervalStart", "Offered", "Handled", "Abandoned"]

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.calendar import interval_grid, parse_opening_hours
+from common.calendar import interval_grid
 from common.errors import DataError
 from common.intraday import aht_forecast, intraday_profile, split_daily
+from common.opening_hours import parse_opening_hours
 
 TZ = "Europe/Stockholm"
 NO_CLOSED = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")})

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.calendar import interval_grid, parse_opening_hours
+from common.calendar import interval_grid
+from common.opening_hours import parse_opening_hours
 from common.profiles import (
     FLAT, POOLED, SAME_WEEKDAY, ProfileSettings, _holdout_error, choose_profiles, hour_groups, pooled_profile,
     smoothed,
