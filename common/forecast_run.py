@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-import lightgbm as lgb
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -92,9 +91,11 @@ def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: p
     eligible = [q for q in queues if q not in reasons]
     model_daily = _empty_daily()
     if eligible:
+        from lightgbm.basic import LightGBMError  # on use: a step's --help must not wait for LightGBM to load
+
         try:
             model_daily = _model_forecast(model, history, future, closed, exogenous, eligible)
-        except (PipelineError, lgb.basic.LightGBMError) as exc:
+        except (PipelineError, LightGBMError) as exc:
             log.warning("forecast: model %s failed, every queue falls back: %s", version, exc)
             reasons, model_checks = guards.model_eligibility(history, None, cfg.training.min_history_days,
                                                              f"model forecast failed ({version}): {exc}")

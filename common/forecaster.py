@@ -15,7 +15,6 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -130,6 +129,7 @@ class QuantileForecaster:
 
     def _train(self, history: pd.DataFrame, holidays: pd.DataFrame, exogenous: pd.DataFrame | None,
                quantiles: tuple[float, ...], lgb_params: dict, rounds: int) -> None:
+        import lightgbm as lgb  # on use: a step's --help must not wait for LightGBM to load
         shape = fit_shape(history) if self.level == "seasonal" else None
         if shape is not None and not shape.yearly:
             # Without a yearly cycle there is no season for a long level to trail: the 28-day window is kept
@@ -313,6 +313,8 @@ class QuantileForecaster:
     @classmethod
     def from_files(cls, directory: Path) -> QuantileForecaster:
         """Load a forecaster written by `to_files`; ModelError if a file is missing or unreadable."""
+        import lightgbm as lgb
+
         directory = Path(directory)
         try:
             meta = json.loads((directory / _META_FILE).read_text(encoding="utf-8"))

@@ -22,8 +22,8 @@ import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from importlib import metadata
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sqlalchemy import MetaData, Table
@@ -137,7 +137,7 @@ def model_params(model: QuantileForecaster) -> dict:
         "adjustments": {"calibrate": bool(model.calibrate), "blend": bool(model.blend),
                         "origins": int(model.calibration_origins), "horizon": int(model.calibration_horizon),
                         "step_days": int(model.calibration_step_days)},
-        "lightgbm_version": lgb.__version__,
+        "lightgbm_version": metadata.version("lightgbm"),
     }
 
 
@@ -149,7 +149,7 @@ def model_version(as_of: date, data_hash_hex: str, params: dict) -> str:
 
 def library_versions() -> dict[str, str]:
     """Versions that produced an artifact, for the record."""
-    return {"python": platform.python_version(), "lightgbm": lgb.__version__, "numpy": np.__version__,
+    return {"python": platform.python_version(), "lightgbm": metadata.version("lightgbm"), "numpy": np.__version__,
             "pandas": pd.__version__}
 
 
