@@ -35,6 +35,7 @@ from common import db, tables
 from common.config import Config
 from common.errors import DataError, PipelineError
 from common.progress import progress
+from common.pseudonym import Pseudonymizer, pseudonymizer
 from common.readers import RawChunk, iter_csv_chunks, iter_sql_chunks
 from common.sources import parse_cdr_chunks, parse_interval_chunks
 
@@ -114,17 +115,18 @@ def _hash_order(row_hash: pd.Series, position: np.ndarray) -> np.ndarray:
 
 
 def _parse_batch(batch: list[tuple[RawChunk, str]], cfg: Config, watermark_col: str | None,
-                 repeats: dict | None = None) -> _Parsed:
-    """`repeats`: interval reports' fall-back-hour row counts, carried across the batches of one run."""
+                 repeats: dict | None = None, pseudonyms: Pseudonymizer | None = None) -> _Parsed:
+    """`repeats`: interval reports' fall-back-hour row counts, carried across the batches of one run;
+    `pseudonyms`: source.pseudonymize's keyed hash (None: ids as exported)."""
     names = list(dict.fromkeys(name for _, name in batch))
     read = dict.fromkeys(names, 0)
     for chunk, name in batch:
         read[name] += len(chunk.frame) + len(chunk.bad_lines)
     if cfg.source.kind == "cdr":
-        rows, rejects = parse_cdr_chunks(batch, cfg.source, cfg.timezone)
+        rows, rejects = parse_cdr_chunks(batch, cfg.source, cfg.timezone, pseudonyms=pseudonyms)
     else:
         rows, rejects = parse_interval_chunks(batch, cfg.source, cfg.timezone,
-                                              repeats={} if repeats is None else repeats)
+                                              repeats={} if repeats is None else repeats, pseudonyms=pseudonyms)
     position = pd.Index(names).get_indexer(rows["source_name"])
     watermarks = {}
     if watermark_col and len(rows):
@@ -154,13 +156,14 @@ def _parsed_batches(cfg: Config, sources: list[tuple], watermark_col: str | None
     pending: list[tuple[RawChunk, str]] = []
     rows = 0
     repeats: dict = {}  # a source split over batches counts its fall-back rows as one
+    pseudonyms = pseudonymizer(cfg.source)  # here, so a parser process takes the key from its own environment
     for source in sources:
         try:
             for chunk in _chunks(source, cfg):
                 pending.append((chunk, source[1]))
                 rows += len(chunk.frame)
                 if rows >= cfg.source.chunk_rows:
-                    yield _parse_batch(pending, cfg, watermark_col, repeats)
+                    yield _parse_batch(pending, cfg, watermark_col, repeats, pseudonyms)
                     pending, rows = [], 0
         except (DataError, OSError) as exc:
             if source[0] != "csv":
@@ -171,7 +174,7 @@ def _parsed_batches(cfg: Config, sources: list[tuple], watermark_col: str | None
             rows = sum(len(c.frame) for c, _ in pending)
             yield _Skipped(source[1], str(exc) if isinstance(exc, DataError) else _unreadable(Path(source[1]), exc))
     if pending:
-        yield _parse_batch(pending, cfg, watermark_col, repeats)
+        yield _parse_batch(pending, cfg, watermark_col, repeats, pseudonyms)
 
 
 @dataclass(frozen=True)
@@ -396,6 +399,7 @@ def load_sources(conn: Connection, cfg: Config, run_id: str, workers: int = 0) -
 
     `workers` > 0 lets a parser process read and parse a backlog of CSV files while this one inserts.
     """
+    pseudonymizer(cfg.source)  # a missing or short key stops the step before any work (exit 2)
     _wait_for_other_loads(conn)
     if cfg.source.csv_glob:
         return load_csv_files(conn, cfg, run_id, workers)

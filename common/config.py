@@ -63,6 +63,22 @@ class TimestampSpec(_Strict):
 ColumnSpec = str | list[str] | TimestampSpec
 
 
+class PseudonymizeConfig(_Strict):
+    """Personal ids replaced at load by a keyed hash (common/pseudonym.py); the key only ever in the environment."""
+
+    enabled: bool = False
+    key_env: str = "WFM_PSEUDONYM_KEY"  # name of the env var holding the secret key (at least 32 characters)
+    columns: list[Literal["caller_id", "customer_id", "agent_id"]] = ["caller_id", "customer_id"]
+    raw_columns: list[str] = Field(default_factory=list)  # more export columns to pseudonymise in bronze_rejects.raw
+
+    @field_validator("key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError("must be the *name* of an environment variable (letters, digits, _), never the key itself")
+        return v
+
+
 class SourceConfig(_Strict):
     kind: Literal["cdr", "interval"] = "cdr"
     csv_glob: str | None = "data/inbox/*.csv"
@@ -80,6 +96,7 @@ class SourceConfig(_Strict):
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
     missing_values: dict[str, list[str]] = Field(default_factory=dict)
     outcome_map: dict[str, list[str]] = Field(default_factory=dict)
+    pseudonymize: PseudonymizeConfig = PseudonymizeConfig()
 
     @field_validator("delimiter")
     @classmethod
@@ -476,7 +493,8 @@ def _format_validation_error(name: str, exc: ValidationError, raw: dict) -> str:
     if err["type"] == "missing":
         return f"{name}: {key}: required key is missing"
     value = _value_at(raw, loc)
-    shown = f" (got {value!r})" if value is not _MISSING else ""
+    # A value given where the *name* of a secret's variable belongs may be the secret itself: never echoed.
+    shown = f" (got {value!r})" if value is not _MISSING and not key.endswith("_env") else ""
     msg = err["msg"].removeprefix("Value error, ")
     return f"{name}: {key}: {msg}{shown}"
 

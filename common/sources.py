@@ -17,6 +17,7 @@ import pandas as pd
 from common import report_times, tables
 from common.calendar import localize, to_local
 from common.config import SourceConfig, TimestampSpec
+from common.pseudonym import Pseudonymizer
 from common.readers import RawChunk, source_export_columns
 
 MAX_DURATION_SECONDS = 24 * 3600  # a single call leg longer than a day is a broken record, not a long call
@@ -319,16 +320,19 @@ _NUL = re.compile("\x00")
 _QUEUE_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _reject_control_characters(rej: _Rejects, text: dict[str, np.ndarray]) -> None:
-    """Reject values holding a NUL byte, and queue names holding a control character."""
+def _reject_control_characters(rej: _Rejects, text: dict[str, np.ndarray],
+                               pseudonyms: Pseudonymizer | None = None) -> None:
+    """Reject values holding a NUL byte, and queue names holding a control character (a personal id's reason
+    shows its pseudonym)."""
     for name, values in text.items():
+        shown = pseudonyms.one if pseudonyms and name in pseudonyms.columns else repr
         pattern = _QUEUE_CONTROL if name == "queue" else _NUL
         # One search over the joined column first: clean exports (nearly all) cost one C-level pass.
         if not len(values) or not pattern.search("".join(values.tolist())):
             continue
         bad = np.fromiter((pattern.search(v) is not None for v in values.tolist()), dtype=bool, count=len(values))
-        rej.add(bad, lambda rows, s=values, k=name: (
-            f"{k}: {v!r} contains a control character ({_control_char(v)}): a broken export; fix the value in the "
+        rej.add(bad, lambda rows, s=values, k=name, show=shown: (
+            f"{k}: {show(v)} contains a control character ({_control_char(v)}): a broken export; fix the value in the "
             "source system" for v in s[rows]))
 
 
@@ -346,13 +350,14 @@ def _reject_time_order(rej: _Rejects, utc: dict[str, np.ndarray], text: dict[str
             "unknown); fix them in the export" for r in rows))
 
 
-def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str,
-                     now_utc: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str, now_utc: datetime | None = None,
+                     pseudonyms: Pseudonymizer | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed canonical call legs (one row per leg, with its `source_name`) and rejects of (chunk, source name) pairs.
 
     Parsing many small files' chunks at once costs the per-call overhead once; the result is the
     concatenation of what `parse_cdr_chunk` gives for each pair. A leg starting more than a day after
-    `now_utc` (default: the wall clock) is rejected.
+    `now_utc` (default: the wall clock) is rejected. `pseudonyms`: personal ids are replaced by their pseudonyms
+    (in the rows, the row hash and the rejects' raw text) after the checks, so the same rows load as without.
     """
     b = _batch(chunks, spec)
     text, n = b.text, b.n
@@ -360,7 +365,9 @@ def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz:
     for name in ("call_id", "queue", "start_time", "outcome"):
         rej.add(text[name] == "", f"{name}: empty (source.columns.{name} = {spec.columns[name]!r})")
     _reject_too_long(rej, text, tables.bronze_cdr)
-    _reject_control_characters(rej, text)
+    _reject_control_characters(rej, text, pseudonyms)
+    if pseudonyms:
+        pseudonyms.apply(text)  # before the row hash is taken: a hash of a clear number could be searched for
 
     start, start_utc, now_utc = _timestamps(rej, text, "start_time", spec, tz, now_utc)
     optional_times, optional_utc = {}, {"start_time": start_utc}
@@ -421,18 +428,19 @@ def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz:
     }
     for name in ("customer_id", "caller_id", "agent_id", "parent_call_id", "channel"):
         columns[name] = _optional_text(text, name)
-    return _split(columns, rej, b, spec)
+    return _split(columns, rej, b, spec, pseudonyms)
 
 
 def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str,
-                          now_utc: datetime | None = None,
-                          repeats: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                          now_utc: datetime | None = None, repeats: dict | None = None,
+                          pseudonyms: Pseudonymizer | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed canonical interval-report rows (one per queue per interval, with `source_name`) and rejects of chunks.
 
     An interval starting more than a day after `now_utc` (default: the wall clock) is rejected. In the
     repeated hour of a fall-back night, a source's second row of a queue at one wall-clock time is the later
     instant and a third is rejected (`report_times.fall_back_repeats`; `repeats` carries its counts from one
-    batch of a source to the next).
+    batch of a source to the next). A report holds no personal ids; `pseudonyms` only covers its
+    `raw_columns` in the rejects' raw text.
     """
     b = _batch(chunks, spec)
     text, n = b.text, b.n
@@ -466,7 +474,7 @@ def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig
             f"{k}: {v!r} is not a number" for v in s[rows]))
         rej.add(value < 0, lambda rows, s=raw_value, k=name: (f"{k}: {v} is negative" for v in s[rows]))
         columns[name] = value
-    return _split(columns, rej, b, spec)
+    return _split(columns, rej, b, spec, pseudonyms)
 
 
 def parse_cdr_chunk(chunk: RawChunk, spec: SourceConfig, tz: str, source_name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -481,8 +489,8 @@ def parse_interval_chunk(chunk: RawChunk, spec: SourceConfig, tz: str, source_na
     return rows.drop(columns="source_name"), rejects
 
 
-def _split(columns: dict[str, np.ndarray | None], rej: _Rejects, b: _Batch,
-           spec: SourceConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split(columns: dict[str, np.ndarray | None], rej: _Rejects, b: _Batch, spec: SourceConfig,
+           pseudonyms: Pseudonymizer | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Good rows (typed, hashed, with source_row and source_name) and rejects, each in source order."""
     names = np.array([name for _, name in b.chunks], dtype=object)
     good = ~rej.mask
@@ -505,7 +513,9 @@ def _split(columns: dict[str, np.ndarray | None], rej: _Rejects, b: _Batch,
         chunk = b.chunks[p][0]
         mine = b.part[bad] == p
         offsets = b.position[bad[mine]]
-        raw_lines[mine] = _raw_lines(chunk.frame.iloc[offsets], spec.delimiter).to_numpy(dtype=object)
+        frame = chunk.frame.iloc[offsets]
+        frame = pseudonyms.raw_frame(frame) if pseudonyms else frame
+        raw_lines[mine] = _raw_lines(frame, spec.delimiter).to_numpy(dtype=object)
     rejects = pd.DataFrame({
         "source_row": b.source_row[bad],
         "reason": pd.array(rej.reason[bad], dtype="str"),
@@ -517,7 +527,8 @@ def _split(columns: dict[str, np.ndarray | None], rej: _Rejects, b: _Batch,
         rejects = pd.concat([rejects, pd.DataFrame({
             "source_row": [r for chunk, _ in lines for r, _, _ in chunk.bad_lines],
             "reason": [reason for chunk, _ in lines for _, reason, _ in chunk.bad_lines],
-            "raw": [raw for chunk, _ in lines for _, _, raw in chunk.bad_lines],
+            "raw": [pseudonyms.raw_line(raw, chunk.frame.columns, spec.delimiter) if pseudonyms else raw
+                    for chunk, _ in lines for _, _, raw in chunk.bad_lines],
             "source_name": [name for chunk, name in lines for _ in chunk.bad_lines],
         })], ignore_index=True)
     rejects = rejects[["source_row", "reason", "raw", "source_name"]]

@@ -1,0 +1,212 @@
+"""Pseudonymised ids at load (source.pseudonymize)."""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+import pickle
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common import db, tables
+from common.config import load_config
+from common.pseudonym import Pseudonymizer
+from tests.conftest import CDR_HEADER, write_config
+
+load_bronze = importlib.import_module("0_load_bronze")
+build_silver = importlib.import_module("1_build_silver")
+segment_customers = importlib.import_module("1_5_segment_customers")
+
+KEY = "wfm-test-key-0123456789abcdef0123"  # 33 characters
+# Computed once outside Python: printf '%s' '+46701234567' | openssl dgst -sha256 -hmac "$KEY"
+#   -> 950e15dd3164d84f9b11ff67ecd293f83bfa3d3cc75aa26787708d35327eddc7; the pseudonym is ps_ + its first 24 digits.
+BY_OPENSSL = {"+46701234567": "ps_950e15dd3164d84f9b11ff67",
+              "CUST-0001": "ps_bbd0c5632eb750168cfaf79f",
+              "+46701110001": "ps_e02829a0af5e563a7a3c4ff0"}
+ON = {"enabled": True, "key_env": "WFM_PSEUDONYM_KEY", "columns": ["caller_id", "customer_id"], "raw_columns": []}
+
+
+def test_a_pseudonym_is_the_truncated_hmac_sha256_of_the_id_with_a_prefix() -> None:
+    p = Pseudonymizer(KEY.encode())
+    for value, expected in BY_OPENSSL.items():
+        assert p.one(value) == expected
+        assert expected == "ps_" + hmac.new(KEY.encode(), value.encode(), "sha256").hexdigest()[:24]
+    assert Pseudonymizer(b"another key of at least 32 characters").one("+46701234567") != BY_OPENSSL["+46701234567"]
+
+
+def test_same_id_same_pseudonym_and_empty_stays_empty() -> None:
+    values = np.array(["+46701234567", "", "CUST-0001", "+46701234567"], dtype=object)
+    out = Pseudonymizer(KEY.encode()).values(values)
+    assert out.tolist() == [BY_OPENSSL["+46701234567"], "", BY_OPENSSL["CUST-0001"], BY_OPENSSL["+46701234567"]]
+
+
+def test_the_key_is_never_shown_nor_pickled() -> None:
+    p = Pseudonymizer(KEY.encode())
+    assert KEY not in repr(p) and KEY not in str(p)
+    with pytest.raises(TypeError, match="not pickled"):
+        pickle.dumps(p)
+
+
+def test_raw_fields_are_pseudonymised_but_missing_value_markers_kept() -> None:
+    p = Pseudonymizer(KEY.encode(), raw_columns={"CallerNumber": [], "CustomerID": ["0"]})
+    frame = pd.DataFrame({"CallID": ["L1", "L2"], "CustomerID": ["0", " CUST-0001 "],
+                          "CallerNumber": ["+46701234567", ""]}, dtype="str")
+    out = p.raw_frame(frame)
+    assert out.to_dict("list") == {"CallID": ["L1", "L2"], "CustomerID": ["0", BY_OPENSSL["CUST-0001"]],
+                                   "CallerNumber": [BY_OPENSSL["+46701234567"], ""]}
+    assert frame["CallerNumber"].tolist() == ["+46701234567", ""]  # the input is not modified
+    line = p.raw_line("L3;0;+46701234567", ["CallID", "CustomerID", "CallerNumber", "Queue"], ";")
+    assert line == f"L3;0;{BY_OPENSSL['+46701234567']}"
+
+
+# --- end to end ---------------------------------------------------------------------------------------
+
+def _leg(call: str, minute: int, customer: str, caller: str, result: str = "ANSWERED", wait: int = 20,
+         handle: int = 120) -> str:
+    start = pd.Timestamp("2025-03-10 08:00") + pd.Timedelta(minutes=minute)
+    return f"{call},,Support,{start:%Y-%m-%d %H:%M:%S},,,{result},{wait},{handle if result == 'ANSWERED' else 0}," \
+           f"{customer},{caller},,voice\n"
+
+
+def _night1() -> tuple[str, list[str]]:
+    """Monday 2025-03-10: 24 customers (12 with two short morning calls, 12 with three long afternoon ones), a
+    redial chain, a caller without customer id, a rejected row and a last line cut off mid-row (both holding a
+    caller number); also the clear ids to look for."""
+    text = CDR_HEADER
+    for i in range(1, 25):
+        customer, caller = f"CUST-{i:04d}", f"+4670111{i:04d}"
+        if i <= 12:
+            text += "".join(_leg(f"{c}{i}", 60 * k + 5 * i, customer, caller, handle=60) for k, c in enumerate("AB"))
+        else:
+            text += "".join(_leg(f"{c}{i}", 300 + 60 * k + 5 * i, customer, caller, handle=900)
+                            for k, c in enumerate("ABD"))
+    text += _leg("R1", 200, "CUST-0100", "+46701110100", "ABANDONED", 40)
+    text += _leg("R2", 204, "CUST-0100", "+46701110100")  # a true redial: one contact with R1
+    text += _leg("N1", 210, "", "+46701234567")
+    text += "X1,,Support,2025-13-45 99:00,,,ANSWERED,5,100,CUST-0999,+46709990001,,voice\n"
+    text += "X2,,Support,2025-03-10 17:00:00,,,ANSWERED,5,100,CUST-0998,+4670999"  # no line end: cut off
+    clear = [f"CUST-{i:04d}" for i in (*range(1, 25), 100, 999, 998)] + \
+        [f"4670111{i:04d}" for i in (*range(1, 25), 100)] + ["46701234567", "46709990001", "4670999"]
+    return text, clear
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("WFM_PSEUDONYM_KEY", KEY)
+    return write_config(tmp_path, source__pseudonymize=ON,
+                        rules__holidays={"country": "SE", "subdivision": None, "extra_closed_dates": []})
+
+
+def _steps(config: Path, as_of: str, *steps) -> None:
+    for step in steps:
+        extra = ["--force"] if step is segment_customers else []
+        assert step.main(["--config", str(config), "--as-of", as_of, *extra]) == 0
+
+
+def _table(config: Path, table) -> pd.DataFrame:
+    with db.make_engine(load_config(config).database_url).connect() as conn:
+        return db.read_table(conn, table)
+
+
+def _every_text_value(path: Path) -> list[tuple[str, str, str]]:
+    """(table, column, value) of every text value in every table of a SQLite file."""
+    out = []
+    with sqlite3.connect(path) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for name in names:
+            cursor = conn.execute(f'SELECT * FROM "{name}"')
+            columns = [d[0] for d in cursor.description]
+            out += [(name, c, v) for row in cursor for c, v in zip(columns, row) if isinstance(v, str)]
+    return out
+
+
+def test_no_clear_id_anywhere_in_the_database_after_load_silver_and_segments(config: Path, capsys) -> None:
+    night1, clear = _night1()
+    (config.parent / "inbox" / "day1.csv").write_text(night1, encoding="utf-8")
+    _steps(config, "2025-03-11", load_bronze, build_silver, segment_customers)
+
+    values = _every_text_value(config.parent / "data" / "wfm.db")
+    assert {t for t, _, _ in values} >= {"bronze_cdr", "bronze_rejects", "silver_calls", "gold_dim_customer_behavior"}
+    leaks = [(t, c, v) for t, c, v in values for ident in clear if ident in v]
+    assert leaks == []
+    logged = capsys.readouterr()
+    assert not [ident for ident in clear if ident in logged.out + logged.err] and KEY not in logged.out + logged.err
+
+    # The rows still work: a redial collapsed on pseudonyms, the same pseudonym in every table, rejects readable.
+    calls = _table(config, tables.silver_calls).set_index("contact_id")
+    assert len(calls) == 12 * 2 + 12 * 3 + 1 + 1 and calls.loc["R1", "attempts"] == 2
+    assert calls.loc["N1", "caller_id"] == BY_OPENSSL["+46701234567"] and pd.isna(calls.loc["N1", "customer_id"])
+    assert calls.loc["A1", "customer_id"] == calls.loc["B1", "customer_id"] == BY_OPENSSL["CUST-0001"]
+    assert calls.loc["A1", "caller_id"] == BY_OPENSSL["+46701110001"]
+    segments = _table(config, tables.gold_dim_customer_behavior)
+    assert len(segments) == 24 and set(segments["customer_id"]) <= set(calls["customer_id"].dropna())
+    rejects = _table(config, tables.bronze_rejects).sort_values("source_row")
+    p = Pseudonymizer(KEY.encode())
+    assert rejects["raw"].tolist() == [
+        f"X1,,Support,2025-13-45 99:00,,,ANSWERED,5,100,{p.one('CUST-0999')},{p.one('+46709990001')},,voice",
+        f"X2,,Support,2025-03-10 17:00:00,,,ANSWERED,5,100,{p.one('CUST-0998')},{p.one('+4670999')}"]
+
+
+def test_the_same_id_gets_the_same_pseudonym_on_the_next_night(config: Path) -> None:
+    night1, _ = _night1()
+    (config.parent / "inbox" / "day1.csv").write_text(night1, encoding="utf-8")
+    _steps(config, "2025-03-11", load_bronze, build_silver)
+    # Night 2 repeats one of night 1's rows (an overlapping export) and CUST-0001 calls again on Tuesday.
+    night2 = CDR_HEADER + _leg("A1", 5, "CUST-0001", "+46701110001", handle=60) + \
+        "C1,,Support,2025-03-11 09:00:00,,,ANSWERED,5,100,CUST-0001,+46701110001,,voice\n"
+    (config.parent / "inbox" / "day2.csv").write_text(night2, encoding="utf-8")
+    _steps(config, "2025-03-12", load_bronze, build_silver)
+
+    log = _table(config, tables.bronze_load_log).sort_values("load_id")
+    assert log["rows_loaded"].tolist()[-1] == 1 and log["rows_duplicate"].tolist()[-1] == 1  # row hash is stable
+    calls = _table(config, tables.silver_calls).set_index("contact_id")
+    assert calls.loc[["A1", "B1", "C1"], "customer_id"].tolist() == [BY_OPENSSL["CUST-0001"]] * 3
+    assert calls.loc["C1", "caller_id"] == calls.loc["A1", "caller_id"] == BY_OPENSSL["+46701110001"]
+
+
+@pytest.mark.parametrize("value, problem", [(None, "is not set"), ("", "is empty"),
+                                            ("short-secret-17ch", "holds 17 characters, fewer than 32")])
+def test_a_missing_or_short_key_stops_step0_with_one_line_naming_it(config: Path, monkeypatch, capsys,
+                                                                    value, problem) -> None:
+    if value is None:
+        monkeypatch.delenv("WFM_PSEUDONYM_KEY")
+    else:
+        monkeypatch.setenv("WFM_PSEUDONYM_KEY", value)
+    (config.parent / "inbox" / "day1.csv").write_text(_night1()[0], encoding="utf-8")
+    assert load_bronze.main(["--config", str(config), "--as-of", "2025-03-11"]) == 2
+    err = capsys.readouterr().err.strip()
+    errors = [line for line in err.splitlines() if ": error: " in line]
+    assert errors == [err.splitlines()[-1]] and errors[0].startswith(
+        f"0_load_bronze: error: source.pseudonymize.key_env: environment variable WFM_PSEUDONYM_KEY {problem}; ")
+    assert "openssl rand -hex 32" in errors[0] and (not value or value not in err)
+    assert _table(config, tables.bronze_cdr).empty
+
+
+def test_an_env_value_in_place_of_the_key_name_is_a_config_error(tmp_path: Path) -> None:
+    from common.errors import ConfigError
+
+    path = write_config(tmp_path, source__pseudonymize={**ON, "key_env": "my secret key 123"})
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == ("config.yaml: source.pseudonymize.key_env: must be the *name* of an environment "
+                                 "variable (letters, digits, _), never the key itself")  # the value is not echoed
+
+
+def test_a_sql_source_is_pseudonymised_too(config: Path) -> None:
+    source = config.parent / "acd.db"
+    legs = pd.DataFrame([line.split(",") for line in (
+        "S1,,Support,2025-03-10 09:00:00,,,ANSWERED,5,100,CUST-0001,+46701110001,,voice",
+        "S2,,Support,not a time,,,ANSWERED,5,100,CUST-0999,+46709990001,,voice")],
+        columns=CDR_HEADER.strip().split(","))
+    with sqlite3.connect(source) as conn:
+        legs.to_sql("acd_calls", conn, index=False)
+    config = write_config(config.parent, source__pseudonymize=ON, source__csv_glob=None,
+                          source__sql_url=f"sqlite:///{source}", source__sql_query="SELECT * FROM acd_calls")
+    _steps(config, "2025-03-11", load_bronze)
+    rows, rejects = _table(config, tables.bronze_cdr), _table(config, tables.bronze_rejects)
+    assert rows[["customer_id", "caller_id"]].values.tolist() == [[BY_OPENSSL["CUST-0001"], BY_OPENSSL["+46701110001"]]]
+    assert "CUST-0999" not in rejects["raw"].iloc[0] and "46709990001" not in rejects["raw"].iloc[0]
