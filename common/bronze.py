@@ -37,6 +37,7 @@ from common.errors import DataError, PipelineError
 from common.progress import progress
 from common.pseudonym import Pseudonymizer, pseudonymizer
 from common.readers import RawChunk, iter_csv_chunks, iter_sql_chunks
+from common.retention import expire_rejects
 from common.sources import parse_cdr_chunks, parse_interval_chunks
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class LoadSummary:
     rows_rejected: int = 0
     per_source: list[tuple[str, int, int, int]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, why) of files skipped as unreadable
+    rejects_expired: int = 0  # bronze_rejects rows deleted by source.rejects_retention_days
 
 
 def file_sha256(path: Path) -> str:
@@ -397,13 +399,14 @@ def load_sql_source(conn: Connection, cfg: Config, run_id: str) -> LoadSummary:
 def load_sources(conn: Connection, cfg: Config, run_id: str, workers: int = 0) -> LoadSummary:
     """Step 0's work: the configured source (CSV glob, else SQL query) into bronze.
 
-    `workers` > 0 lets a parser process read and parse a backlog of CSV files while this one inserts.
+    `workers` > 0 lets a parser process read and parse a backlog of CSV files while this one inserts. Rejects
+    loaded longer ago than source.rejects_retention_days are deleted in the same transaction.
     """
     pseudonymizer(cfg.source)  # a missing or short key stops the step before any work (exit 2)
     _wait_for_other_loads(conn)
-    if cfg.source.csv_glob:
-        return load_csv_files(conn, cfg, run_id, workers)
-    return load_sql_source(conn, cfg, run_id)
+    summary = load_csv_files(conn, cfg, run_id, workers) if cfg.source.csv_glob else load_sql_source(conn, cfg, run_id)
+    summary.rejects_expired = expire_rejects(conn, cfg.source.rejects_retention_days)
+    return summary
 
 
 def _wait_for_other_loads(conn: Connection) -> None:

@@ -97,6 +97,8 @@ class SourceConfig(_Strict):
     missing_values: dict[str, list[str]] = Field(default_factory=dict)
     outcome_map: dict[str, list[str]] = Field(default_factory=dict)
     pseudonymize: PseudonymizeConfig = PseudonymizeConfig()
+    # bronze_rejects rows (raw export lines, personal data) are deleted this many days after their load; null = keep
+    rejects_retention_days: int | None = Field(90, ge=1, le=36600)
 
     @field_validator("delimiter")
     @classmethod

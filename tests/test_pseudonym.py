@@ -1,4 +1,4 @@
-"""Pseudonymised ids at load (source.pseudonymize)."""
+"""Pseudonymised ids at load (source.pseudonymize) and rejects retention (source.rejects_retention_days)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import hmac
 import importlib
 import pickle
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import update
 
 from common import db, tables
 from common.config import load_config
@@ -210,3 +212,32 @@ def test_a_sql_source_is_pseudonymised_too(config: Path) -> None:
     rows, rejects = _table(config, tables.bronze_cdr), _table(config, tables.bronze_rejects)
     assert rows[["customer_id", "caller_id"]].values.tolist() == [[BY_OPENSSL["CUST-0001"], BY_OPENSSL["+46701110001"]]]
     assert "CUST-0999" not in rejects["raw"].iloc[0] and "46709990001" not in rejects["raw"].iloc[0]
+
+
+# --- rejects retention ---------------------------------------------------------------------------------
+
+def _reject_file(config: Path, name: str, call: str) -> None:
+    (config.parent / "inbox" / name).write_text(
+        CDR_HEADER + f"{call},,Support,not a time,,,ANSWERED,5,100,C1,+461,,voice\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("days, kept", [(90, ["new"]), (None, ["old", "new"])])
+def test_retention_deletes_only_rejects_loaded_before_the_limit(tmp_path: Path, capsys, days, kept) -> None:
+    config = write_config(tmp_path, source__rejects_retention_days=days)
+    _reject_file(config, "a.csv", "old")
+    assert load_bronze.main(["--config", str(config), "--as-of", "2025-03-11"]) == 0
+    with db.make_engine(load_config(config).database_url).begin() as conn:  # that load was 91 days ago
+        conn.execute(update(tables.bronze_load_log).values(loaded_at=db.utc_now() - timedelta(days=91)))
+    _reject_file(config, "b.csv", "new")
+    assert load_bronze.main(["--config", str(config), "--as-of", "2025-03-11"]) == 0
+
+    rejects = _table(config, tables.bronze_rejects)
+    assert sorted(r.split(",")[0] for r in rejects["raw"]) == sorted(kept)
+    assert _table(config, tables.bronze_load_log)["rows_rejected"].tolist() == [1, 1]  # the counts stay
+    runs = _table(config, tables.pipeline_runs)
+    message = runs["message"].tolist()[-1]
+    if days:
+        assert message.endswith("; 1 rejected row(s) past source.rejects_retention_days (90) deleted")
+        assert "bronze: 1 rejected row(s) loaded before" in capsys.readouterr().err
+    else:
+        assert "deleted" not in message
