@@ -37,7 +37,7 @@ from common.errors import DataError, PipelineError
 from common.progress import progress
 from common.pseudonym import Pseudonymizer, pseudonymizer
 from common.readers import RawChunk, iter_csv_chunks, iter_sql_chunks
-from common.retention import expire_rejects
+from common.privacy import expire_rejects, warn_on_mixed_ids
 from common.sources import parse_cdr_chunks, parse_interval_chunks
 
 log = logging.getLogger(__name__)
@@ -404,6 +404,7 @@ def load_sources(conn: Connection, cfg: Config, run_id: str, workers: int = 0) -
     """
     pseudonymizer(cfg.source)  # a missing or short key stops the step before any work (exit 2)
     _wait_for_other_loads(conn)
+    warn_on_mixed_ids(conn, cfg.source)  # turned on (or off) over a loaded history: say that ids will not match
     summary = load_csv_files(conn, cfg, run_id, workers) if cfg.source.csv_glob else load_sql_source(conn, cfg, run_id)
     summary.rejects_expired = expire_rejects(conn, cfg.source.rejects_retention_days)
     return summary

@@ -28,6 +28,14 @@ HEX_DIGITS = 24  # 96 bits: collisions stay below one in a billion up to about 1
 MIN_KEY_CHARS = 32  # e.g. `openssl rand -hex 32` (64 characters); a short key could be guessed
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
+def looks_pseudonymised(value: str) -> bool:
+    """Whether a stored id has the form of a pseudonym (`ps_` and 24 hex digits)."""
+    return len(value) == len(PREFIX) + HEX_DIGITS and value.startswith(PREFIX) and set(value[len(PREFIX):]) <= _HEX
+
+
 class Pseudonymizer:
     """The keyed hash of one key, and which columns it replaces. The key itself is never shown."""
 

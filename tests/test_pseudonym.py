@@ -137,6 +137,7 @@ def test_no_clear_id_anywhere_in_the_database_after_load_silver_and_segments(con
     assert leaks == []
     logged = capsys.readouterr()
     assert not [ident for ident in clear if ident in logged.out + logged.err] and KEY not in logged.out + logged.err
+    assert "two ids" not in logged.err  # a first load has no history to mix with
 
     # The rows still work: a redial collapsed on pseudonyms, the same pseudonym in every table, rejects readable.
     calls = _table(config, tables.silver_calls).set_index("contact_id")
@@ -168,6 +169,22 @@ def test_the_same_id_gets_the_same_pseudonym_on_the_next_night(config: Path) -> 
     calls = _table(config, tables.silver_calls).set_index("contact_id")
     assert calls.loc[["A1", "B1", "C1"], "customer_id"].tolist() == [BY_OPENSSL["CUST-0001"]] * 3
     assert calls.loc["C1", "caller_id"] == calls.loc["A1", "caller_id"] == BY_OPENSSL["+46701110001"]
+
+
+def test_turning_pseudonymisation_on_or_off_over_a_loaded_history_is_a_warning(config: Path, capsys) -> None:
+    (config.parent / "inbox" / "day1.csv").write_text(_night1()[0], encoding="utf-8")
+    _steps(config, "2025-03-11", load_bronze)
+    assert "bronze_cdr holds" not in capsys.readouterr().err
+    off = write_config(config.parent, source__pseudonymize={**ON, "enabled": False})
+    (config.parent / "inbox" / "day2.csv").write_text(CDR_HEADER + _leg("C1", 1500, "CUST-0001", "+46701110001"))
+    _steps(off, "2025-03-12", load_bronze)
+    assert "bronze_cdr holds pseudonymised ids but source.pseudonymize is off" in capsys.readouterr().err
+    on = write_config(config.parent, source__pseudonymize=ON)
+    (config.parent / "inbox" / "day3.csv").write_text(CDR_HEADER + _leg("D1", 2940, "CUST-0001", "+46701110001"))
+    _steps(on, "2025-03-13", load_bronze)
+    err = capsys.readouterr().err
+    assert "source.pseudonymize is on but bronze_cdr holds clear ids from earlier loads" in err
+    assert "CUST-0001" not in err and "46701110001" not in err
 
 
 @pytest.mark.parametrize("value, problem", [(None, "is not set"), ("", "is empty"),
