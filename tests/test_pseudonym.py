@@ -258,3 +258,28 @@ def test_retention_deletes_only_rejects_loaded_before_the_limit(tmp_path: Path, 
         assert "bronze: 1 rejected row(s) loaded before" in capsys.readouterr().err
     else:
         assert "deleted" not in message
+
+
+def test_clearing_old_ids_as_the_readme_says_triggers_no_silver_rebuild(config: Path) -> None:
+    (config.parent / "inbox" / "day1.csv").write_text(_night1()[0], encoding="utf-8")
+    _steps(config, "2025-03-11", load_bronze, build_silver)
+    daily = _table(config, tables.silver_daily)
+    with sqlite3.connect(config.parent / "data" / "wfm.db") as conn:  # the README's statements, cutoff 2025-03-11
+        conn.execute("UPDATE bronze_cdr SET caller_id = NULL, customer_id = NULL WHERE start_date < '2025-03-11'")
+        conn.execute("UPDATE silver_calls SET caller_id = NULL, customer_id = NULL WHERE date < '2025-03-11'")
+    _steps(config, "2025-03-11", build_silver)
+    assert _table(config, tables.pipeline_runs)["status"].tolist()[-1] == "skipped"  # bronze's rows and loads unchanged
+    pd.testing.assert_frame_equal(_table(config, tables.silver_daily), daily)
+    assert _table(config, tables.silver_calls)[["caller_id", "customer_id"]].isna().all().all()
+
+
+def test_a_parser_process_takes_the_key_from_its_environment(config: Path, monkeypatch) -> None:
+    from common import bronze
+
+    night1, clear = _night1()
+    (config.parent / "inbox" / "day1.csv").write_text(night1, encoding="utf-8")
+    monkeypatch.setattr(bronze, "PARSER_PROCESS_MIN_BYTES", 0)  # the backlog goes to a spawned parser process
+    assert load_bronze.main(["--config", str(config), "--as-of", "2025-03-11", "--workers", "1"]) == 0
+    legs = _table(config, tables.bronze_cdr).set_index("call_id")
+    assert legs.loc["A1", ["customer_id", "caller_id"]].tolist() == [BY_OPENSSL["CUST-0001"], BY_OPENSSL["+46701110001"]]
+    assert not [v for _, _, v in _every_text_value(config.parent / "data" / "wfm.db") for i in clear if i in v]
