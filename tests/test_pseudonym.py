@@ -281,5 +281,6 @@ def test_a_parser_process_takes_the_key_from_its_environment(config: Path, monke
     monkeypatch.setattr(bronze, "PARSER_PROCESS_MIN_BYTES", 0)  # the backlog goes to a spawned parser process
     assert load_bronze.main(["--config", str(config), "--as-of", "2025-03-11", "--workers", "1"]) == 0
     legs = _table(config, tables.bronze_cdr).set_index("call_id")
-    assert legs.loc["A1", ["customer_id", "caller_id"]].tolist() == [BY_OPENSSL["CUST-0001"], BY_OPENSSL["+46701110001"]]
+    ids = legs.loc["A1", ["customer_id", "caller_id"]].tolist()
+    assert ids == [BY_OPENSSL["CUST-0001"], BY_OPENSSL["+46701110001"]]
     assert not [v for _, _, v in _every_text_value(config.parent / "data" / "wfm.db") for i in clear if i in v]
