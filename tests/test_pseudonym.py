@@ -284,3 +284,20 @@ def test_a_parser_process_takes_the_key_from_its_environment(config: Path, monke
     ids = legs.loc["A1", ["customer_id", "caller_id"]].tolist()
     assert ids == [BY_OPENSSL["CUST-0001"], BY_OPENSSL["+46701110001"]]
     assert not [v for _, _, v in _every_text_value(config.parent / "data" / "wfm.db") for i in clear if i in v]
+
+
+def test_pseudonymised_load_and_retention_on_each_backend(tmp_path: Path, monkeypatch, database_url: str) -> None:
+    monkeypatch.setenv("WFM_PSEUDONYM_KEY", KEY)
+    config = write_config(tmp_path, source__pseudonymize=ON, database__url=database_url)
+    (tmp_path / "inbox" / "day1.csv").write_text(_night1()[0], encoding="utf-8")
+    _steps(config, "2025-03-11", load_bronze)
+    with db.make_engine(load_config(config).database_url).begin() as conn:  # that load was 91 days ago
+        conn.execute(update(tables.bronze_load_log).values(loaded_at=db.utc_now() - timedelta(days=91)))
+    rejects = _table(config, tables.bronze_rejects)
+    assert len(rejects) == 2 and all("ps_" in r and "4670999" not in r and "CUST" not in r for r in rejects["raw"])
+    legs = _table(config, tables.bronze_cdr).set_index("call_id")
+    ids = legs.loc["A1", ["customer_id", "caller_id"]].tolist()
+    assert ids == [BY_OPENSSL["CUST-0001"], BY_OPENSSL["+46701110001"]]
+    _reject_file(config, "b.csv", "new")
+    _steps(config, "2025-03-11", load_bronze)
+    assert [r.split(",")[0] for r in _table(config, tables.bronze_rejects)["raw"]] == ["new"]
