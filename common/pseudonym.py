@@ -24,10 +24,8 @@ from common.config import PseudonymizeConfig, SourceConfig
 from common.errors import ConfigError
 
 PREFIX = "ps_"
-HEX_DIGITS = 24  # 96 bits: collisions stay below one in a billion up to about 10 M distinct ids
+HEX_DIGITS = 24  # 96 bits: the chance of any two of 10 M distinct ids colliding is about 6e-16
 MIN_KEY_CHARS = 32  # e.g. `openssl rand -hex 32` (64 characters); a short key could be guessed
-
-
 _HEX = frozenset("0123456789abcdef")
 
 
