@@ -31,6 +31,9 @@ def body(ctx: StepContext) -> StepResult:
                f"{summary.rows_duplicate} already present, {summary.rows_rejected} rejected")
     if summary.failed:  # the night's result says which files were left out, and why
         message += f"; {len(summary.failed)} file(s) skipped: " + "; ".join(why for _, why in summary.failed)
+    if summary.rejects_expired:
+        message += (f"; {summary.rejects_expired} rejected row(s) past source.rejects_retention_days "
+                    f"({ctx.cfg.source.rejects_retention_days}) deleted")
     return StepResult(rows_written=summary.rows_loaded + summary.rows_rejected, message=message)
 
 

@@ -35,7 +35,9 @@ from common import db, db_values, tables
 from common.config_schema import Config
 from common.errors import DataError, PipelineError
 from common.progress import Progress, progress
+from common.pseudonym import Pseudonymizer, pseudonymizer
 from common.readers import RawChunk, iter_csv_chunks, iter_sql_chunks
+from common.privacy import expire_rejects, warn_on_mixed_ids
 from common.sources import parse_cdr_chunks, parse_interval_chunks
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class LoadSummary:
     rows_rejected: int = 0
     per_source: list[tuple[str, int, int, int]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, why) of files skipped as unreadable
+    rejects_expired: int = 0  # bronze_rejects rows deleted by source.rejects_retention_days
 
 
 def file_sha256(path: Path) -> str:
@@ -114,17 +117,18 @@ def _hash_order(row_hash: pd.Series, position: np.ndarray) -> np.ndarray:
 
 
 def _parse_batch(batch: list[tuple[RawChunk, str]], cfg: Config, watermark_col: str | None,
-                 repeats: dict | None = None) -> _Parsed:
-    """`repeats`: interval reports' fall-back-hour row counts, carried across the batches of one run."""
+                 repeats: dict | None = None, pseudonyms: Pseudonymizer | None = None) -> _Parsed:
+    """`repeats`: interval reports' fall-back-hour row counts, carried across the batches of one run;
+    `pseudonyms`: source.pseudonymize's keyed hash (None: ids as exported)."""
     names = list(dict.fromkeys(name for _, name in batch))
     read = dict.fromkeys(names, 0)
     for chunk, name in batch:
         read[name] += len(chunk.frame) + len(chunk.bad_lines)
     if cfg.source.kind == "cdr":
-        rows, rejects = parse_cdr_chunks(batch, cfg.source, cfg.timezone)
+        rows, rejects = parse_cdr_chunks(batch, cfg.source, cfg.timezone, pseudonyms=pseudonyms)
     else:
         rows, rejects = parse_interval_chunks(batch, cfg.source, cfg.timezone,
-                                              repeats={} if repeats is None else repeats)
+                                              repeats={} if repeats is None else repeats, pseudonyms=pseudonyms)
     position = pd.Index(names).get_indexer(rows["source_name"])
     watermarks = {}
     if watermark_col and len(rows):
@@ -154,13 +158,14 @@ def _parsed_batches(cfg: Config, sources: list[tuple], watermark_col: str | None
     pending: list[tuple[RawChunk, str]] = []
     rows = 0
     repeats: dict = {}  # a source split over batches counts its fall-back rows as one
+    pseudonyms = pseudonymizer(cfg.source)  # here, so a parser process takes the key from its own environment
     for source in sources:
         try:
             for chunk in _chunks(source, cfg):
                 pending.append((chunk, source[1]))
                 rows += len(chunk.frame)
                 if rows >= cfg.source.chunk_rows:
-                    yield _parse_batch(pending, cfg, watermark_col, repeats)
+                    yield _parse_batch(pending, cfg, watermark_col, repeats, pseudonyms)
                     pending, rows = [], 0
         except (DataError, OSError) as exc:
             if source[0] != "csv":
@@ -171,7 +176,7 @@ def _parsed_batches(cfg: Config, sources: list[tuple], watermark_col: str | None
             rows = sum(len(c.frame) for c, _ in pending)
             yield _Skipped(source[1], str(exc) if isinstance(exc, DataError) else _unreadable(Path(source[1]), exc))
     if pending:
-        yield _parse_batch(pending, cfg, watermark_col, repeats)
+        yield _parse_batch(pending, cfg, watermark_col, repeats, pseudonyms)
 
 
 @dataclass(frozen=True)
@@ -416,12 +421,15 @@ def load_sql_source(conn: Connection, cfg: Config, run_id: str) -> LoadSummary:
 def load_sources(conn: Connection, cfg: Config, run_id: str, workers: int = 0) -> LoadSummary:
     """Step 0's work: the configured source (CSV glob, else SQL query) into bronze.
 
-    `workers` > 0 lets a parser process read and parse a backlog of CSV files while this one inserts.
+    `workers` > 0 lets a parser process read and parse a backlog of CSV files while this one inserts. Rejects
+    loaded longer ago than source.rejects_retention_days are deleted in the same transaction.
     """
+    pseudonymizer(cfg.source)  # a missing or short key stops the step before any work (exit 2)
     _wait_for_other_loads(conn)
-    if cfg.source.csv_glob:
-        return load_csv_files(conn, cfg, run_id, workers)
-    return load_sql_source(conn, cfg, run_id)
+    warn_on_mixed_ids(conn, cfg.source)  # turned on (or off) over a loaded history: say that ids will not match
+    summary = load_csv_files(conn, cfg, run_id, workers) if cfg.source.csv_glob else load_sql_source(conn, cfg, run_id)
+    summary.rejects_expired = expire_rejects(conn, cfg.source.rejects_retention_days)
+    return summary
 
 
 def _wait_for_other_loads(conn: Connection) -> None:

@@ -7,6 +7,7 @@ The lowest floor of the config: `config_schema` builds every other section on `S
 from __future__ import annotations
 
 import codecs
+import re
 from datetime import date
 from typing import Literal
 
@@ -58,6 +59,22 @@ class TimestampSpec(StrictModel):
 ColumnSpec = str | list[str] | TimestampSpec
 
 
+class PseudonymizeConfig(StrictModel):
+    """Personal ids replaced at load by a keyed hash (common/pseudonym.py); the key only ever in the environment."""
+
+    enabled: bool = False
+    key_env: str = "WFM_PSEUDONYM_KEY"  # name of the env var holding the secret key (at least 32 characters)
+    columns: list[Literal["caller_id", "customer_id", "agent_id"]] = ["caller_id", "customer_id"]
+    raw_columns: list[str] = Field(default_factory=list)  # more export columns to pseudonymise in bronze_rejects.raw
+
+    @field_validator("key_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError("must be the *name* of an environment variable (letters, digits, _), never the key itself")
+        return v
+
+
 class SourceConfig(StrictModel):
     kind: Literal["cdr", "interval"] = "cdr"
     csv_glob: str | None = "data/inbox/*.csv"
@@ -75,6 +92,9 @@ class SourceConfig(StrictModel):
     columns: dict[str, ColumnSpec] = Field(default_factory=dict)
     missing_values: dict[str, list[str]] = Field(default_factory=dict)
     outcome_map: dict[str, list[str]] = Field(default_factory=dict)
+    pseudonymize: PseudonymizeConfig = PseudonymizeConfig()
+    # bronze_rejects rows (raw export lines, personal data) are deleted this many days after their load; null = keep
+    rejects_retention_days: int | None = Field(90, ge=1, le=36600)
 
     @field_validator("delimiter")
     @classmethod

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from common.config_source import SourceConfig, TimestampSpec
+from common.pseudonym import Pseudonymizer
 from common.source_values import parse_timestamps
 
 FUTURE_SLACK = timedelta(days=1)  # a start later than this after the wall clock is a wrong clock or date format
@@ -99,16 +100,19 @@ _NUL = re.compile("\x00")
 _QUEUE_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def reject_control_characters(rej: Rejects, text: dict[str, np.ndarray]) -> None:
-    """Reject values holding a NUL byte, and queue names holding a control character."""
+def reject_control_characters(rej: Rejects, text: dict[str, np.ndarray],
+                              pseudonyms: Pseudonymizer | None = None) -> None:
+    """Reject values holding a NUL byte, and queue names holding a control character (a personal id's reason
+    shows its pseudonym)."""
     for name, values in text.items():
+        shown = pseudonyms.one if pseudonyms and name in pseudonyms.columns else repr
         pattern = _QUEUE_CONTROL if name == "queue" else _NUL
         # One search over the joined column first: clean exports (nearly all) cost one C-level pass.
         if not len(values) or not pattern.search("".join(values.tolist())):
             continue
         bad = np.fromiter((pattern.search(v) is not None for v in values.tolist()), dtype=bool, count=len(values))
-        rej.add(bad, lambda rows, s=values, k=name: (
-            f"{k}: {v!r} contains a control character ({_control_char(v)}): a broken export; fix the value in the "
+        rej.add(bad, lambda rows, s=values, k=name, show=shown: (
+            f"{k}: {show(v)} contains a control character ({_control_char(v)}): a broken export; fix the value in the "
             "source system" for v in s[rows]))
 
 

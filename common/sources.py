@@ -16,6 +16,7 @@ import pandas as pd
 
 from common import report_times, tables
 from common.config_source import SourceConfig
+from common.pseudonym import Pseudonymizer
 from common.readers import RawChunk, source_export_columns
 from common.row_hash import hash_strings, row_hashes
 from common.source_rejects import (
@@ -102,13 +103,14 @@ def _optional_text(text: dict[str, np.ndarray], name: str) -> np.ndarray | None:
     return np.where(text[name] != "", text[name], None) if name in text else None
 
 
-def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str,
-                     now_utc: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str, now_utc: datetime | None = None,
+                     pseudonyms: Pseudonymizer | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed canonical call legs (one row per leg, with its `source_name`) and rejects of (chunk, source name) pairs.
 
     Parsing many small files' chunks at once costs the per-call overhead once; the result is the
     concatenation of what `parse_cdr_chunk` gives for each pair. A leg starting more than a day after
-    `now_utc` (default: the wall clock) is rejected.
+    `now_utc` (default: the wall clock) is rejected. `pseudonyms`: personal ids are replaced by their pseudonyms
+    (in the rows, the row hash and the rejects' raw text) after the checks, so the same rows load as without.
     """
     b = _batch(chunks, spec)
     text, n = b.text, b.n
@@ -116,7 +118,9 @@ def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz:
     for name in ("call_id", "queue", "start_time", "outcome"):
         rej.add(text[name] == "", f"{name}: empty (source.columns.{name} = {spec.columns[name]!r})")
     reject_too_long(rej, text, tables.bronze_cdr)
-    reject_control_characters(rej, text)
+    reject_control_characters(rej, text, pseudonyms)
+    if pseudonyms:
+        pseudonyms.apply(text)  # before the row hash is taken: a hash of a clear number could be searched for
 
     start, start_utc, now_utc = checked_timestamps(rej, text, "start_time", spec, tz, now_utc)
     optional_times, optional_utc = {}, {"start_time": start_utc}
@@ -177,18 +181,19 @@ def parse_cdr_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz:
     }
     for name in ("customer_id", "caller_id", "agent_id", "parent_call_id", "channel"):
         columns[name] = _optional_text(text, name)
-    return _split(columns, rej, b, spec)
+    return _split(columns, rej, b, spec, pseudonyms)
 
 
 def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str,
-                          now_utc: datetime | None = None,
-                          repeats: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                          now_utc: datetime | None = None, repeats: dict | None = None,
+                          pseudonyms: Pseudonymizer | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed canonical interval-report rows (one per queue per interval, with `source_name`) and rejects of chunks.
 
     An interval starting more than a day after `now_utc` (default: the wall clock) is rejected. In the
     repeated hour of a fall-back night, a source's second row of a queue at one wall-clock time is the later
     instant and a third is rejected (`report_times.fall_back_repeats`; `repeats` carries its counts from one
-    batch of a source to the next).
+    batch of a source to the next). A report holds no personal ids; `pseudonyms` only covers its
+    `raw_columns` in the rejects' raw text.
     """
     b = _batch(chunks, spec)
     text, n = b.text, b.n
@@ -222,7 +227,7 @@ def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig
             f"{k}: {v!r} is not a number" for v in s[rows]))
         rej.add(value < 0, lambda rows, s=raw_value, k=name: (f"{k}: {v} is negative" for v in s[rows]))
         columns[name] = value
-    return _split(columns, rej, b, spec)
+    return _split(columns, rej, b, spec, pseudonyms)
 
 
 def parse_cdr_chunk(chunk: RawChunk, spec: SourceConfig, tz: str, source_name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -237,8 +242,8 @@ def parse_interval_chunk(chunk: RawChunk, spec: SourceConfig, tz: str, source_na
     return rows.drop(columns="source_name"), rejects
 
 
-def _split(columns: dict[str, np.ndarray | None], rej: Rejects, b: _Batch,
-           spec: SourceConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _split(columns: dict[str, np.ndarray | None], rej: Rejects, b: _Batch, spec: SourceConfig,
+           pseudonyms: Pseudonymizer | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Good rows (typed, hashed, with source_row and source_name) and rejects, each in source order."""
     names = np.array([name for _, name in b.chunks], dtype=object)
     good = ~rej.mask
@@ -261,7 +266,9 @@ def _split(columns: dict[str, np.ndarray | None], rej: Rejects, b: _Batch,
         chunk = b.chunks[p][0]
         mine = b.part[bad] == p
         offsets = b.position[bad[mine]]
-        raw_lines[mine] = _raw_lines(chunk.frame.iloc[offsets], spec.delimiter).to_numpy(dtype=object)
+        frame = chunk.frame.iloc[offsets]
+        frame = pseudonyms.raw_frame(frame) if pseudonyms else frame
+        raw_lines[mine] = _raw_lines(frame, spec.delimiter).to_numpy(dtype=object)
     rejects = pd.DataFrame({
         "source_row": b.source_row[bad],
         "reason": pd.array(rej.reason[bad], dtype="str"),
@@ -273,7 +280,8 @@ def _split(columns: dict[str, np.ndarray | None], rej: Rejects, b: _Batch,
         rejects = pd.concat([rejects, pd.DataFrame({
             "source_row": [r for chunk, _ in lines for r, _, _ in chunk.bad_lines],
             "reason": [reason for chunk, _ in lines for _, reason, _ in chunk.bad_lines],
-            "raw": [raw for chunk, _ in lines for _, _, raw in chunk.bad_lines],
+            "raw": [pseudonyms.raw_line(raw, chunk.frame.columns, spec.delimiter) if pseudonyms else raw
+                    for chunk, _ in lines for _, _, raw in chunk.bad_lines],
             "source_name": [name for chunk, name in lines for _ in chunk.bad_lines],
         })], ignore_index=True)
     rejects = rejects[["source_row", "reason", "raw", "source_name"]]
