@@ -7,39 +7,22 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 
 
-def _run(module: str) -> None:
-    sys.exit(importlib.import_module(module).main())
+def _command(module: str) -> Callable[[], None]:
+    def run() -> None:
+        sys.exit(importlib.import_module(module).main())
+
+    run.__doc__ = f"`python {module.replace('.', '/')}.py` with this process's arguments."
+    return run
 
 
-def load_bronze() -> None:
-    _run("0_load_bronze")
-
-
-def build_silver() -> None:
-    _run("1_build_silver")
-
-
-def segment_customers() -> None:
-    _run("1_5_segment_customers")
-
-
-def train() -> None:
-    _run("2_train")
-
-
-def forecast() -> None:
-    _run("3_forecast")
-
-
-def evaluate() -> None:
-    _run("4_evaluate")
-
-
-def report() -> None:
-    _run("5_report")
-
-
-def demo() -> None:
-    _run("common.demo")
+load_bronze = _command("0_load_bronze")
+build_silver = _command("1_build_silver")
+segment_customers = _command("1_5_segment_customers")
+train = _command("2_train")
+forecast = _command("3_forecast")
+evaluate = _command("4_evaluate")
+report = _command("5_report")
+demo = _command("common.demo")

@@ -68,7 +68,7 @@ def test_every_numbered_step_is_installed_as_a_module_and_a_command() -> None:
     commands = _pyproject()["project"]["scripts"]
     targets = {target.split(":")[1] for target in commands.values()}
     entry = importlib.import_module("common.entrypoints")
-    called = set(re.findall(r'_run\("([^"]+)"\)', Path(entry.__file__).read_text()))
+    called = set(re.findall(r'_command\("([^"]+)"\)', Path(entry.__file__).read_text()))
     assert set(STEP_SCRIPTS) <= called
     assert all(callable(getattr(entry, name)) for name in targets)
     assert all(callable(importlib.import_module(step).main) for step in STEP_SCRIPTS)
