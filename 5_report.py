@@ -36,7 +36,7 @@ import pandas as pd
 from sqlalchemy import and_
 from sqlalchemy.engine import Connection
 
-from common import db, mail, plots, report_queues, tables
+from common import db, mail, plots, report_email, report_queues, tables
 from common.cli import StepContext, StepResult, run_step, step_parser
 from common.errors import DataError, PipelineError
 
@@ -121,7 +121,7 @@ def body(ctx: StepContext) -> StepResult:
     horizon = int(inputs.forecast["date"].nunique())
     spans = max(1, WEEKS * 7 // horizon)
     totals = plots.horizon_totals(inputs.actuals, inputs.forecast, as_of, spans=spans)
-    summary = mail.report_summary(totals, inputs.forecast, inputs.staffing_daily, inputs.accuracy_summary)
+    summary = report_email.report_summary(totals, inputs.forecast, inputs.staffing_daily, inputs.accuracy_summary)
     # The charts draw the busiest report.top_queues queues by name and sum the rest into one panel (bounded time/size).
     drawn = report_queues.chart_frames(inputs.forecast, inputs.actuals, inputs.staffing, inputs.accuracy,
                                        cfg.report.top_queues)
@@ -129,9 +129,9 @@ def body(ctx: StepContext) -> StepResult:
     drawn_totals = plots.horizon_totals(drawn.actuals, drawn.forecast, as_of, spans=spans)
     daily_error = plots.accuracy_trend(drawn.accuracy, as_of, cfg.alerts.horizon_day, days=WEEKS * 7)
     weekly = plots.weekly_bias(drawn.accuracy, as_of, cfg.alerts.horizon_day, weeks=WEEKS)
-    alerts = mail.sort_alerts(inputs.alerts)
+    alerts = report_email.sort_alerts(inputs.alerts)
     notes = missing_notes(inputs, as_of)
-    headline = mail.accuracy_headline(inputs.accuracy_summary)
+    headline = report_email.accuracy_headline(inputs.accuracy_summary)
 
     # Save outputs: the charts and the message (files only; re-running the as-of overwrites them)
     out_dir = cfg.path(cfg.report.output_dir) / as_of.isoformat()
@@ -153,9 +153,9 @@ def body(ctx: StepContext) -> StepResult:
         ]
         log.info("report: %d charts written to %s (%.1fs)", len(charts), out_dir, time.perf_counter() - started)
         msg = mail.build_report_message(
-            mail.report_subject(as_of, alerts), cfg.report.smtp.sender, cfg.report.recipients,
-            mail.report_text(as_of, horizon, alerts, summary, notes, headline),
-            mail.report_html(as_of, horizon, alerts, named, charts, notes, headline, rest), charts)
+            report_email.report_subject(as_of, alerts), cfg.report.smtp.sender, cfg.report.recipients,
+            report_email.report_text(as_of, horizon, alerts, summary, notes, headline),
+            report_email.report_html(as_of, horizon, alerts, named, charts, notes, headline, rest), charts)
         delivery = mail.deliver(msg, cfg.report.smtp, out_dir / "report.eml", send_mail=not ctx.args.no_email)
     except OSError as exc:
         raise PipelineError(f"cannot write the report under {out_dir}: {exc.strerror or exc}"

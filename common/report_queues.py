@@ -105,7 +105,7 @@ def _relabel(rows: pd.DataFrame, others: list[str], label: str) -> pd.DataFrame:
 
 
 def fold_summary(summary: pd.DataFrame, others: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(named, rest) from `mail.report_summary` rows (one per queue): the email's two tables.
+    """(named, rest) from `report_email.report_summary` rows (one per queue): the email's two tables.
 
     named: one row per drawn queue, then one "All other queues (K)" row whose volumes and staff hours are the
     sums of the folded queues' (peak staff, its day and the wMAPE are left empty: a sum of peaks on different

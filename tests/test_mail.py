@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from matplotlib.figure import Figure
 
-from common import mail
+from common import mail, report_email
 from common.config import SmtpConfig, load_config
 from tests.conftest import write_config
 
@@ -74,14 +74,14 @@ def _alerts() -> pd.DataFrame:
 
 def _report_message(tmp_path: Path, recipients=("a@example.com", "b@example.com")):
     charts = [mail.Chart(_png(tmp_path / "forecast.png"), "Daily calls"), mail.Chart(_png(tmp_path / "staffing.png"), "Staff")]
-    alerts = mail.sort_alerts(_alerts())
+    alerts = report_email.sort_alerts(_alerts())
     summary = pd.DataFrame([{"queue": "Billing", "p50": 1000.0, "p10": 900.0, "p90": 1100.0, "previous": 950.0,
                              "change": 1000 / 950 - 1, "method": "lightgbm", "fallback_reason": None,
                              "peak_staff_p50": 12, "peak_staff_p10": 10, "peak_staff_p90": 14,
                              "peak_date": pd.Timestamp("2025-03-10"), "staff_hours_p50": 400.0, "wmape": 0.08}])
-    html_body = mail.report_html(AS_OF, 14, alerts, summary, charts, ["No forecast accuracy yet."])
-    text = mail.report_text(AS_OF, 14, alerts, summary, [])
-    return mail.build_report_message(mail.report_subject(AS_OF, alerts), "wfm@example.com", list(recipients), text,
+    html_body = report_email.report_html(AS_OF, 14, alerts, summary, charts, ["No forecast accuracy yet."])
+    text = report_email.report_text(AS_OF, 14, alerts, summary, [])
+    return mail.build_report_message(report_email.report_subject(AS_OF, alerts), "wfm@example.com", list(recipients), text,
                                      html_body, charts), charts
 
 
@@ -194,7 +194,7 @@ def test_report_summary_takes_each_queues_peak_staffing_day() -> None:
     staffing = pd.DataFrame({"queue": ["Billing", "Billing"], "date": pd.to_datetime(["2025-03-10", "2025-03-11"]),
                              "peak_staff_p10": [4, 6], "peak_staff_p50": [5, 7], "peak_staff_p90": [6, 9],
                              "staff_hours_p50": [10.0, 12.0]})
-    out = mail.report_summary(totals, forecast, staffing).set_index("queue")
+    out = report_email.report_summary(totals, forecast, staffing).set_index("queue")
     assert out.loc["Billing", "change"] == pytest.approx(11 / 70 - 1)
     assert (out.loc["Billing", "peak_staff_p50"], out.loc["Billing", "peak_date"]) == (7, pd.Timestamp("2025-03-11"))
     assert out.loc["Billing", "staff_hours_p50"] == 22.0
