@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import and_
 from sqlalchemy.engine import Connection
 
-from common import db, mail, plots, report_email, report_queues, tables
+from common import db, mail, plots, plots_accuracy, report_email, report_queues, tables
 from common.config import Config
 
 WEEKS = 8           # weeks of actuals on the charts
@@ -54,7 +54,7 @@ def load_inputs(conn: Connection, as_of: date, horizon_day: int) -> ReportInputs
                              columns=["queue", "interval_start", "staff_p10", "staff_p50", "staff_p90"])
     staffing_daily = db.read_table(conn, sd, sd.c.forecast_origin == as_of)
     accuracy = db.read_table(conn, a, and_(a.c.date >= as_of - timedelta(days=WEEKS * 7 + 7), a.c.date < as_of,
-                                           a.c.horizon_day == horizon_day, a.c.method.in_(plots.PUBLISHED)))
+                                           a.c.horizon_day == horizon_day, a.c.method.in_(plots_accuracy.PUBLISHED)))
     accuracy_summary = db.read_table(conn, asum, asum.c.as_of == as_of)
     alerts = db.read_table(conn, al, al.c.as_of == as_of)
     evaluated = not db.read_table(conn, runs, and_(runs.c.step == EVALUATE_STEP, runs.c.as_of == as_of,
@@ -90,8 +90,8 @@ class ReportContent:
     rest: pd.DataFrame             # the summary rows of the folded queues
     drawn: report_queues.ChartFrames
     totals: pd.DataFrame           # plots.horizon_totals of the drawn queues
-    daily_error: pd.DataFrame      # plots.accuracy_trend
-    weekly_bias: pd.DataFrame      # plots.weekly_bias
+    daily_error: pd.DataFrame      # plots_accuracy.accuracy_trend
+    weekly_bias: pd.DataFrame      # plots_accuracy.weekly_bias
     alerts: pd.DataFrame           # most severe first
     notes: list[str]
     headline: str | None
@@ -110,8 +110,8 @@ def prepare(inputs: ReportInputs, as_of: date, cfg: Config) -> ReportContent:
     return ReportContent(
         horizon=horizon, summary=summary, named=named, rest=rest, drawn=drawn,
         totals=plots.horizon_totals(drawn.actuals, drawn.forecast, as_of, spans=spans),
-        daily_error=plots.accuracy_trend(drawn.accuracy, as_of, cfg.alerts.horizon_day, days=WEEKS * 7),
-        weekly_bias=plots.weekly_bias(drawn.accuracy, as_of, cfg.alerts.horizon_day, weeks=WEEKS),
+        daily_error=plots_accuracy.accuracy_trend(drawn.accuracy, as_of, cfg.alerts.horizon_day, days=WEEKS * 7),
+        weekly_bias=plots_accuracy.weekly_bias(drawn.accuracy, as_of, cfg.alerts.horizon_day, weeks=WEEKS),
         alerts=report_email.sort_alerts(inputs.alerts), notes=missing_notes(inputs, as_of),
         headline=report_email.accuracy_headline(inputs.accuracy_summary))
 
@@ -128,7 +128,7 @@ def write_charts(content: ReportContent, as_of: date, out_dir: Path, cfg: Config
                    f"{horizon}-day totals vs recent weeks{folded}"),
         mail.Chart(plots.staffing_heatmap_chart(drawn.staffing, as_of, out_dir / "staffing.png", STAFFING_DAYS),
                    f"Staff to schedule per interval, next {STAFFING_DAYS} days{folded}"),
-        mail.Chart(plots.accuracy_trend_chart(content.daily_error, content.weekly_bias, as_of, out_dir / "accuracy.png",
+        mail.Chart(plots_accuracy.accuracy_trend_chart(content.daily_error, content.weekly_bias, as_of, out_dir / "accuracy.png",
                                               a.horizon_day, (a.mape_warning, a.mape_critical),
                                               (a.bias_warning, a.bias_critical)),
                    "Accuracy of recent forecasts" + (f" (the other {len(drawn.others):,} queues as one line)"
