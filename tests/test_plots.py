@@ -211,3 +211,30 @@ def test_a_chart_that_cannot_be_written_whole_leaves_no_file_behind(tmp_path: Pa
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith("OSError"), done.stderr[-2000:]
     assert list((tmp_path / "out").iterdir()) == []  # no 0-byte or half forecast.png, no temporary file
+
+
+def test_past_forecasts_keep_1_and_7_days_ahead_and_the_nearest_backtest_origin_summing_folded_queues() -> None:
+    def row(queue, day, method, ahead, p50):
+        return {"forecast_origin": pd.Timestamp(day) - pd.Timedelta(days=ahead - 1), "queue": queue,
+                "date": pd.Timestamp(day), "horizon_day": ahead, "method": method, "actual": 100.0,
+                "p10": p50 - 10, "p50": p50, "p90": p50 + 10, "is_open": True}
+    rows = pd.DataFrame([row("A", "2025-03-07", "lightgbm", 1, 101.0), row("A", "2025-03-07", "lightgbm", 7, 107.0),
+                         row("A", "2025-03-07", "lightgbm", 3, 103.0),           # 3 days ahead: not drawn
+                         row("A", "2025-03-07", "naive_benchmark", 1, 90.0),     # a benchmark: not drawn
+                         row("A", "2025-03-07", "backtest_lightgbm", 4, 94.0),   # nearest origin: drawn
+                         row("A", "2025-03-07", "backtest_lightgbm", 11, 99.0),  # an older origin: not drawn
+                         row("B", "2025-03-07", "backtest_lightgbm", 4, 6.0)])
+    got = plots_accuracy.past_forecasts(rows).set_index(["queue", "line"])["p50"].to_dict()
+    assert got == {("A", "1 day ahead"): 101.0, ("A", "7 days ahead"): 107.0, ("A", "backtest"): 94.0,
+                   ("B", "backtest"): 6.0}
+    folded = plots_accuracy.past_forecasts(rows.assign(queue="All other queues (2)"))
+    assert folded.set_index("line").loc["backtest", "p50"] == 100.0  # 94 + 6: the folded queues' sum
+
+
+def test_past_forecasts_chart_is_drawn_and_says_when_there_is_nothing_yet(tmp_path: Path) -> None:
+    rows = _accuracy_rows().assign(p10=lambda f: f["p50"] * 0.9, p90=lambda f: f["p50"] * 1.1)
+    path = plots_accuracy.past_forecasts_chart(_actuals(), plots_accuracy.past_forecasts(rows), AS_OF,
+                                               tmp_path / "past.png")
+    empty = plots_accuracy.past_forecasts_chart(_actuals(), plots_accuracy.past_forecasts(rows.iloc[:0]), AS_OF,
+                                                tmp_path / "empty.png")
+    assert png_size(path)[1] > png_size(empty)[1] > 0
