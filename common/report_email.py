@@ -1,17 +1,26 @@
-"""What the report email says: the per-queue summary, the accuracy headline, the alerts, as HTML and plain text.
+"""What the report email says: the per-queue summary, the accuracy headlines, the alerts, as HTML and plain text.
 
-Pure functions of DataFrames and plain values; `common/mail.py` packs the result into a message and delivers it.
+The body comes from two jinja2 templates (common/templates/report.html.j2, report.txt.j2), HTML autoescaped (queue
+names and alert messages are data). It reads top down for two readers: first a summary a manager reads on a phone in
+30 seconds (one column, about 600 px: the alerts in plain words, yesterday's forecast vs actual, the next days per
+queue, the service target behind the staff numbers, the accuracy in one sentence), then the charts, then the details
+for the analyst (every alert with its rule and config key, the full per-queue table, notes). Pure functions of
+DataFrames and plain values; `common/mail.py` packs the result into a message and delivers it.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
+import jinja2
 import pandas as pd
 
+from common.config import StaffingConfig
 from common.mail import Chart
+from common.report_queues import is_others, others_label
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 SEVERITY_STYLE = {  # background, text: the same red/amber/blue as the charts' threshold lines
@@ -115,104 +124,171 @@ def _metric_value(metric: object, value: object) -> str:
     return f"{float(value):,.4g}"
 
 
-def _alerts_html(alerts: pd.DataFrame) -> str:
-    if alerts.empty:
-        return '<p style="color:#2e7d32"><b>No open alerts.</b></p>'
-    head = "".join(f'<th style="text-align:left;padding:4px 8px;border-bottom:2px solid #999">{h}</th>'
-                   for h in ("Severity", "Rule", "Queue", "Metric", "Value", "Threshold", "What it means"))
-    rows = []
-    for r in alerts.itertuples(index=False):
-        sev = str(r.severity).lower()
-        bg, fg = SEVERITY_STYLE.get(sev, ("#f5f5f5", "#333333"))
-        cells = [f'<b style="color:{fg}">{html.escape(sev.upper())}</b>', html.escape(str(r.alert_rule)),
-                 html.escape("all queues" if r.queue is None or pd.isna(r.queue) else str(r.queue)),
-                 html.escape(str(r.metric)), _metric_value(r.metric, r.value), _metric_value(r.metric, r.threshold),
-                 html.escape(str(r.message))]
-        rows.append(f'<tr style="background:{bg}">' + "".join(
-            f'<td style="padding:4px 8px;border-bottom:1px solid #ddd">{c}</td>' for c in cells) + "</tr>")
-    return f'<table style="border-collapse:collapse;font-size:13px">{"<tr>" + head + "</tr>"}{"".join(rows)}</table>'
+# --- the manager's summary -------------------------------------------------------------------------------
+
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and pd.isna(value))
 
 
-def _summary_html(summary: pd.DataFrame, horizon: int) -> str:
-    if summary.empty:
-        return "<p>No forecast for this origin.</p>"
-    heads = ["Queue", f"Forecast {horizon} d (p50)", "p10–p90 (sum of daily)", f"Previous {horizon} d actual", "Change",
-             "Peak interval staff (p50)", "Peak p10–p90", "Peak day", f"Staff hours {horizon} d (p50)", "Recent wMAPE",
-             "Method"]
-    head = "".join(f'<th style="text-align:{"left" if i in (0, 10) else "right"};padding:4px 8px;'
-                   f'border-bottom:2px solid #999">{h}</th>' for i, h in enumerate(heads))
-    rows = []
-    for r in summary.itertuples(index=False):
-        method = "model" if r.method == "lightgbm" else f"{r.method}: {r.fallback_reason or 'no reason recorded'}"
-        cells = [html.escape(str(r.queue)), _fmt(r.p50), f"{_fmt(r.p10)}–{_fmt(r.p90)}", _fmt(r.previous),
-                 _fmt(r.change, "{:+.1%}"), _fmt(r.peak_staff_p50),
-                 f"{_fmt(r.peak_staff_p10)}–{_fmt(r.peak_staff_p90)}",
-                 _fmt(r.peak_date, "{:%a %d %b}"), _fmt(r.staff_hours_p50), _fmt(r.wmape, "{:.1%}"),
-                 html.escape(str(method))]
-        style = ' style="background:#fff3cd"' if r.method not in ("lightgbm", None) and not pd.isna(r.method) else ""
-        rows.append(f"<tr{style}>" + "".join(
-            f'<td style="text-align:{"left" if i in (0, 10) else "right"};padding:4px 8px;border-bottom:1px solid #ddd">'
-            f"{c}</td>" for i, c in enumerate(cells)) + "</tr>")
-    return f'<table style="border-collapse:collapse;font-size:13px"><tr>{head}</tr>{"".join(rows)}</table>'
+def alert_in_words(alert: object) -> str:
+    """One plain sentence for a gold_alerts row (its rule, queue, value and threshold), no config key or jargon.
 
-
-def _rest_html(rest: pd.DataFrame, horizon: int) -> str:
-    """The queues the charts fold into "All other queues": one plain row each (no per-cell styles: 500 rows stay small)."""
-    if rest.empty:
-        return ""
-    heads = ["Queue", f"Forecast {horizon} d", "p10–p90", "Previous", "Change", "Peak staff", "Method"]
-    rows = "".join(
-        f"<tr><td>{html.escape(str(r.queue))}</td><td>{_fmt(r.p50)}</td><td>{_fmt(r.p10)}–{_fmt(r.p90)}</td>"
-        f"<td>{_fmt(r.previous)}</td><td>{_fmt(r.change, '{:+.1%}')}</td><td>{_fmt(r.peak_staff_p50)}</td>"
-        f"<td>{'model' if r.method == 'lightgbm' else html.escape(str(r.method))}</td></tr>"
-        for r in rest.itertuples(index=False))
-    return (f"<h3>The other {len(rest):,} queues (one panel in the charts)</h3>"
-            f'<table cellpadding="2" style="border-collapse:collapse;font-size:12px"><tr>'
-            + "".join(f'<th style="text-align:left">{h}</th>' for h in heads) + f"</tr>{rows}</table>")
-
-
-def report_html(as_of: date, horizon: int, alerts: pd.DataFrame, summary: pd.DataFrame, charts: Sequence[Chart],
-                notes: Sequence[str], headline: str | None = None, rest: pd.DataFrame | None = None) -> str:
-    """The report body: open alerts on top, the per-queue summary, notes on what is missing, then the charts.
-
-    `rest`: summary rows of the queues the charts fold into one panel (`report_queues.fold_summary`), listed
-    compactly after the charts; `summary` then ends with their "All other queues" row.
+    The row's own `message` (with the config key and what to check) is for the analyst, in the details.
     """
-    headline_html = f"<p>{html.escape(headline)}</p>" if headline else ""
-    notes_html = ("<h3>Notes</h3><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>") if notes else ""
-    charts_html = "".join(
-        f'<h3 style="margin-bottom:4px">{html.escape(c.title)}</h3>'
-        f'<img src="cid:{c.cid}" alt="{html.escape(c.title)}" style="max-width:100%;width:1100px;border:1px solid #ddd">'
-        for c in charts)
-    return f"""<!DOCTYPE html>
-<html><body style="font-family:Segoe UI,Arial,sans-serif;color:#222">
-<h2 style="margin-bottom:2px">WFM forecast for {as_of:%A %d %B %Y}</h2>
-<p style="margin-top:0;color:#555">{horizon}-day forecast of offered calls and the staff to schedule, per queue.
-Figures are calls (volume) and scheduled staff after shrinkage; p10–p90 is the range 8 days in 10 should fall in.</p>
-<h3>Open alerts ({len(alerts)})</h3>
-{_alerts_html(alerts)}
-<h3>Next {horizon} days per queue</h3>
-{_summary_html(summary, horizon)}
-{headline_html}
-{notes_html}
-{charts_html}
-{_rest_html(rest if rest is not None else summary.iloc[:0], horizon)}
-<p style="color:#888;font-size:11px">wfm-forecast 5_report.py. The numbers are in the gold_* tables
-(gold_forecast_daily, gold_staffing_daily, gold_staffing_interval, gold_alerts).</p>
-</body></html>"""
+    rule, value, limit = str(alert.alert_rule), alert.value, alert.threshold
+    who = "All queues" if _missing(alert.queue) else str(alert.queue)
+    known = not _missing(value) and not _missing(limit)
+    if rule == "daily_mape" and known:
+        if str(alert.severity).lower() == "critical":
+            return f"{who}: the latest day's forecast was {float(value):.0%} off (more than {float(limit):.0%})."
+        return f"{who}: the forecast has been more than {float(limit):.0%} off several days in a row."
+    if rule == "weekly_bias" and known:
+        word = "too high (risk of over-staffing)" if float(value) > 0 else "too low (risk of under-staffing)"
+        if str(alert.severity).lower() == "critical":
+            return f"{who}: last week's forecast was {abs(float(value)):.0%} {word}."
+        return f"{who}: the forecast has been {word} by more than {float(limit):.0%} for several weeks."
+    if rule == "data_freshness":
+        if _missing(value):
+            return "No call data has arrived at all: the numbers cannot be trusted until it does."
+        return f"Yesterday's call data looks incomplete ({float(value):.1f} h missing at the end of the day)."
+    if rule == "feature_drift":
+        return f"{who}: the pattern of calls has changed; the forecast may lag behind until the model catches up."
+    if rule == "model_vs_naive" and known:
+        return (f"{who}: the model is not beating a simple same-weekday-last-week forecast "
+                f"({float(value):.0%} vs {float(limit):.0%} error).")
+    if rule == "forecast_fallback":
+        days = "" if _missing(value) else f" on {int(value)} days"
+        return f"{who}: forecast with a simple fallback method instead of the model{days}."
+    return f"{who}: {rule.replace('_', ' ')}."
 
 
-def report_text(as_of: date, horizon: int, alerts: pd.DataFrame, summary: pd.DataFrame, notes: Sequence[str],
-                headline: str | None = None) -> str:
-    """The plain-text part, for mail clients that do not show HTML."""
-    lines = [f"WFM forecast for {as_of:%Y-%m-%d}", "", f"Open alerts: {len(alerts)}"]
-    lines += [f"  [{str(r.severity).upper()}] {r.alert_rule}: {r.message}" for r in alerts.itertuples(index=False)]
-    lines += ["", f"Next {horizon} days per queue (p50 [p10-p90]; peak staff p50):"]
-    lines += [f"  {r.queue}: {_fmt(r.p50)} [{_fmt(r.p10)}-{_fmt(r.p90)}]; peak staff {_fmt(r.peak_staff_p50)}"
-              for r in summary.itertuples(index=False)]
-    if headline:
-        lines += ["", headline]
-    if notes:
-        lines += ["", "Notes:", *[f"  - {n}" for n in notes]]
-    lines += ["", "The charts are in the HTML version of this email."]
-    return "\n".join(lines) + "\n"
+def service_target(staffing: StaffingConfig) -> str:
+    """The service target behind the staff numbers, in words (config staffing.*)."""
+    asa = (f", calls answered in {staffing.asa_target_seconds:g} s on average" if staffing.asa_target_seconds
+           else "")
+    return (f"{staffing.service_level:.0%} of calls answered within {staffing.answer_seconds:g} s{asa}, agents busy "
+            f"at most {staffing.max_occupancy:.0%} of the time, shrinkage {staffing.shrinkage:.0%} (staff = agents "
+            f"on the phones / {1 - staffing.shrinkage:.2f})")
+
+
+def last_day_vs_actual(rows: pd.DataFrame, others: Sequence[str] = ()) -> tuple[pd.Timestamp | None, pd.DataFrame]:
+    """(day, rows): per queue its latest open day with a scored forecast, what was forecast for it vs the actual.
+
+    `rows`: gold_forecast_accuracy rows dated before the as-of: the published forecast (lightgbm, seasonal_naive)
+    and the track record (backtest_lightgbm). Per queue the published forecast made the fewest days ahead, else
+    the backtest's (kind "backtest"). Queues in `others` are summed into one "All other queues (K)" row (on each
+    one's own day). `day` is the day all rows share (then, with more than one row, an "All queues" total ends the
+    table), or None when queues' last open days differ (a queue open on Saturdays). Columns: queue, date,
+    forecast (p50), p10, p90, actual, error ((forecast - actual) / actual), ahead (days), kind.
+    """
+    cols = ["queue", "date", "forecast", "p10", "p90", "actual", "error", "ahead", "kind"]
+    pts = rows.loc[rows["is_open"].astype(bool) & (rows["actual"] > 0)] if len(rows) else rows
+    pts = pts.loc[pts["method"].isin(["lightgbm", "seasonal_naive", "backtest_lightgbm"])] if len(pts) else pts
+    if pts.empty:
+        return None, pd.DataFrame(columns=cols)
+    pts = pts.loc[pts["date"] == pts.groupby("queue")["date"].transform("max")]
+    pts = pts.assign(kind=pts["method"].map(lambda m: "backtest" if str(m).startswith("backtest") else "forecast"))
+    best = (pts.assign(_bt=pts["kind"] == "backtest").sort_values(["queue", "_bt", "horizon_day"])
+            .drop_duplicates("queue").rename(columns={"p50": "forecast", "horizon_day": "ahead"}))
+    best = best.loc[:, ["queue", "date", "forecast", "p10", "p90", "actual", "ahead", "kind"]]
+    folded = best["queue"].isin(list(others))
+    if folded.any():
+        best = pd.concat([best.loc[~folded], pd.DataFrame([_total(best.loc[folded], others_label(len(others)))])],
+                         ignore_index=True)
+    best = best.sort_values("queue", key=lambda q: q.map(lambda v: (is_others(v), v)), kind="stable")
+    one_day = best["date"].nunique() == 1
+    if one_day and len(best) > 1:
+        best = pd.concat([best, pd.DataFrame([_total(best, "All queues")])], ignore_index=True)
+    best = best.assign(error=(best["forecast"] - best["actual"]) / best["actual"]).reset_index(drop=True)
+    return (pd.Timestamp(best["date"].iloc[0]) if one_day else None), best.loc[:, cols]
+
+
+def _total(rows: pd.DataFrame, label: str) -> dict:
+    """One row summing `rows` (forecast, band, actual), on their latest day, labelled backtest only when all are."""
+    return {**rows[["forecast", "p10", "p90", "actual"]].sum().to_dict(), "queue": label, "date": rows["date"].max(),
+            "ahead": int(rows["ahead"].min()), "kind": "backtest" if (rows["kind"] == "backtest").all() else "forecast"}
+
+
+def backtest_headline(summary: pd.DataFrame | None, backtest: pd.DataFrame | None) -> str | None:
+    """One sentence on the track record (step 2's backtest), or None when there is none.
+
+    `summary`: gold_forecast_accuracy_summary rows of the latest backtest (scope 'overall', method
+    'backtest_lightgbm' used); `backtest`: its gold_forecast_accuracy rows (for the origins).
+    """
+    if summary is None or summary.empty:
+        return None
+    rows = summary.loc[(summary["scope"] == "overall") & (summary["method"] == "backtest_lightgbm")]
+    if rows.empty:
+        return None
+    r = rows.iloc[0]
+    origins = (sorted(backtest.loc[backtest["method"] == "backtest_lightgbm", "forecast_origin"].unique())
+               if backtest is not None and len(backtest) else [])
+    span = (f"{len(origins)} weekly origins {pd.Timestamp(origins[0]):%d %b}–{pd.Timestamp(origins[-1]):%d %b %Y}"
+            if origins else f"the origins of the {int(r['window_days'])} days before {pd.Timestamp(r['as_of']):%d %b %Y}")
+    naive = f" (seasonal naive: {r['wmape_naive']:.1%})" if pd.notna(r["wmape_naive"]) else ""
+    cover = f", p10–p90 coverage {r['coverage']:.0%} (target 80%)" if pd.notna(r["coverage"]) else ""
+    bias = f", bias {r['bias']:+.1%}" if pd.notna(r["bias"]) else ""
+    wm = f"{r['wmape']:.1%}" if pd.notna(r["wmape"]) else "–"
+    return (f"Track record (backtest, not live forecasts): replayed on {span}, each trained only on the days before "
+            f"it, the model's forecasts 1–14 days ahead had wMAPE {wm}{naive}{bias}{cover}.")
+
+
+# --- rendering -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EmailContent:
+    """Everything the two templates show (frames as prepared by common/report_step.py)."""
+
+    as_of: date
+    horizon: int
+    alerts: pd.DataFrame                 # gold_alerts rows, most severe first (sort_alerts)
+    summary: pd.DataFrame                # report_summary rows of every queue
+    named: pd.DataFrame                  # the summary rows of the drawn queues, then "All other queues (K)"
+    rest: pd.DataFrame                   # the summary rows of the folded queues
+    service_target: str                  # service_target(cfg.staffing)
+    last_day: pd.Timestamp | None = None  # the day every row of last_day_rows is for (None: each queue its own)
+    last_day_rows: pd.DataFrame = field(default_factory=pd.DataFrame)  # last_day_vs_actual
+    headlines: Sequence[str] = ()        # accuracy sentences: recent forecasts, then the track record
+    notes: Sequence[str] = ()
+    charts: Sequence[Chart] = ()
+
+
+_TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), undefined=jinja2.StrictUndefined,
+                             autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(num=_fmt, pct=lambda v: _fmt(v, "{:.1%}"), signed=lambda v: _fmt(v, "{:+.1%}"),
+                       day=lambda v: _fmt(v, "{:%a %d %b}"), metric=lambda v, m: _metric_value(m, v))
+    return env
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return [dict(zip(frame.columns, (None if _missing(v) else v for v in row)))
+            for row in frame.itertuples(index=False)] if len(frame) else []
+
+
+def _context(c: EmailContent) -> dict:
+    alerts = [{**a, "words": alert_in_words(row), "style": SEVERITY_STYLE.get(str(row.severity).lower(),
+                                                                             ("#f5f5f5", "#333333"))}
+              for a, row in zip(_records(c.alerts), c.alerts.itertuples(index=False))]
+    yesterday = c.last_day is not None and (pd.Timestamp(c.as_of) - c.last_day).days == 1
+    return {"c": c, "as_of": pd.Timestamp(c.as_of), "alerts": alerts, "named": _records(c.named),
+            "summary": _records(c.summary), "rest": _records(c.rest), "last_day_rows": _records(c.last_day_rows),
+            "last_day_title": ("Last open day per queue" if c.last_day is None else
+                               f"{'Yesterday' if yesterday else 'Last open day'}, {c.last_day:%a %d %b}"),
+            "per_queue_days": c.last_day is None,
+            "any_backtest": bool(len(c.last_day_rows)) and (c.last_day_rows["kind"] == "backtest").any(),
+            "is_others": is_others}
+
+
+def report_html(content: EmailContent) -> str:
+    """The HTML part: the summary for the manager, the charts, then the details for the analyst."""
+    return _env().get_template("report.html.j2").render(**_context(content))
+
+
+def report_text(content: EmailContent) -> str:
+    """The plain-text part, for mail clients that do not show HTML: the same summary and details, no charts."""
+    return _env().get_template("report.txt.j2").render(**_context(content))

@@ -7,20 +7,31 @@ message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import and_
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
-from common import db, mail, plots, plots_accuracy, report_email, report_queues, tables
+from common import (
+    db,
+    evaluation,
+    mail,
+    plots,
+    plots_accuracy,
+    report_email,
+    report_queues,
+    tables,
+)
 from common.config import Config
 
 WEEKS = 8           # weeks of actuals on the charts
 STAFFING_DAYS = 7   # days of the staffing heatmap (the week a planner schedules)
+PAST_WEEKS = 6      # weeks of the forecast-vs-actual chart of past origins
+PAST_HORIZONS = (1, 7)  # the past forecasts it draws: made the night before and a week before
 EVALUATE_STEP = "4_evaluate"
 
 
@@ -36,6 +47,9 @@ class ReportInputs:
     accuracy_summary: pd.DataFrame  # gold_forecast_accuracy_summary of the as-of
     alerts: pd.DataFrame          # gold_alerts of the as-of
     evaluated: bool               # 4_evaluate succeeded for this as-of
+    past: pd.DataFrame = field(default_factory=pd.DataFrame)  # gold_forecast_accuracy: published 1 / 7 days ahead,
+    #                                                            and the track record (backtest_lightgbm), WEEKS back
+    backtest_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # the latest backtest's summary <= as-of
 
 
 def load_inputs(conn: Connection, as_of: date, horizon_day: int) -> ReportInputs:
@@ -59,7 +73,20 @@ def load_inputs(conn: Connection, as_of: date, horizon_day: int) -> ReportInputs
     alerts = db.read_table(conn, al, al.c.as_of == as_of)
     evaluated = not db.read_table(conn, runs, and_(runs.c.step == EVALUATE_STEP, runs.c.as_of == as_of,
                                                    runs.c.status == "success"), columns=["run_id"]).empty
-    return ReportInputs(forecast, actuals, staffing, staffing_daily, accuracy, accuracy_summary, alerts, evaluated)
+    # Past forecasts next to their actuals, and the track record: only origins before the as-of (point in time).
+    past = db.read_table(conn, a, and_(
+        a.c.date >= as_of - timedelta(days=WEEKS * 7), a.c.date < as_of, a.c.forecast_origin < as_of,
+        or_(and_(a.c.method.in_(plots_accuracy.PUBLISHED), a.c.horizon_day.in_(PAST_HORIZONS)),
+            a.c.method == evaluation.BACKTEST_MODEL)),
+        columns=["forecast_origin", "queue", "date", "horizon_day", "method", "actual", "p10", "p50", "p90",
+                 "is_open"])
+    latest = conn.execute(select(func.max(asum.c.as_of)).where(
+        asum.c.as_of <= as_of, asum.c.method.in_(evaluation.BACKTEST_METHODS))).scalar()
+    backtest_summary = db.read_table(conn, asum, and_(asum.c.as_of == latest,
+                                                      asum.c.method.in_(evaluation.BACKTEST_METHODS))
+                                     if latest is not None else asum.c.as_of.is_(None))
+    return ReportInputs(forecast, actuals, staffing, staffing_daily, accuracy, accuracy_summary, alerts, evaluated,
+                        past, backtest_summary)
 
 
 def missing_notes(inputs: ReportInputs, as_of: date) -> list[str]:
@@ -68,7 +95,10 @@ def missing_notes(inputs: ReportInputs, as_of: date) -> list[str]:
     if not inputs.evaluated:
         notes.append(f"{EVALUATE_STEP}.py has not run successfully for {as_of}: alerts and accuracy may be missing.")
     if inputs.accuracy.empty:
-        notes.append("No forecast accuracy yet: a forecast is scored once its days have actuals.")
+        has_backtest = len(inputs.past) and (inputs.past["method"] == evaluation.BACKTEST_MODEL).any()
+        notes.append("No scored forecasts yet: a forecast is scored once its days have actuals; until then the "
+                     "accuracy shown is step 2's backtest, labelled as such." if has_backtest else
+                     "No forecast accuracy yet: a forecast is scored once its days have actuals.")
     if inputs.staffing.empty:
         notes.append(f"No staffing rows for forecast origin {as_of} (gold_staffing_interval).")
     no_actuals = sorted(set(inputs.forecast["queue"]) - set(inputs.actuals["queue"]))
@@ -95,6 +125,12 @@ class ReportContent:
     alerts: pd.DataFrame           # most severe first
     notes: list[str]
     headline: str | None
+    backtest_daily: pd.DataFrame   # plots_accuracy.accuracy_trend of the track record
+    backtest_weekly: pd.DataFrame  # plots_accuracy.weekly_bias of the track record
+    past_lines: pd.DataFrame       # plots_accuracy.past_forecasts of the drawn queues
+    last_day: pd.Timestamp | None  # report_email.last_day_vs_actual
+    last_day_rows: pd.DataFrame
+    backtest_headline: str | None
 
 
 def prepare(inputs: ReportInputs, as_of: date, cfg: Config) -> ReportContent:
@@ -107,13 +143,20 @@ def prepare(inputs: ReportInputs, as_of: date, cfg: Config) -> ReportContent:
     drawn = report_queues.chart_frames(inputs.forecast, inputs.actuals, inputs.staffing, inputs.accuracy,
                                        cfg.report.top_queues)
     named, rest = report_queues.fold_summary(summary, drawn.others)
+    past = report_queues.relabel(inputs.past, drawn.others)
+    track = plots_accuracy.nearest_backtest(past)
+    last_day, last_day_rows = report_email.last_day_vs_actual(inputs.past, drawn.others)
     return ReportContent(
         horizon=horizon, summary=summary, named=named, rest=rest, drawn=drawn,
         totals=plots.horizon_totals(drawn.actuals, drawn.forecast, as_of, spans=spans),
         daily_error=plots_accuracy.accuracy_trend(drawn.accuracy, as_of, cfg.alerts.horizon_day, days=WEEKS * 7),
         weekly_bias=plots_accuracy.weekly_bias(drawn.accuracy, as_of, cfg.alerts.horizon_day, weeks=WEEKS),
         alerts=report_email.sort_alerts(inputs.alerts), notes=missing_notes(inputs, as_of),
-        headline=report_email.accuracy_headline(inputs.accuracy_summary))
+        headline=report_email.accuracy_headline(inputs.accuracy_summary),
+        backtest_daily=plots_accuracy.accuracy_trend(track, as_of, None, WEEKS * 7, (plots_accuracy.BACKTEST,)),
+        backtest_weekly=plots_accuracy.weekly_bias(track, as_of, None, WEEKS, (plots_accuracy.BACKTEST,)),
+        past_lines=plots_accuracy.past_forecasts(past, PAST_HORIZONS), last_day=last_day, last_day_rows=last_day_rows,
+        backtest_headline=report_email.backtest_headline(inputs.backtest_summary, inputs.past))
 
 
 def write_charts(content: ReportContent, as_of: date, out_dir: Path, cfg: Config) -> list[mail.Chart]:
@@ -128,9 +171,14 @@ def write_charts(content: ReportContent, as_of: date, out_dir: Path, cfg: Config
                    f"{horizon}-day totals vs recent weeks{folded}"),
         mail.Chart(plots.staffing_heatmap_chart(drawn.staffing, as_of, out_dir / "staffing.png", STAFFING_DAYS),
                    f"Staff to schedule per interval, next {STAFFING_DAYS} days{folded}"),
-        mail.Chart(plots_accuracy.accuracy_trend_chart(content.daily_error, content.weekly_bias, as_of, out_dir / "accuracy.png",
-                                              a.horizon_day, (a.mape_warning, a.mape_critical),
-                                              (a.bias_warning, a.bias_critical)),
+        mail.Chart(plots_accuracy.past_forecasts_chart(drawn.actuals, content.past_lines, as_of,
+                                                       out_dir / "past.png", PAST_WEEKS),
+                   f"Forecast vs actual, the last {PAST_WEEKS} weeks{folded}"),
+        mail.Chart(plots_accuracy.accuracy_trend_chart(content.daily_error, content.weekly_bias, as_of,
+                                                       out_dir / "accuracy.png", a.horizon_day,
+                                                       (a.mape_warning, a.mape_critical),
+                                                       (a.bias_warning, a.bias_critical),
+                                                       content.backtest_daily, content.backtest_weekly),
                    "Accuracy of recent forecasts" + (f" (the other {len(drawn.others):,} queues as one line)"
                                                      if drawn.others else "")),
     ]
@@ -139,7 +187,10 @@ def write_charts(content: ReportContent, as_of: date, out_dir: Path, cfg: Config
 def compose(content: ReportContent, charts: list[mail.Chart], as_of: date, cfg: Config) -> EmailMessage:
     """The report email: subject from the alerts, a plain-text and an HTML part, the charts inline."""
     c = content
-    return mail.build_report_message(
-        report_email.report_subject(as_of, c.alerts), cfg.report.smtp.sender, cfg.report.recipients,
-        report_email.report_text(as_of, c.horizon, c.alerts, c.summary, c.notes, c.headline),
-        report_email.report_html(as_of, c.horizon, c.alerts, c.named, charts, c.notes, c.headline, c.rest), charts)
+    email = report_email.EmailContent(
+        as_of=as_of, horizon=c.horizon, alerts=c.alerts, summary=c.summary, named=c.named, rest=c.rest,
+        service_target=report_email.service_target(cfg.staffing), last_day=c.last_day, last_day_rows=c.last_day_rows,
+        headlines=[h for h in (c.headline, c.backtest_headline) if h], notes=c.notes, charts=charts)
+    return mail.build_report_message(report_email.report_subject(as_of, c.alerts), cfg.report.smtp.sender,
+                                     cfg.report.recipients, report_email.report_text(email),
+                                     report_email.report_html(email), charts)
