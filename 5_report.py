@@ -4,17 +4,21 @@
 Reads the gold tables of forecast origin D (gold_forecast_daily,
 gold_staffing_interval, gold_staffing_daily), the last 8 weeks of
 silver_daily, recent accuracy (gold_forecast_accuracy and the as-of's
-gold_forecast_accuracy_summary) and the alerts of D (gold_alerts), and writes
+gold_forecast_accuracy_summary), the track record (step 2's latest backtest,
+methods backtest_*) and the alerts of D (gold_alerts), and writes
 into <report.output_dir>/<D>/ (re-running D overwrites the same files):
   forecast.png   per queue: 8 weeks of actuals, then the forecast p50 and p10-p90 band
   totals.png     per queue: the horizon's forecast total vs the same span in recent weeks
-  accuracy.png   daily error and weekly bias of recent forecasts, with the alert thresholds
   staffing.png   per queue: staff to schedule per interval for the next 7 days
-  report.eml     the email (alerts on top, per-queue summary, charts inline), always kept
+  past.png       per queue: the last 6 weeks' actuals vs what was forecast 1 and 7 days ahead (and the backtest)
+  accuracy.png   daily error and weekly bias of recent forecasts (and the backtest), with the alert thresholds
+  report.eml     the email, always kept: a one-column summary for a manager (alerts in plain words, yesterday's
+                 forecast vs actual, the next days per queue, the service target, accuracy), the charts inline,
+                 then the details for the analyst
 "Per queue" means the report.top_queues busiest queues (forecast volume) by name
 and one "All other queues (K)" panel summing the rest; the email's tables list
 every queue.
-What is missing (first night: no accuracy yet) is drawn as a note on the chart
+What is missing (first night: no scored forecast yet) is drawn as a note on the chart
 and listed in the email. The email is sent when report.smtp.host is set; the
 SMTP password comes from the environment variable named in
 report.smtp.password_env. An SMTP failure does not fail the step (exit code 0): it
