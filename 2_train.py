@@ -39,7 +39,7 @@ import logging
 import sys
 import time
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import DBAPIError
 
 from common import cli, db, evaluation, registry, tables, train_step, training
@@ -96,10 +96,14 @@ def _train(ctx: StepContext) -> StepResult:
     # Save outputs: files first (a crash before the commit leaves an unregistered folder, never a row without files)
     version, decision = outcome.version, outcome.decision
     shas = registry.write_artifacts(cfg.path(cfg.training.model_dir) / version, outcome.model, outcome.training_meta)
-    record, written = outcome.track_record, 1
+    record, written, kept = outcome.track_record, 1, "; no track record published"
     with ctx.engine.begin() as conn:
         status = registry.save_version(conn, {**outcome.entry, "artifact_sha256": shas}, decision.status,
                                        decision.reason)
+        newer = conn.execute(select(func.max(SUMMARY.c.as_of)).where(
+            SUMMARY.c.method.in_(evaluation.BACKTEST_METHODS))).scalar()
+        if record is not None and newer is not None and newer > ctx.as_of:  # a backfill keeps the newer record
+            record, kept = None, f"; no track record published: the one of as-of {newer} is newer"
         if record is not None:  # the latest backtest replaces the previous one (as 4_evaluate.py --backtest does)
             conn.execute(delete(ACC).where(ACC.c.method.in_(evaluation.BACKTEST_METHODS)))
             written += db.insert_frame(conn, ACC, record.accuracy.assign(run_id=ctx.run_id))
@@ -108,7 +112,7 @@ def _train(ctx: StepContext) -> StepResult:
             written += db.insert_frame(conn, SUMMARY, record.summary.assign(run_id=ctx.run_id))
     log.info("train: %s registered as %s: %s", version, status, decision.reason)
     published = (f"; track record: backtest of {record.setup}, {record.accuracy['forecast_origin'].nunique()} "
-                 f"origins published" if record is not None else "; no track record published")
+                 f"origins published" if record is not None else kept)
     log.info("train: %s", published[2:])
     return StepResult(written, f"{version} {status}: {decision.reason}; {outcome.summary}{published}")
 
