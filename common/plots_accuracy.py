@@ -182,7 +182,11 @@ def accuracy_trend_chart(daily: pd.DataFrame, weekly: pd.DataFrame, as_of: date,
     # The x range starts where scoring starts (young installs), at most 8 weeks back, so the points are not squeezed.
     scored_from = min([*daily["date"], *weekly["week"], *bd["date"], *bw["week"]], default=day_start(as_of))
     first = max(day_start(as_of) - pd.Timedelta(days=57), scored_from - pd.Timedelta(days=2))
-    since = f"; no scored forecasts before {scored_from:%d %b}" if first > day_start(as_of) - pd.Timedelta(days=57) else ""
+    real_from = min([*daily["date"], *weekly["week"]], default=None)  # the backtest is no scored forecast
+    since = ("" if real_from is None or real_from - pd.Timedelta(days=2) <= day_start(as_of) - pd.Timedelta(days=57)
+             else f"; no scored forecasts before {real_from:%d %b}")
+    if real_from is None and not (bd.empty and bw.empty):
+        since = "; no scored forecasts yet (dotted: the backtest)"
     for ax, empty, what in ((ax_w, daily.empty and bd.empty, "No scored days yet."),
                             (ax_b, weekly.empty and bw.empty, "No complete week scored yet.")):
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
