@@ -13,13 +13,18 @@ text files + JSON under training.model_dir/<version>/ and registered in
 model_registry with that comparison; it becomes production when it beats
 seasonal naive and beats production's setup by training.promotion_margin (a
 refresh, the same setup on newer data, only needs to beat naive), else it
-stays staging with the reason. The same data
+stays staging with the reason. The backtest of the model that forecasts after
+tonight (the candidate when promoted, else production's setup) is published as
+its track record: gold_forecast_accuracy rows with methods backtest_lightgbm /
+backtest_naive (the previous backtest's rows are replaced) and their
+gold_forecast_accuracy_summary rows for the as-of, so the first report already
+shows accuracy, labelled as a backtest. The same data
 and config give the same version and bytes: a re-run replaces, never
 duplicates. Nights whose weekday is not in training.retrain_weekdays are
 skipped (--force trains anyway). A run with --set overrides (other than
 database.*, source.*, report.*, training.model_dir: where things are) is a
 what-if unless --publish is given: its model is registered as staging, never
-promoted.
+promoted, and its backtest is not published.
 
 Examples:
   python 2_train.py --as-of 2025-03-10
@@ -34,14 +39,17 @@ import logging
 import sys
 import time
 
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import DBAPIError
 
-from common import cli, db, registry, train_step, training
+from common import cli, db, evaluation, registry, tables, train_step, training
 from common.cli import StepContext, StepResult, describe_db_error, run_step, setup_logging, step_parser
 from common.config import load_config
 from common.errors import DataError, PipelineError
 
 log = logging.getLogger(__name__)
+
+ACC, SUMMARY = tables.gold_forecast_accuracy, tables.gold_forecast_accuracy_summary
 
 
 def body(ctx: StepContext) -> StepResult:
@@ -88,11 +96,25 @@ def _train(ctx: StepContext) -> StepResult:
     # Save outputs: files first (a crash before the commit leaves an unregistered folder, never a row without files)
     version, decision = outcome.version, outcome.decision
     shas = registry.write_artifacts(cfg.path(cfg.training.model_dir) / version, outcome.model, outcome.training_meta)
+    record, written, kept = outcome.track_record, 1, "; no track record published"
     with ctx.engine.begin() as conn:
         status = registry.save_version(conn, {**outcome.entry, "artifact_sha256": shas}, decision.status,
                                        decision.reason)
+        newer = conn.execute(select(func.max(SUMMARY.c.as_of)).where(
+            SUMMARY.c.method.in_(evaluation.BACKTEST_METHODS))).scalar()
+        if record is not None and newer is not None and newer > ctx.as_of:  # a backfill keeps the newer record
+            record, kept = None, f"; no track record published: the one of as-of {newer} is newer"
+        if record is not None:  # the latest backtest replaces the previous one (as 4_evaluate.py --backtest does)
+            conn.execute(delete(ACC).where(ACC.c.method.in_(evaluation.BACKTEST_METHODS)))
+            written += db.insert_frame(conn, ACC, record.accuracy.assign(run_id=ctx.run_id))
+            conn.execute(delete(SUMMARY).where((SUMMARY.c.as_of == ctx.as_of)
+                                               & SUMMARY.c.method.in_(evaluation.BACKTEST_METHODS)))
+            written += db.insert_frame(conn, SUMMARY, record.summary.assign(run_id=ctx.run_id))
     log.info("train: %s registered as %s: %s", version, status, decision.reason)
-    return StepResult(1, f"{version} {status}: {decision.reason}; {outcome.summary}")
+    published = (f"; track record: backtest of {record.setup}, {record.accuracy['forecast_origin'].nunique()} "
+                 f"origins published" if record is not None else kept)
+    log.info("train: %s", published[2:])
+    return StepResult(written, f"{version} {status}: {decision.reason}; {outcome.summary}{published}")
 
 
 def _promote(ctx: StepContext) -> StepResult:

@@ -35,7 +35,7 @@ from common import db, tables  # noqa: E402
 from common.config import load_config  # noqa: E402
 
 WEEKDAY = np.array([1.25, 1.1, 1.0, 0.95, 0.85, 0.45, 0.0])  # Sunday closed
-CHARTS = ("forecast.png", "totals.png", "staffing.png", "accuracy.png")
+CHARTS = ("forecast.png", "totals.png", "staffing.png", "past.png", "accuracy.png")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

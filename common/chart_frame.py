@@ -8,16 +8,19 @@ import functools
 import io
 import math
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import date
 from pathlib import Path
 from typing import ParamSpec
 
 import matplotlib
+import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from PIL import Image
 
 from common.files import atomic_write
+from common.report_queues import is_others
 
 P = ParamSpec("P")
 
@@ -88,3 +91,12 @@ def empty_chart(path: Path, title: str, subtitle: str, note: str) -> Path:
 def thousands(ax, axis: str = "y") -> None:
     fmt = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def panel_order(queues: Iterable[str]) -> list[str]:
+    """Queues by name, the "All other queues (K)" aggregate (common/report_queues.py) last."""
+    return sorted(queues, key=lambda q: (is_others(q), q))
+
+
+def day_start(value: date | pd.Timestamp) -> pd.Timestamp:
+    return pd.Timestamp(value).normalize()

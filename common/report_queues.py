@@ -74,7 +74,7 @@ def chart_frames(forecast: pd.DataFrame, actuals: pd.DataFrame, staffing: pd.Dat
                        _fold(actuals, others, label, ["date"], {"offered": "sum", "is_open": "max"}),
                        _fold(staffing, others, label, ["interval_start"],
                              {c: "sum" for c in ("staff_p10", "staff_p50", "staff_p90") if c in staffing.columns}),
-                       _relabel(accuracy, others, label), others)
+                       relabel(accuracy, others, label), others)
 
 
 def _fold(rows: pd.DataFrame, others: list[str], label: str, keys: list[str], aggs: dict[str, str]) -> pd.DataFrame:
@@ -98,14 +98,16 @@ def _fold_forecast(forecast: pd.DataFrame, others: list[str], label: str) -> pd.
                       fallback_reason=out["fallback_reason"].where(~is_label, reason))
 
 
-def _relabel(rows: pd.DataFrame, others: list[str], label: str) -> pd.DataFrame:
-    if rows.empty or "queue" not in rows.columns:
+def relabel(rows: pd.DataFrame, others: list[str], label: str | None = None) -> pd.DataFrame:
+    """`rows` with the queues in `others` renamed to `label` (default: "All other queues (K)"), not summed."""
+    if rows.empty or "queue" not in rows.columns or not others:
         return rows
+    label = label or others_label(len(others))
     return rows.assign(queue=rows["queue"].where(~rows["queue"].isin(others), label))
 
 
 def fold_summary(summary: pd.DataFrame, others: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(named, rest) from `mail.report_summary` rows (one per queue): the email's two tables.
+    """(named, rest) from `report_email.report_summary` rows (one per queue): the email's two tables.
 
     named: one row per drawn queue, then one "All other queues (K)" row whose volumes and staff hours are the
     sums of the folded queues' (peak staff, its day and the wMAPE are left empty: a sum of peaks on different

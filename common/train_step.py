@@ -1,8 +1,15 @@
-"""Step 2's orchestration: the night's daily history in; the fitted candidate, its backtest, its registry entry and
-the promotion decision out.
+"""Step 2's orchestration: the night's daily history in; the fitted candidate, its backtest, its registry entry,
+the promotion decision and the track record to publish out.
 
 2_train.py loads (silver_daily, the drivers, the production row and model), calls `train_candidate` and saves
-(the artifacts, then the `model_registry` row). Nothing here writes to the database or the model folder.
+(the artifacts, then the `model_registry` row and the track record). Nothing here writes to the database or the model
+folder.
+
+The track record is the rolling backtest of the model that forecasts after tonight (the candidate when it is promoted,
+else production's setup retrained at the same origins), published as gold_forecast_accuracy rows with methods
+`backtest_lightgbm` / `backtest_naive` and their summary for the as-of: a new installation shows its accuracy on
+night 1, labelled as a backtest. Every backtest model is trained only on the days before its origin
+(`training.rolling_backtest`), so each point is what that night's forecast would have been.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common import db, promotion, registry, silver, training
+from common import db, evaluation, promotion, registry, silver, training
 from common.calibration import CalibrationCache
 from common.config_schema import Config
 from common.errors import ConfigError, ModelError, PipelineError
@@ -71,6 +78,38 @@ class TrainOutcome:
     entry: dict                 # the model_registry row without status and artifact_sha256
     decision: promotion.Decision
     summary: str                # queues, training rows and backtest, for the step's message
+    track_record: TrackRecord | None = None  # None: a what-if run, or no backtested model forecasts after tonight
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """The backtest to publish: gold_forecast_accuracy rows and their gold_forecast_accuracy_summary rows."""
+
+    accuracy: pd.DataFrame      # methods backtest_lightgbm / backtest_naive, one row per origin per queue per date
+    summary: pd.DataFrame       # scopes overall / queue / horizon_day / weekday, as_of = the night's as-of
+    setup: str                  # whose setup was backtested, for the log and the step's message
+
+
+def track_record(frame: pd.DataFrame, as_of: date, status: str, version: str, production: str | None,
+                 what_if: bool) -> TrackRecord | None:
+    """The backtest of the model that forecasts after tonight, as accuracy rows (None when nothing is published).
+
+    `frame`: `training.rolling_backtest` rows; `status`: the candidate's registry status after tonight.
+    The candidate's rows when it is production, else production's setup's rows (retrained at the same origins)
+    when they are there; a what-if run (--set without --publish) publishes nothing.
+    """
+    if what_if:
+        return None
+    if status == "production":
+        method, setup = training.CANDIDATE, f"{version} (promoted tonight)"
+    elif production is not None and (frame["method"] == training.PRODUCTION).any():
+        method, setup = training.PRODUCTION, f"production {production}'s setup"
+    else:
+        return None
+    accuracy = evaluation.backtest_accuracy(frame, method, training.NAIVE)
+    if accuracy.empty:
+        return None
+    return TrackRecord(accuracy, evaluation.backtest_summary(accuracy, as_of), setup)
 
 
 def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd.DataFrame | None,
@@ -160,7 +199,9 @@ def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd
     }
     summary = (f"{history['series'].nunique()} queues, {model.n_train_rows_} training rows, "
                f"backtest {len(origins)} origins in {bt_seconds:.1f}s")
-    return TrainOutcome(version, model, training_meta, entry, decision, summary)
+    record = track_record(frame, as_of, decision.status, version, production.version if production else None,
+                          bool(what_if))
+    return TrainOutcome(version, model, training_meta, entry, decision, summary, record)
 
 
 def _production_setup(production: Production | None, candidate: QuantileForecaster,

@@ -77,7 +77,7 @@ def test_every_numbered_step_is_installed_as_a_module_and_a_command() -> None:
 def test_pip_builds_a_wheel_with_the_steps_the_package_and_the_commands(tmp_path: Path) -> None:
     # Built from a copy of what the wheel needs: pip builds in the source tree (build/, *.egg-info).
     source = tmp_path / "source"
-    shutil.copytree(REPO / "common", source / "common", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "common", source / "common", ignore=shutil.ignore_patterns("__pycache__"))  # templates too
     for name in ["pyproject.toml", "setup.py", "LICENSE", "README.md", *(f"{step}.py" for step in STEP_SCRIPTS)]:
         shutil.copy2(REPO / name, source / name)
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q",
@@ -89,7 +89,8 @@ def test_pip_builds_a_wheel_with_the_steps_the_package_and_the_commands(tmp_path
     assert wheel.name.startswith(f"wfm_forecast-{__version__}-")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"{step}.py" for step in STEP_SCRIPTS} <= names
-    assert {"common/__init__.py", "common/cli.py", "common/entrypoints.py"} <= names
+    assert {"common/__init__.py", "common/cli.py", "common/entrypoints.py", "common/templates/report.html.j2",
+            "common/templates/report.txt.j2"} <= names
     entry_points = zipfile.ZipFile(wheel).read(f"wfm_forecast-{__version__}.dist-info/entry_points.txt").decode()
     assert "wfm-forecast = common.entrypoints:forecast" in entry_points
     assert any(name.endswith("licenses/LICENSE") for name in names)

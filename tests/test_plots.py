@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common import plots
+from common import plots, plots_accuracy
 
 AS_OF = date(2025, 3, 12)  # a Wednesday
 
@@ -74,7 +74,7 @@ def _all_charts(actuals: pd.DataFrame, forecast: pd.DataFrame, staffing: pd.Data
         plots.forecast_fan_chart(actuals, forecast, AS_OF, folder / "forecast.png"),
         plots.horizon_totals_chart(plots.horizon_totals(actuals, forecast, AS_OF), AS_OF, folder / "totals.png"),
         plots.staffing_heatmap_chart(staffing, AS_OF, folder / "staffing.png"),
-        plots.accuracy_trend_chart(plots.accuracy_trend(rows, AS_OF), plots.weekly_bias(rows, AS_OF), AS_OF,
+        plots_accuracy.accuracy_trend_chart(plots_accuracy.accuracy_trend(rows, AS_OF), plots_accuracy.weekly_bias(rows, AS_OF), AS_OF,
                                    folder / "accuracy.png", 1, (0.10, 0.15), (0.03, 0.05)),
     ]
 
@@ -99,7 +99,7 @@ def test_charts_with_no_data_still_render_with_a_note(tmp_path: Path) -> None:
         plots.forecast_fan_chart(_actuals().iloc[:0], empty_f, AS_OF, tmp_path / "f.png"),
         plots.horizon_totals_chart(plots.horizon_totals(_actuals(), empty_f, AS_OF), AS_OF, tmp_path / "t.png"),
         plots.staffing_heatmap_chart(_staffing().iloc[:0], AS_OF, tmp_path / "s.png"),
-        plots.accuracy_trend_chart(plots.accuracy_trend(empty_rows, AS_OF), plots.weekly_bias(empty_rows, AS_OF),
+        plots_accuracy.accuracy_trend_chart(plots_accuracy.accuracy_trend(empty_rows, AS_OF), plots_accuracy.weekly_bias(empty_rows, AS_OF),
                                    AS_OF, tmp_path / "a.png", 1, (0.1, 0.15), None),
     ]
     for path in paths:
@@ -141,7 +141,7 @@ def test_horizon_totals_compare_the_forecast_with_complete_past_spans_only() -> 
 
 
 def test_accuracy_trend_scores_published_same_night_forecasts_on_open_days() -> None:
-    trend = plots.accuracy_trend(_accuracy_rows(), AS_OF)
+    trend = plots_accuracy.accuracy_trend(_accuracy_rows(), AS_OF)
     # 03-03: A |110-100|/100 = 0.10, bias +0.10; B |40-50|/50 = 0.20, bias -0.20;
     #        all queues (10 + 10) / 150 = 0.1333, bias (10 - 10) / 150 = 0.
     # 03-04: only A's lightgbm row counts (benchmark and 2-day-ahead rows are out): 5/100 = 0.05, bias -0.05.
@@ -149,24 +149,24 @@ def test_accuracy_trend_scores_published_same_night_forecasts_on_open_days() -> 
     got = trend.set_index(["date", "queue"])
     assert got.loc[(pd.Timestamp("2025-03-03"), "A"), "wmape"] == pytest.approx(0.10)
     assert got.loc[(pd.Timestamp("2025-03-03"), "B"), "bias"] == pytest.approx(-0.20)
-    assert got.loc[(pd.Timestamp("2025-03-03"), plots.ALL_QUEUES), "wmape"] == pytest.approx(20 / 150)
-    assert got.loc[(pd.Timestamp("2025-03-03"), plots.ALL_QUEUES), "bias"] == pytest.approx(0.0)
+    assert got.loc[(pd.Timestamp("2025-03-03"), plots_accuracy.ALL_QUEUES), "wmape"] == pytest.approx(20 / 150)
+    assert got.loc[(pd.Timestamp("2025-03-03"), plots_accuracy.ALL_QUEUES), "bias"] == pytest.approx(0.0)
     assert got.loc[(pd.Timestamp("2025-03-04"), "A"), "wmape"] == pytest.approx(0.05)
     assert got.loc[(pd.Timestamp("2025-03-10"), "A"), "wmape"] == pytest.approx(2.0)
     assert pd.Timestamp("2025-03-08") not in set(trend["date"])
     assert len(trend) == 7  # 03-03: A, B, all; 03-04: A, all; 03-10: A, all
-    assert set(got.loc[pd.Timestamp("2025-03-04")].index) == {"A", plots.ALL_QUEUES}
+    assert set(got.loc[pd.Timestamp("2025-03-04")].index) == {"A", plots_accuracy.ALL_QUEUES}
 
 
 def test_weekly_bias_uses_complete_monday_to_sunday_weeks_before_the_as_of() -> None:
-    weekly = plots.weekly_bias(_accuracy_rows(), AS_OF, weeks=1)
+    weekly = plots_accuracy.weekly_bias(_accuracy_rows(), AS_OF, weeks=1)
     # As-of Wed 03-12: the last complete week is Mon 03-03..Sun 03-09. A: (10 - 5) / 200 = +0.025;
     # B: -10 / 50 = -0.20; all queues: (10 - 5 - 10) / 250 = -0.02. The 03-10 row is in the running week: out.
     got = weekly.set_index("queue")["bias"]
     assert set(weekly["week"]) == {pd.Timestamp("2025-03-03")}
     assert got["A"] == pytest.approx(0.025)
     assert got["B"] == pytest.approx(-0.20)
-    assert got[plots.ALL_QUEUES] == pytest.approx(-0.02)
+    assert got[plots_accuracy.ALL_QUEUES] == pytest.approx(-0.02)
 
 
 DOLLARS = "Top-up $10 # $20"  # two '$' would be math text to matplotlib, and '#' is not valid math: a crash at save
@@ -211,3 +211,30 @@ def test_a_chart_that_cannot_be_written_whole_leaves_no_file_behind(tmp_path: Pa
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith("OSError"), done.stderr[-2000:]
     assert list((tmp_path / "out").iterdir()) == []  # no 0-byte or half forecast.png, no temporary file
+
+
+def test_past_forecasts_keep_1_and_7_days_ahead_and_the_nearest_backtest_origin_summing_folded_queues() -> None:
+    def row(queue, day, method, ahead, p50):
+        return {"forecast_origin": pd.Timestamp(day) - pd.Timedelta(days=ahead - 1), "queue": queue,
+                "date": pd.Timestamp(day), "horizon_day": ahead, "method": method, "actual": 100.0,
+                "p10": p50 - 10, "p50": p50, "p90": p50 + 10, "is_open": True}
+    rows = pd.DataFrame([row("A", "2025-03-07", "lightgbm", 1, 101.0), row("A", "2025-03-07", "lightgbm", 7, 107.0),
+                         row("A", "2025-03-07", "lightgbm", 3, 103.0),           # 3 days ahead: not drawn
+                         row("A", "2025-03-07", "naive_benchmark", 1, 90.0),     # a benchmark: not drawn
+                         row("A", "2025-03-07", "backtest_lightgbm", 4, 94.0),   # nearest origin: drawn
+                         row("A", "2025-03-07", "backtest_lightgbm", 11, 99.0),  # an older origin: not drawn
+                         row("B", "2025-03-07", "backtest_lightgbm", 4, 6.0)])
+    got = plots_accuracy.past_forecasts(rows).set_index(["queue", "line"])["p50"].to_dict()
+    assert got == {("A", "1 day ahead"): 101.0, ("A", "7 days ahead"): 107.0, ("A", "backtest"): 94.0,
+                   ("B", "backtest"): 6.0}
+    folded = plots_accuracy.past_forecasts(rows.assign(queue="All other queues (2)"))
+    assert folded.set_index("line").loc["backtest", "p50"] == 100.0  # 94 + 6: the folded queues' sum
+
+
+def test_past_forecasts_chart_is_drawn_and_says_when_there_is_nothing_yet(tmp_path: Path) -> None:
+    rows = _accuracy_rows().assign(p10=lambda f: f["p50"] * 0.9, p90=lambda f: f["p50"] * 1.1)
+    path = plots_accuracy.past_forecasts_chart(_actuals(), plots_accuracy.past_forecasts(rows), AS_OF,
+                                               tmp_path / "past.png")
+    empty = plots_accuracy.past_forecasts_chart(_actuals(), plots_accuracy.past_forecasts(rows.iloc[:0]), AS_OF,
+                                                tmp_path / "empty.png")
+    assert png_size(path)[1] > png_size(empty)[1] > 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from common import plots, report_queues
+from common import plots_accuracy, report_queues
 
 DAYS = pd.to_datetime(["2025-03-10", "2025-03-11"])
 
@@ -46,7 +46,7 @@ def test_the_other_queues_are_summed_per_day_and_their_accuracy_weighted_by_volu
     assert a["offered"].tolist() == [20.0, 20.0] and a["is_open"].tolist() == [True, True]  # B is open
     assert drawn.staffing.loc[drawn.staffing["queue"] == label, "staff_p50"].tolist() == [4]
     assert sorted(drawn.forecast["queue"].unique()) == ["A", label, "C", "E"]
-    trend = plots.accuracy_trend(drawn.accuracy, pd.Timestamp("2025-03-10").date())
+    trend = plots_accuracy.accuracy_trend(drawn.accuracy, pd.Timestamp("2025-03-10").date())
     others = trend.loc[trend["queue"] == label].iloc[0]
     assert abs(others["wmape"] - 0.20) < 1e-9 and abs(others["bias"] - (-0.10)) < 1e-9
 

@@ -22,7 +22,7 @@ from tests.test_plots import png_size
 report = importlib.import_module("5_report")
 
 AS_OF = date(2025, 3, 10)  # a Monday
-CHARTS = ["accuracy.png", "forecast.png", "staffing.png", "totals.png"]
+CHARTS = ["accuracy.png", "forecast.png", "past.png", "staffing.png", "totals.png"]
 
 
 def _insert_gold(conn, silver: pd.DataFrame, forecast: pd.DataFrame, staffing: pd.DataFrame) -> None:
@@ -77,7 +77,7 @@ def _seed_evaluation(conn) -> None:  # noqa: ANN001
                              "method": "forecast", "window_days": 28, "n_days": 5, "wmape": 0.18, "bias": 0.18,
                              "coverage": 1.0, "wmape_naive": 0.25}])
     alerts = pd.DataFrame([{"run_id": "r4", "as_of": pd.Timestamp(AS_OF), "created_at": pd.Timestamp("2025-03-10 01:00"),
-                            "severity": "critical", "alert_rule": "mape_daily", "queue": "Billing", "metric": "mape",
+                            "severity": "critical", "alert_rule": "daily_mape", "queue": "Billing", "metric": "daily_mape",
                             "value": 0.18, "threshold": 0.15, "message": "Billing: yesterday's MAPE 18% is above 15%"}])
     db.insert_frame(conn, tables.gold_forecast_accuracy, scored)
     db.insert_frame(conn, tables.gold_forecast_accuracy_summary, summary)
@@ -114,13 +114,26 @@ def test_report_is_mailed_with_alerts_summary_and_inline_charts(tmp_path: Path, 
     assert msg["Subject"] == "WFM forecast 2025-03-10: alerts: 1 critical"
     html = msg.get_body(preferencelist=("html",)).get_content()
     cids = [p["Content-ID"].strip("<>") for p in msg.walk() if p.get_content_type() == "image/png"]
-    assert len(cids) == 4 and all(f"cid:{c}" in html for c in cids)
-    assert html.index("yesterday&#x27;s MAPE 18% is above 15%") < html.index("cid:")
+    assert len(cids) == 5 and all(f"cid:{c}" in html for c in cids)
+    summary_part, details = html.split("Details for the analyst")
+    # The manager's summary: the alert in plain words, no config key; the rule's own message in the details.
+    assert "Billing: the latest day&#39;s forecast was 18% off (more than 15%)." in summary_part
+    assert "alerts." not in summary_part.replace("the alerts.* settings", "")
+    assert "yesterday&#39;s MAPE 18% is above 15%" in details
+    # Sunday 9 March was closed: the last open day is Friday 7 March; Billing's forecast made 1 day ahead was 118
+    # for 100 calls: +18.0%. Support has no scored forecast, so no "All queues" total.
+    start = summary_part.index("Last open day, Fri 07 Mar: forecast vs actual")
+    last_day = summary_part[start:summary_part.index("</table>", start)]
+    assert ">Billing<" in last_day and ">118<" in last_day and ">100<" in last_day and ">+18.0%<" in last_day
+    assert "Support" not in last_day and "All queues" not in last_day
+    assert ("80% of calls answered within 20 s, agents busy at most 85% of the time, shrinkage 30% (staff = agents "
+            "on the phones / 0.70)") in summary_part
     # Billing: 10 weekdays x 100 = 1,000 forecast (p10 800, p90 1,200); the 14 days before: 10 x 100 = 1,000.
     # Peak staff p50: intervals k = 1..5 have 3 + k staff -> 8.
     start = html.index(">Billing<", html.index("Next 14 days per queue"))
     billing_row = html[start:html.index("</tr>", start)]
     assert "1,000" in billing_row and "800–1,200" in billing_row and "+0.0%" in billing_row and ">8<" in billing_row
+    assert html.index("Next 14 days per queue") < html.index("cid:") < html.index("Details for the analyst")
     assert "seasonal_naive: no production model" in html
     assert "wMAPE 18.0% (seasonal naive: 25.0%)" in html
     run = _report_run(config)
@@ -248,3 +261,38 @@ def test_sixty_queues_chart_the_busiest_and_one_aggregate_panel_in_a_small_email
     rest = html[html.index("The other 57 queues"):]
     assert all(f">Q{i:02d}<" in rest for i in range(1, 58)) and ">Q58<" not in rest
     assert "<td>Q01</td><td>10</td><td>10–10</td><td>10</td><td>+0.0%</td><td>2</td><td>model</td>" in rest
+
+
+def test_night_one_reports_step_2s_backtest_as_a_labelled_track_record(tmp_path: Path) -> None:
+    # A new installation: 150 days of silver, no model, nothing scored yet. Step 2 trains and publishes its
+    # backtest, step 3 forecasts, step 5 reports: the accuracy is there on night 1, labelled as a backtest.
+    from tests import test_forecast_step as fs
+
+    config = write_config(tmp_path, training__params=fs.TINY)  # the model beats naive: it is promoted
+    cfg = load_config(config)
+    intervals, daily = fs.silver_frames(cfg)
+    engine = db.make_engine(cfg.database_url)
+    db.ensure_schema(engine)
+    with engine.begin() as conn:
+        db.insert_frame(conn, tables.silver_interval, intervals)
+        db.insert_frame(conn, tables.silver_daily, daily)
+    args = ["--config", str(config), "--as-of", fs.AS_OF.isoformat(), "--log-level", "WARNING"]
+    assert importlib.import_module("2_train").main(args) == 0
+    assert fs.forecast_step.main(args) == 0
+    assert report.main([*args, "--no-email"]) == 0
+    with engine.connect() as conn:
+        summary = db.read_table(conn, tables.gold_forecast_accuracy_summary)
+    overall = summary.loc[(summary["scope"] == "overall") & (summary["method"] == "backtest_lightgbm")].iloc[0]
+    msg = email.message_from_bytes((_out(tmp_path) / "report.eml").read_bytes(), policy=policy.default)
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    summary_part = html.split("Details for the analyst")[0]
+    headline = "Track record (backtest, not live forecasts): replayed on 4 weekly origins"
+    assert headline in summary_part and headline in text
+    assert f"had wMAPE {overall['wmape']:.1%} (seasonal naive: {overall['wmape_naive']:.1%})" in summary_part
+    # each queue's last open day (Billing Fri 7 March, Support Sat 8 March) is one of the backtest's, labelled so
+    assert "Last open day per queue: forecast vs actual" in summary_part
+    assert "Billing, Fri 07 Mar <span" in summary_part and "Support, Sat 08 Mar <span" in summary_part
+    assert summary_part.count("(backtest)</span>") == 2
+    assert "No forecast accuracy yet" not in html and "accuracy shown is step 2&#39;s backtest" in html
+    assert png_size(_out(tmp_path) / "accuracy.png")[1] > 400  # drawn, not the one-line "no accuracy yet" picture

@@ -133,7 +133,8 @@ def test_the_report_files_and_their_folder_are_created_owner_only(tmp_path: Path
     out = tmp_path / "output" / AS_OF.isoformat()
     assert _mode(tmp_path / "output") == 0o700 and _mode(out) == 0o700
     assert {p.name: _mode(p) for p in out.iterdir()} == {
-        "accuracy.png": 0o600, "forecast.png": 0o600, "staffing.png": 0o600, "totals.png": 0o600, "report.eml": 0o600}
+        "accuracy.png": 0o600, "forecast.png": 0o600, "past.png": 0o600, "staffing.png": 0o600, "totals.png": 0o600,
+        "report.eml": 0o600}
 
 
 def test_wfm_umask_027_lets_the_group_read_and_nothing_else_is_accepted(config: Path, umask_022, monkeypatch,

@@ -264,10 +264,43 @@ def test_first_training_run_registers_a_production_model_that_beats_naive(traine
     assert all(registry.file_sha256(trained / "models" / version / n) == s for n, s in shas.items())
 
 
+def track_record_rows(config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """gold_forecast_accuracy and gold_forecast_accuracy_summary rows, without run_id, in a stable order."""
+    eng = db.make_engine(load_config(config).database_url)
+    with eng.connect() as conn:
+        acc = db.read_table(conn, tables.gold_forecast_accuracy).drop(columns="run_id")
+        summary = db.read_table(conn, tables.gold_forecast_accuracy_summary).drop(columns="run_id")
+    eng.dispose()
+    return (acc.sort_values(["forecast_origin", "queue", "date", "method"]).reset_index(drop=True),
+            summary.sort_values(["as_of", "scope", "scope_value", "method"]).reset_index(drop=True))
+
+
+def test_first_training_run_publishes_its_point_in_time_backtest_as_a_track_record(trained):
+    acc, summary = track_record_rows(trained / "config.yaml")
+    metrics = json.loads(registry_rows(trained / "config.yaml")["metrics"].iloc[0])
+    assert set(acc["method"]) == {"backtest_lightgbm", "backtest_naive"}
+    # the backtest's four origins, each forecasting the 14 days from it, all before the as-of
+    origins = sorted(acc["forecast_origin"].dt.strftime("%Y-%m-%d").unique())
+    assert origins == metrics["backtest"]["origins"]
+    assert ((acc["date"] >= acc["forecast_origin"]) & (acc["date"] < acc["forecast_origin"] + pd.Timedelta(days=14))
+            & (acc["date"] < pd.Timestamp(AS_OF))).all()
+    assert acc["model_version"].isna().all()  # retrained per origin: no registered version made these points
+    # its summary for the as-of is the backtest step 2 logs and registers: the same wMAPE, vs naive
+    overall = summary.loc[(summary["scope"] == "overall")].set_index("method")
+    assert (summary["as_of"] == pd.Timestamp(AS_OF)).all()
+    assert overall.loc["backtest_lightgbm", "wmape"] == pytest.approx(metrics["overall"]["candidate"]["wmape"],
+                                                                              abs=1e-6)  # registered: 6 decimals
+    assert overall.loc["backtest_lightgbm", "wmape_naive"] == pytest.approx(
+        metrics["overall"]["seasonal_naive"]["wmape"], abs=1e-6)
+
+
 def test_rerunning_the_same_as_of_reproduces_the_version_and_bytes(workspace):
     before = registry_rows(workspace)
+    published = track_record_rows(workspace)
     assert run(workspace, "--as-of", AS_OF) == 0
     after = registry_rows(workspace)
+    for old, new in zip(published, track_record_rows(workspace)):  # the same track record, not a second copy
+        pd.testing.assert_frame_equal(old, new)
     assert after["version"].tolist() == before["version"].tolist()
     assert after["artifact_sha256"].tolist() == before["artifact_sha256"].tolist()
     assert after["status"].tolist() == ["production"]
@@ -288,8 +321,11 @@ def test_rollback_without_a_previous_production_fails_with_a_clear_error(workspa
 
 def test_an_older_candidate_stays_staging_then_promote_and_rollback_by_hand(workspace, capsys):
     first = registry_rows(workspace)["version"].iloc[0]
+    published = track_record_rows(workspace)
     # a week earlier: production's own setup on older data, which scores the same out of sample: nothing to gain
     assert run(workspace, "--as-of", "2024-10-20") == 0
+    for old, new in zip(published, track_record_rows(workspace)):  # a backfill keeps the newer track record
+        pd.testing.assert_frame_equal(old, new)
     rows = registry_rows(workspace).set_index("version")
     second = next(v for v in rows.index if v != first)
     assert rows.loc[second, "status"] == "staging"
@@ -447,10 +483,13 @@ def test_a_what_if_training_run_with_overrides_is_never_promoted_unless_publishe
     eng = db.make_engine(load_config(workspace).database_url)
     with eng.begin() as conn:
         conn.execute(tables.model_registry.delete())
+        conn.execute(tables.gold_forecast_accuracy.delete())
+        conn.execute(tables.gold_forecast_accuracy_summary.delete())
     whatif = ["--as-of", AS_OF, "--set", "staffing.service_level=0.9"]
     assert run(workspace, *whatif) == 0
     rows = registry_rows(workspace)
     assert rows["status"].tolist() == ["staging"]
+    assert all(t.empty for t in track_record_rows(workspace))  # a what-if publishes no track record
     assert rows["status_reason"].iloc[0].startswith(
         "what-if run with overrides staffing.service_level=0.9: not promoted; use --publish (the promotion rule said "
         "production: candidate wMAPE ")
@@ -460,3 +499,4 @@ def test_a_what_if_training_run_with_overrides_is_never_promoted_unless_publishe
     assert json.loads(last["overrides"]) == ["staffing.service_level=0.9"]
     assert run(workspace, *whatif, "--publish") == 0
     assert registry_rows(workspace)["status"].tolist() == ["production"]
+    assert set(track_record_rows(workspace)[0]["method"]) == {"backtest_lightgbm", "backtest_naive"}
