@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
-from common.config import StaffingConfig
+from common.config_schema import StaffingConfig
 from common.mail import Chart
 from common.report_queues import is_others, others_label
 

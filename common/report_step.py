@@ -26,7 +26,7 @@ from common import (
     report_queues,
     tables,
 )
-from common.config import Config
+from common.config_schema import Config
 
 WEEKS = 8           # weeks of actuals on the charts
 STAFFING_DAYS = 7   # days of the staffing heatmap (the week a planner schedules)
