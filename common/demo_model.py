@@ -7,14 +7,17 @@ yearly seasonality with a mild trend, gamma-Poisson day noise, an intraday
 curve, short Saturday hours, closed Sundays and Swedish public holidays, a
 trickle of calls just outside opening hours, frequent and rare customers,
 abandons (more at peaks), short abandons, technical failures, redials and
-transfers. Every draw comes from one seeded generator in whole-array numpy
-steps, so the same arguments give the same frame.
+transfers. Each day draws from its own generator, seeded by (seed, date), in
+whole-array numpy steps: the same arguments give the same frame, and a day's
+calls are the same whatever range it is generated in, so the demo can add
+tomorrow's export without touching the files of the days before.
 
 Writing the legs out (CSV drop folder, SQLite source) is `common.demo_files`.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -176,12 +179,24 @@ def _closed_days(days: np.ndarray, country: str) -> np.ndarray:
     return np.isin(days, np.array(sorted(cal), dtype="datetime64[D]"))
 
 
-def _first_legs(days, week, queues, country, scale, rng):
-    """First attempts: per queue-day counts, then every call's time and customer."""
+@functools.cache
+def _arrival_cdf() -> np.ndarray:
+    """Cumulative intraday weight at each second boundary of a day (86,401 values), for inverse sampling."""
+    return np.concatenate([[0.0], np.cumsum(_intraday_weight(np.arange(_DAY_S) + 0.5))])
+
+
+@functools.cache
+def _mean_weekday_weight() -> float:
+    """Mean intraday weight over the weekday hours: a leg's load is its weight relative to this."""
+    return float(_intraday_weight(np.arange(8 * 3600, 18 * 3600)).mean())
+
+
+def _first_legs(days, closed, week, queues, scale, rng):
+    """First attempts: per queue-day counts, then every call's time and customer (`closed`: holiday flags)."""
     n_q, n_d = len(queues), len(days)
     dow = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
     hours = week[:, dow, :]                 # (Q, D, 2)
-    hours[:, _closed_days(days, country), :] = -1
+    hours[:, closed, :] = -1
     lo, hi = hours[..., 0], hours[..., 1]
     is_open = lo >= 0
     cpd = np.array([q.calls_per_day for q in queues]) * scale
@@ -196,7 +211,7 @@ def _first_legs(days, week, queues, country, scale, rng):
     flat_in = np.repeat(np.arange(n_q * n_d), n_in.ravel())
     flat_out = np.repeat(np.arange(n_q * n_d), n_out.ravel())
     lo_in, hi_in = lo.ravel()[flat_in], hi.ravel()[flat_in]
-    cum = np.concatenate([[0.0], np.cumsum(_intraday_weight(np.arange(_DAY_S) + 0.5))])
+    cum = _arrival_cdf()
     target = cum[lo_in] + rng.random(len(flat_in)) * (cum[hi_in] - cum[lo_in])
     sec_in = np.clip(np.searchsorted(cum, target, side="right") - 1, lo_in, hi_in - 1)
     # Outside hours: just before opening or just after closing; closed days: weekday hours.
@@ -243,8 +258,7 @@ def _outcomes(legs, noise, queues, scale, rng) -> dict:
     """Result, wait, handle time and agent of each leg; abandons and waits grow with load."""
     n = len(legs["start"])
     queue = legs["queue"]
-    mean_weight = _intraday_weight(np.arange(8 * 3600, 18 * 3600)).mean()
-    load = noise[queue, legs["day"]] * _intraday_weight(legs["start"] % _DAY_S) / mean_weight
+    load = noise[queue, legs["day"]] * _intraday_weight(legs["start"] % _DAY_S) / _mean_weekday_weight()
     u = rng.random(n)
     p_abandon = np.clip(_ABANDON_BASE * load**1.5, 0.005, 0.4)
     result = np.where(u < _FAILED_SHARE, _FAILED, np.where(u < _FAILED_SHARE + p_abandon, _ABANDONED, _ANSWERED))
@@ -315,7 +329,10 @@ def demo_legs(start: date, end: date, seed: int = 42, queues=DEMO_QUEUES, countr
 
     One row per call leg, columns `EXPORT_COLUMNS`, sorted by StartTime; times
     are naive Europe/Stockholm wall clock (datetime64[us]); empty strings where
-    a leg has no parent, customer or agent. Same arguments, same frame.
+    a leg has no parent, customer or agent. Same arguments, same frame; a day's
+    legs (and their CallIDs) do not depend on the other days of the range,
+    except for the calls of the day before that run past midnight, which only a
+    range holding that day has.
     """
     started = time.perf_counter()
     first, last = np.datetime64(pd.Timestamp(start).date(), "D"), np.datetime64(pd.Timestamp(end).date(), "D")
@@ -324,23 +341,42 @@ def demo_legs(start: date, end: date, seed: int = 42, queues=DEMO_QUEUES, countr
     if not (math.isfinite(scale) and scale > 0):
         raise ConfigError(f"scale == {scale}, must be > 0")
     week = _week_hours(queues)
-    rng = np.random.default_rng(seed)
     days = np.arange(first, last + 1)
-    batch, noise, is_open = _first_legs(days, week, queues, country, scale, rng)
+    closed = _closed_days(days, country)
     weight = np.array([q.calls_per_day for q in queues], dtype=float)
     batches, next_id = [], 0
-    while not batches or len(batch["start"]):  # first attempts, then redials/transfers of the last batch
+    for day, holiday in zip(days, closed):
+        # Ids only order legs that start in the same second: running on across days keeps a day's
+        # order (hence its CallIDs) the same in any range.
+        day_batches, next_id = _day_legs(day[None], holiday[None], week, queues, scale, weight,
+                                         _day_rng(seed, day), next_id)
+        batches += day_batches
+    legs = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
+    del batches  # the concatenated copy is all we need; keeps the peak memory down
+    frame = _to_export(legs, queues)
+    log.info("demo legs: %d legs, %s..%s, %d queues, scale %g, %.1f s",
+             len(frame), first, last, len(queues), scale, time.perf_counter() - started)
+    return frame
+
+
+def _day_rng(seed: int, day: np.datetime64) -> np.random.Generator:
+    """The generator of one day's draws: seeded by the seed and the date, never by the range's start."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed == {seed!r}, must be an integer >= 0")
+    return np.random.default_rng([int(seed), int(day.astype(np.int64)) + 719_163])  # days since 0001-01-01
+
+
+def _day_legs(days, closed, week, queues, scale, weight, rng, next_id: int) -> tuple[list[dict], int]:
+    """One day's leg batches (first attempts, then redials/transfers of the batch before) and the next free id."""
+    batch, noise, is_open = _first_legs(days, closed, week, queues, scale, rng)
+    batches = []
+    while not batches or len(batch["start"]):
         batch["id"] = np.arange(next_id, next_id + len(batch["start"]))
         next_id += len(batch["id"])
         batch |= _outcomes(batch, noise, queues, scale, rng)
         batches.append(batch)
         batch = _follow_ups(batch, is_open, weight, rng)
-    legs = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
-    del batches, batch  # the concatenated copy is all we need; keeps the peak memory down
-    frame = _to_export(legs, queues)
-    log.info("demo legs: %d legs, %s..%s, %d queues, scale %g, %.1f s",
-             len(frame), first, last, len(queues), scale, time.perf_counter() - started)
-    return frame
+    return batches, next_id
 
 
 def _to_export(legs: dict, queues) -> pd.DataFrame:

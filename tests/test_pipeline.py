@@ -52,7 +52,7 @@ def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
                       "2_train": "skipped", "3_forecast": "success", "4_evaluate": "success", "5_report": "success"}
     assert sorted(daily["queue"].unique()) == ["Billing", "Sales", "Support", "VIP"]
     assert daily["date"].nunique() == 35
-    assert len(rejects) == 5  # the demo export carries five malformed rows on purpose
+    assert len(rejects) == 1  # the demo puts one broken row on every 30th day on purpose: 2025-02-26 here
     assert list((project / "logs").glob(f"run_daily_{AS_OF}_*.log"))
     assert len(forecast) == 4 * 14 and set(forecast["method"]) == {"seasonal_naive"}
     assert forecast["fallback_reason"].str.contains("no production model").all()
