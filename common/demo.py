@@ -51,7 +51,7 @@ def fill_demo_inbox(inbox: Path, as_of: date, days: int, seed: int = 42, country
     if not missing:
         log.info("demo: the inbox already holds all %d days %s..%s; nothing to write", days, first, last)
         return days, 0
-    legs = demo_legs(missing[0] - timedelta(days=1), last, seed=seed, country=country, scale=scale)
+    legs = demo_legs(missing[0] - timedelta(days=1), last, seed=seed, country=country, scale=scale, per_day=True)
     _, written = write_demo_inbox(legs, inbox, missing[0], last, seed=seed)
     return days, written
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.sqlite_source:
             end = as_of - timedelta(days=1)
             legs = demo_legs(end - timedelta(days=args.days - 1), end, seed=args.seed, country=country,
-                             scale=args.scale)
+                             scale=args.scale, per_day=True)
             write_demo_sqlite_source(legs, Path(args.sqlite_source))
     except PipelineError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)

@@ -7,10 +7,11 @@ yearly seasonality with a mild trend, gamma-Poisson day noise, an intraday
 curve, short Saturday hours, closed Sundays and Swedish public holidays, a
 trickle of calls just outside opening hours, frequent and rare customers,
 abandons (more at peaks), short abandons, technical failures, redials and
-transfers. Each day draws from its own generator, seeded by (seed, date), in
-whole-array numpy steps: the same arguments give the same frame, and a day's
-calls are the same whatever range it is generated in, so the demo can add
-tomorrow's export without touching the files of the days before.
+transfers. Draws are whole-array numpy steps from one seeded generator, so
+the same arguments give the same frame; with `per_day=True` each day has its
+own generator, seeded by (seed, date), so a day's calls are the same whatever
+range it is generated in and the demo can add tomorrow's export without
+touching the files of the days before.
 
 Writing the legs out (CSV drop folder, SQLite source) is `common.demo_files`.
 """
@@ -324,15 +325,19 @@ def _format_ids(values: np.ndarray, template: str) -> np.ndarray:
 
 
 def demo_legs(start: date, end: date, seed: int = 42, queues=DEMO_QUEUES, country: str = "SE",
-              scale: float = 1.0) -> pd.DataFrame:
+              scale: float = 1.0, per_day: bool = False) -> pd.DataFrame:
     """Synthetic ACD export for the whole days `start`..`end` (inclusive).
 
     One row per call leg, columns `EXPORT_COLUMNS`, sorted by StartTime; times
     are naive Europe/Stockholm wall clock (datetime64[us]); empty strings where
-    a leg has no parent, customer or agent. Same arguments, same frame; a day's
-    legs (and their CallIDs) do not depend on the other days of the range,
-    except for the calls of the day before that run past midnight, which only a
-    range holding that day has.
+    a leg has no parent, customer or agent. Same arguments, same frame.
+
+    `per_day=False` draws the whole range from one generator (whole-array, the
+    frames the tests and benchmarks are recorded on); `per_day=True` gives each
+    day its own generator, seeded by (seed, date): the same model, other draws,
+    and a day's legs (and CallIDs) no longer depend on the range, except for
+    the calls of the day before that run past midnight, which only a range
+    holding that day has. The living demo (`common.demo`) needs the latter.
     """
     started = time.perf_counter()
     first, last = np.datetime64(pd.Timestamp(start).date(), "D"), np.datetime64(pd.Timestamp(end).date(), "D")
@@ -344,13 +349,16 @@ def demo_legs(start: date, end: date, seed: int = 42, queues=DEMO_QUEUES, countr
     days = np.arange(first, last + 1)
     closed = _closed_days(days, country)
     weight = np.array([q.calls_per_day for q in queues], dtype=float)
-    batches, next_id = [], 0
-    for day, holiday in zip(days, closed):
-        # Ids only order legs that start in the same second: running on across days keeps a day's
-        # order (hence its CallIDs) the same in any range.
-        day_batches, next_id = _day_legs(day[None], holiday[None], week, queues, scale, weight,
-                                         _day_rng(seed, day), next_id)
-        batches += day_batches
+    if per_day:
+        batches, next_id = [], 0
+        for day, holiday in zip(days, closed):
+            # Ids only order legs that start in the same second: running on across days keeps a day's
+            # order (hence its CallIDs) the same in any range.
+            day_batches, next_id = _day_legs(day[None], holiday[None], week, queues, scale, weight,
+                                             _day_rng(seed, day), next_id)
+            batches += day_batches
+    else:
+        batches, _ = _day_legs(days, closed, week, queues, scale, weight, np.random.default_rng(seed), 0)
     legs = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
     del batches  # the concatenated copy is all we need; keeps the peak memory down
     frame = _to_export(legs, queues)
@@ -367,7 +375,7 @@ def _day_rng(seed: int, day: np.datetime64) -> np.random.Generator:
 
 
 def _day_legs(days, closed, week, queues, scale, weight, rng, next_id: int) -> tuple[list[dict], int]:
-    """One day's leg batches (first attempts, then redials/transfers of the batch before) and the next free id."""
+    """The days' leg batches (first attempts, then redials/transfers of the batch before) and the next free id."""
     batch, noise, is_open = _first_legs(days, closed, week, queues, scale, rng)
     batches = []
     while not batches or len(batch["start"]):

@@ -387,6 +387,19 @@ def test_sqlite_source_holds_the_legs_with_iso_text_times_and_replaces_the_table
 
 # --- the living demo: a later night adds its day and rewrites nothing -------------------------
 
+def test_per_day_generators_draw_the_same_volumes_and_day_noise_as_one_generator(year):
+    per_day = demo_legs(date(2025, 1, 1), date(2025, 12, 31), scale=0.2, per_day=True)
+    one, each = normal_weekdays(daily_counts(year)), normal_weekdays(daily_counts(per_day))
+    # Other draws of the same model: the big queues' weekday means within 4% (Support ~670 a day over ~250
+    # days, day noise 13%: standard error ~1% per draw, so ~1.2% for the difference; Billing ~1.5%), and the
+    # day-to-day noise (consecutive Wednesdays, as above) within a factor 1.6.
+    ratio = each.mean() / one.mean()
+    assert ratio[["Support", "Billing"]].between(0.96, 1.04).all(), ratio
+    noise = [frame[frame.index.day_of_week == 2]["Support"].diff().var() for frame in (one, each)]
+    assert 1 / 1.6 < noise[1] / noise[0] < 1.6
+    assert not per_day["StartTime"].equals(year["StartTime"])
+
+
 def test_the_next_night_writes_exactly_one_new_file_and_leaves_the_others_byte_identical(tmp_path):
     inbox = tmp_path / "inbox"
     assert fill_demo_inbox(inbox, date(2025, 3, 10), 40, scale=0.05) == (40, 40)
