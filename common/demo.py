@@ -16,9 +16,13 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import pandas as pd
+
 from common.demo_files import write_demo_csvs, write_demo_inbox, write_demo_sqlite_source
 from common.demo_model import DEMO_QUEUES, EXPORT_COLUMNS, WEEKDAY_HOURS, DemoQueue, demo_legs, demo_opening_hours
 from common.errors import ConfigError, DataError
+
+_DAY = timedelta(days=1)
 
 __all__ = ["DEMO_QUEUES", "EXPORT_COLUMNS", "WEEKDAY_HOURS", "DemoQueue", "demo_legs", "demo_opening_hours",
            "write_demo_csvs", "write_demo_inbox", "write_demo_sqlite_source", "fill_demo_inbox", "main"]
@@ -39,9 +43,10 @@ def export_days(inbox: Path) -> list[date]:
 
 def fill_demo_inbox(inbox: Path, as_of: date, days: int, seed: int = 42, country: str = "SE",
                     scale: float = 1.0) -> tuple[int, int]:
-    """Make the inbox hold the demo exports of the `days` days before `as_of`: generate only the days from the
-    first one without a file (and the day before it, whose calls may run past midnight), so a later night
-    adds its new days and never rewrites a file. Returns (files in the window, files written)."""
+    """Make the inbox hold the demo exports of the `days` days before `as_of`, writing only the days without a
+    file: a later night adds its new days, and a file already there is never rewritten (not even one an older
+    version of the demo wrote, which step 0 has loaded). The calls are generated from the day before the first
+    missing one, whose calls may run past midnight. Returns (files in the window, files written)."""
     if days < 1:
         raise ConfigError(f"days == {days}, must be >= 1")
     last = as_of - timedelta(days=1)
@@ -52,8 +57,22 @@ def fill_demo_inbox(inbox: Path, as_of: date, days: int, seed: int = 42, country
         log.info("demo: the inbox already holds all %d days %s..%s; nothing to write", days, first, last)
         return days, 0
     legs = demo_legs(missing[0] - timedelta(days=1), last, seed=seed, country=country, scale=scale, per_day=True)
-    _, written = write_demo_inbox(legs, inbox, missing[0], last, seed=seed)
+    written = 0
+    for run_first, run_last in _runs(missing):
+        in_run = (legs["StartTime"] >= pd.Timestamp(run_first)) & (legs["StartTime"] < pd.Timestamp(run_last + _DAY))
+        written += write_demo_inbox(legs[in_run], inbox, run_first, run_last, seed=seed)[1]
     return days, written
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days as (first, last) runs of consecutive days."""
+    runs: list[list[date]] = []
+    for day in days:
+        if runs and day == runs[-1][1] + _DAY:
+            runs[-1][1] = day
+        else:
+            runs.append([day, day])
+    return [(a, b) for a, b in runs]
 
 
 def main(argv: list[str] | None = None) -> int:

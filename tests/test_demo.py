@@ -435,3 +435,15 @@ def test_the_living_demo_puts_one_broken_row_on_every_30th_day_of_its_own(tmp_pa
     # the kind (X0000k) is ordinal // 30 % 5: 24,642 % 5 = 2 on 2025-01-27, then 3, 4, 0.
     assert broken == {"2025-01-27": ["20250127-X00002"], "2025-02-26": ["20250226-X00003"],
                       "2025-03-28": ["20250328-X00004"], "2025-04-27": ["20250427-X00000"]}
+
+
+def test_a_file_already_in_the_inbox_is_never_rewritten_and_a_missing_one_is_written_again(tmp_path):
+    fill_demo_inbox(tmp_path, date(2025, 3, 10), 10, scale=0.05)  # 2025-02-28..03-09
+    older = tmp_path / "acd_export_2025-03-03.csv"
+    older.write_text("written by an older demo\n", encoding="utf-8")  # step 0 loaded it: it must stay
+    gone = tmp_path / "acd_export_2025-03-05.csv"
+    kept = gone.read_bytes()
+    gone.unlink()
+    assert fill_demo_inbox(tmp_path, date(2025, 3, 11), 10, scale=0.05) == (10, 2)  # 03-05 again, and 03-10
+    assert older.read_text(encoding="utf-8") == "written by an older demo\n"
+    assert gone.read_bytes() == kept
