@@ -1,536 +1,83 @@
-"""Deterministic synthetic ACD call legs for the demo, the tests and the benchmarks.
+"""The demo data set, a living contact centre: `python -m common.demo` writes the generated ACD exports for the
+history before an as-of into the configured inbox (used by `run_daily.sh --demo`). A later as-of adds only the new
+days' files: each file depends on its own day only (`demo_model` seeds per day, `write_demo_inbox` picks broken
+rows per day), so the files already there keep their bytes and step 0 finds them loaded.
 
-`demo_legs` fabricates call legs the way an ACD exports them (the export's own
-column names, which the default config maps to canonical ones) with the
-patterns the pipeline must cope with: queues of very different size, weekly and
-yearly seasonality with a mild trend, gamma-Poisson day noise, an intraday
-curve, short Saturday hours, closed Sundays and Swedish public holidays, a
-trickle of calls just outside opening hours, frequent and rare customers,
-abandons (more at peaks), short abandons, technical failures, redials and
-transfers. Every draw comes from one seeded generator in whole-array numpy
-steps, so the same arguments give the same frame.
-
-`write_demo_csvs` and `write_demo_sqlite_source` put those legs where the
-loader finds them: a drop folder of nightly CSV exports, or a source database.
+The call-generation model is `common.demo_model`, the writers are `common.demo_files`; their public names are
+re-exported here so `from common.demo import demo_legs, write_demo_csvs` keeps working.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import math
-import os
 import re
-import sqlite3
 import sys
 import time
-from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
-import holidays
-import numpy as np
 import pandas as pd
 
+from common.demo_files import write_demo_csvs, write_demo_inbox, write_demo_sqlite_source
+from common.demo_model import DEMO_QUEUES, EXPORT_COLUMNS, WEEKDAY_HOURS, DemoQueue, demo_legs, demo_opening_hours
 from common.errors import ConfigError, DataError
+
+_DAY = timedelta(days=1)
+
+__all__ = ["DEMO_QUEUES", "EXPORT_COLUMNS", "WEEKDAY_HOURS", "DemoQueue", "demo_legs", "demo_opening_hours",
+           "write_demo_csvs", "write_demo_inbox", "write_demo_sqlite_source", "fill_demo_inbox", "main"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class DemoQueue:
-    """One synthetic queue: mean calls on a normal weekday at scale 1, mean handle
-    time, and Saturday/Sunday hours ("HH:MM-HH:MM", or None when closed).
-    Weekdays are always `WEEKDAY_HOURS`."""
-
-    name: str
-    calls_per_day: float
-    aht_seconds: float
-    saturday: str | None = None
-    sunday: str | None = None
+_EXPORT_NAME = re.compile(r"acd_export_(\d{4}-\d{2}-\d{2})\.csv")
 
 
-WEEKDAY_HOURS = "08:00-18:00"  # the DESIGN default opening hours, Monday to Friday
-DEMO_QUEUES: tuple[DemoQueue, ...] = (
-    DemoQueue("Support", 3000, 420, "10:00-14:00", None),
-    DemoQueue("Billing", 800, 360, None, None),
-    DemoQueue("Sales", 300, 540, "10:00-14:00", None),
-    DemoQueue("VIP", 100, 600, None, None),
-)
-EXPORT_COLUMNS: tuple[str, ...] = (
-    "CallID", "ParentCallID", "Queue", "StartTime", "AnswerTime", "EndTime", "Result",
-    "WaitTime", "HandleTime", "CustomerID", "CallerNumber", "AgentID", "Channel",
-)
-_TIME_COLUMNS = ("StartTime", "AnswerTime", "EndTime")
-_INT_COLUMNS = ("WaitTime", "HandleTime")
-_RESULTS = np.array(["ANSWERED", "ABANDONED", "FAILED"], dtype=object)
-_ANSWERED, _ABANDONED, _FAILED = 0, 1, 2
-_DAY_S = 86_400
-_STR = np.dtypes.StringDType()
-
-# Volume shape. Weekday factors average 1 so `calls_per_day` is the weekday mean.
-_WEEKDAY_FACTOR = np.array([1.18, 1.04, 1.00, 0.97, 0.81])
-_WEEKEND_HOURLY = 0.4        # an open weekend hour gets 40% of a weekday hour's calls
-_DAY_NOISE_SHAPE = 60.0      # gamma shape of the day multiplier: CV 1/sqrt(60) = 13%
-_TREND_PER_YEAR = 0.04
-_TREND_ANCHOR = np.datetime64("2024-01-01", "D")  # fixed, so a day's level never depends on `start`
-_OUTSIDE_SHARE = 0.01        # open days: calls arriving up to 30 min before opening / after closing
-_OUTSIDE_MARGIN_S = 1800
-_CLOSED_SHARE = 0.003        # closed days: a trickle relative to a weekday's volume
-# Customers: anonymous callers, frequent callers (about weekly) and a rare pool.
-_ANONYMOUS_SHARE = 0.15
-_FREQUENT_SHARE = 0.12       # share of identified calls made by frequent callers
-_FREQUENT_AHT = 1.35         # frequent callers' calls take longer
-_RARE_POOL_DAYS = 60         # rare pool size = this many weekdays' calls
-_RARE_SPREAD = 20            # the most active rare customer calls 20x the least active
-# Outcomes.
-_ABANDON_BASE = 0.05
-_SHORT_ABANDON_SHARE = 0.3   # of abandons; gives ~2% short abandons overall
-_FAILED_SHARE = 0.005
-_HANDLE_SIGMA = 0.55
-_REDIAL_SHARE = 0.40
-_REDIAL_SAME_QUEUE = 0.9
-_TRANSFER_SHARE = (0.05, 0.15, 0.0)  # P(transfer) of an answered leg at depth 0, 1, 2
-_MOBILE_PREFIXES = np.array([70, 72, 73, 76, 79], dtype=np.int64)
-_HOURS_RE = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")
-_TABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_WEEKDAY_KEYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def _parse_hours(text: str | None, where: str) -> tuple[int, int] | None:
-    """(open, close) in seconds after midnight, or None when closed."""
-    if text is None or text == "closed":
-        return None
-    match = _HOURS_RE.fullmatch(text) if isinstance(text, str) else None
-    if match is None:
-        raise ConfigError(f'{where}: {text!r} is not "HH:MM-HH:MM"; use e.g. "10:00-14:00" or None for closed')
-    h1, m1, h2, m2 = (int(g) for g in match.groups())
-    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2 > 0):
-        raise ConfigError(f"{where}: {text!r} is not a time of day; hours 00-24, minutes 00-59")
-    lo, hi = h1 * 3600 + m1 * 60, h2 * 3600 + m2 * 60
-    if hi <= lo:
-        raise ConfigError(f'{where}: {text!r} ends before it starts; use "HH:MM-HH:MM" or None for closed')
-    return lo, hi
-
-
-def _week_hours(queues) -> np.ndarray:
-    """(n_queues, 7, 2) open/close seconds per weekday (Monday first); -1 when closed."""
-    if len(queues) == 0:
-        raise ConfigError("queues: empty; give at least one DemoQueue")
-    names = [q.name for q in queues]
-    for i, q in enumerate(queues):
-        if not q.name or names.count(q.name) > 1:
-            raise ConfigError(f"queues[{i}].name: {q.name!r} is empty or not unique; queue names must be unique")
-        for field in ("calls_per_day", "aht_seconds"):
-            value = getattr(q, field)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"queues[{i}].{field} == {value}, must be > 0")
-    week = np.full((len(queues), 7, 2), -1, dtype=np.int64)
-    for i, q in enumerate(queues):
-        texts = [WEEKDAY_HOURS] * 5 + [q.saturday, q.sunday]
-        fields = list(_WEEKDAY_KEYS[:5]) + ["saturday", "sunday"]
-        for k, (text, field) in enumerate(zip(texts, fields)):
-            hours = _parse_hours(text, f"queues[{i}].{field}")
-            if hours is not None:
-                week[i, k] = hours
-    return week
-
-
-def demo_opening_hours(queues=DEMO_QUEUES) -> dict:
-    """The `rules.opening_hours` config dict matching `demo_legs`: weekday hours as
-    `default`, and a full week for every queue whose weekend differs from it."""
-    week = _week_hours(queues)
-
-    def text(lo: int, hi: int) -> str:
-        if lo < 0:
-            return "closed"
-        return f"{lo // 3600:02d}:{lo % 3600 // 60:02d}-{hi // 3600:02d}:{hi % 3600 // 60:02d}"
-
-    default = {key: text(*_parse_hours(WEEKDAY_HOURS, "WEEKDAY_HOURS")) for key in _WEEKDAY_KEYS[:5]}
-    default |= {"sat": "closed", "sun": "closed"}
-    overrides = {}
-    for q, rows in zip(queues, week):
-        hours = {key: text(int(lo), int(hi)) for key, (lo, hi) in zip(_WEEKDAY_KEYS, rows)}
-        if hours != default:
-            overrides[q.name] = hours
-    return {"default": default, "queues": overrides}
-
-
-def _intraday_weight(sec: np.ndarray) -> np.ndarray:
-    """Relative arrival rate by second of day: 10:00 peak, lunch dip, smaller 14:15 peak."""
-    h = np.asarray(sec, dtype=float) / 3600
-
-    def bump(mu: float, sd: float) -> np.ndarray:
-        return np.exp(-0.5 * ((h - mu) / sd) ** 2)
-
-    return (0.15 + bump(10.0, 1.15) + 0.65 * bump(14.25, 1.35)) * (1 - 0.4 * bump(12.5, 0.6))
-
-
-def _seasonal_level(days: np.ndarray) -> np.ndarray:
-    """Yearly shape (January high, July low) times the trend, per day."""
-    doy = (days - days.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64) + 1
-    yearly = 1 + 0.10 * np.cos(2 * np.pi * (doy - 15) / 365.25) - 0.12 * np.exp(-(((doy - 200) / 18.0) ** 2))
-    years = (days - _TREND_ANCHOR).astype(np.int64) / 365.25
-    return yearly * (1 + _TREND_PER_YEAR) ** years
-
-
-def _closed_days(days: np.ndarray, country: str) -> np.ndarray:
-    """True on the public holidays of `country` (the `holidays` package)."""
-    first, last = (int(str(d)[:4]) for d in (days[0], days[-1]))
-    try:
-        cal = holidays.country_holidays(country, years=range(first, last + 1))
-    except NotImplementedError as exc:
-        raise ConfigError(
-            f"country: {country!r} is not a country code the holidays package knows; use e.g. 'SE'") from exc
-    return np.isin(days, np.array(sorted(cal), dtype="datetime64[D]"))
-
-
-def _first_legs(days, week, queues, country, scale, rng):
-    """First attempts: per queue-day counts, then every call's time and customer."""
-    n_q, n_d = len(queues), len(days)
-    dow = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
-    hours = week[:, dow, :]                 # (Q, D, 2)
-    hours[:, _closed_days(days, country), :] = -1
-    lo, hi = hours[..., 0], hours[..., 1]
-    is_open = lo >= 0
-    cpd = np.array([q.calls_per_day for q in queues]) * scale
-    base = cpd[:, None] * _seasonal_level(days)[None, :]
-    weekday_factor = _WEEKDAY_FACTOR[np.minimum(dow, 4)][None, :]
-    day_factor = np.where(dow[None, :] < 5, weekday_factor, _WEEKEND_HOURLY * (hi - lo) / 36_000)
-    noise = rng.gamma(_DAY_NOISE_SHAPE, 1 / _DAY_NOISE_SHAPE, size=(n_q, n_d))
-    lam = np.where(is_open, base * day_factor * noise, 0.0)
-    n_in = rng.poisson(lam)
-    n_out = rng.poisson(np.where(is_open, _OUTSIDE_SHARE * lam, _CLOSED_SHARE * base * noise))
-
-    flat_in = np.repeat(np.arange(n_q * n_d), n_in.ravel())
-    flat_out = np.repeat(np.arange(n_q * n_d), n_out.ravel())
-    lo_in, hi_in = lo.ravel()[flat_in], hi.ravel()[flat_in]
-    cum = np.concatenate([[0.0], np.cumsum(_intraday_weight(np.arange(_DAY_S) + 0.5))])
-    target = cum[lo_in] + rng.random(len(flat_in)) * (cum[hi_in] - cum[lo_in])
-    sec_in = np.clip(np.searchsorted(cum, target, side="right") - 1, lo_in, hi_in - 1)
-    # Outside hours: just before opening or just after closing; closed days: weekday hours.
-    lo_out, hi_out = lo.ravel()[flat_out], hi.ravel()[flat_out]
-    before = rng.random(len(flat_out)) < 0.5
-    offset = rng.integers(0, _OUTSIDE_MARGIN_S, len(flat_out))
-    closed_sec = 8 * 3600 + rng.integers(0, 10 * 3600, len(flat_out))
-    sec_out = np.where(lo_out < 0, closed_sec,
-                       np.where(before, np.maximum(lo_out - 1 - offset, 0), np.minimum(hi_out + offset, _DAY_S - 1)))
-
-    flat = np.concatenate([flat_in, flat_out])
-    queue, day = flat // n_d, flat % n_d
-    start = days.astype(np.int64)[day] * _DAY_S + np.concatenate([sec_in, sec_out])
-    customer, frequent, phone = _customers(queue, queues, scale, rng)
-    legs = {"start": start, "queue": queue, "day": day, "customer": customer, "frequent": frequent,
-            "phone": phone, "parent": np.full(len(flat), -1), "depth": np.zeros(len(flat), dtype=np.int64)}
-    return legs, noise, is_open
-
-
-def _customers(queue, queues, scale, rng):
-    """Customer index (-1 anonymous), frequent flag and phone number of each first attempt.
-
-    Each queue has its own pool: frequent callers who call about weekly, then a
-    rare pool sampled with weight 1/(k + k0) (Zipf-like with a bounded head)."""
-    n = len(queue)
-    cpd = np.array([q.calls_per_day for q in queues]) * scale
-    n_freq = np.maximum(1, np.round(cpd * (1 - _ANONYMOUS_SHARE) * _FREQUENT_SHARE * 5)).astype(np.int64)
-    n_rare = np.maximum(_RARE_SPREAD, np.round(cpd * _RARE_POOL_DAYS)).astype(np.int64)
-    offset = np.concatenate([[0], np.cumsum(n_freq + n_rare)[:-1]])
-    anonymous = rng.random(n) < _ANONYMOUS_SHARE
-    frequent = ~anonymous & (rng.random(n) < _FREQUENT_SHARE)
-    f, r = n_freq[queue], n_rare[queue]
-    k0 = r / (_RARE_SPREAD - 1)  # weight ratio first/last = (r + k0) / k0 = _RARE_SPREAD
-    rare = np.minimum(np.floor(k0 * ((r + k0) / k0) ** rng.random(n) - k0), r - 1).astype(np.int64)
-    local = np.where(frequent, np.floor(rng.random(n) * f).astype(np.int64), f + rare)
-    customer = np.where(anonymous, -1, offset[queue] + local)
-    # A known customer always calls from the same number; 7919 is coprime with 10**7.
-    digits = np.where(anonymous, rng.integers(0, 10**7, n), (customer * 7919 + 1_234_567) % 10**7)
-    prefix = _MOBILE_PREFIXES[np.where(anonymous, rng.integers(0, 5, n), customer % 5)]
-    return customer, frequent, 46 * 10**9 + prefix * 10**7 + digits
-
-
-def _outcomes(legs, noise, queues, scale, rng) -> dict:
-    """Result, wait, handle time and agent of each leg; abandons and waits grow with load."""
-    n = len(legs["start"])
-    queue = legs["queue"]
-    mean_weight = _intraday_weight(np.arange(8 * 3600, 18 * 3600)).mean()
-    load = noise[queue, legs["day"]] * _intraday_weight(legs["start"] % _DAY_S) / mean_weight
-    u = rng.random(n)
-    p_abandon = np.clip(_ABANDON_BASE * load**1.5, 0.005, 0.4)
-    result = np.where(u < _FAILED_SHARE, _FAILED, np.where(u < _FAILED_SHARE + p_abandon, _ABANDONED, _ANSWERED))
-    short = rng.random(n) < _SHORT_ABANDON_SHARE
-    wait_answered = np.minimum(rng.exponential(20.0 * load**2), 1800)
-    wait_abandoned = np.where(short, rng.integers(0, 5, n), 5 + np.minimum(rng.exponential(50.0 * load), 475))
-    wait = np.select([result == _ANSWERED, result == _ABANDONED], [wait_answered, wait_abandoned],
-                     rng.integers(0, 3, n)).astype(np.int64)
-    aht = np.array([q.aht_seconds for q in queues])[queue]
-    # Scale so a queue's mean handle time stays its AHT despite the longer frequent calls.
-    frequent_legs = (1 - _ANONYMOUS_SHARE) * _FREQUENT_SHARE
-    mean = aht * np.where(legs["frequent"], _FREQUENT_AHT, 1.0) / (1 + frequent_legs * (_FREQUENT_AHT - 1))
-    handle = rng.lognormal(np.log(mean) - _HANDLE_SIGMA**2 / 2, _HANDLE_SIGMA)
-    handle = np.where(result == _ANSWERED, np.maximum(np.round(handle), 10), 0).astype(np.int64)
-    # Enough agents to make each agent's day plausible (~6 handled hours).
-    per_day = np.array([q.calls_per_day * q.aht_seconds for q in queues]) * scale
-    n_agents = np.maximum(2, np.ceil(per_day / (6 * 3600))).astype(np.int64)
-    agent_offset = np.concatenate([[0], np.cumsum(n_agents)[:-1]])
-    agent = agent_offset[queue] + np.floor(rng.random(n) * n_agents[queue]).astype(np.int64)
-    return {"result": result, "wait": wait, "handle": handle,
-            "agent": np.where(result == _ANSWERED, agent, -1), "end": legs["start"] + wait + handle}
-
-
-def _other_queue(current, day, is_open, weight, rng) -> np.ndarray:
-    """A queue other than `current`, open that day, drawn by `weight`; -1 if none is."""
-    w = weight[None, :] * is_open[:, day].T
-    w[np.arange(len(current)), current] = 0.0
-    total = w.sum(axis=1)
-    target = rng.random(len(current)) * total
-    choice = np.minimum((w.cumsum(axis=1) <= target[:, None]).sum(axis=1), len(weight) - 1)
-    return np.where(total > 0, choice, -1)
-
-
-def _follow_ups(legs, is_open, weight, rng) -> dict:
-    """Redials after abandoned first attempts and transfers after answered legs."""
-    n = len(legs["start"])
-    redial = (legs["result"] == _ABANDONED) & (legs["depth"] == 0) & (rng.random(n) < _REDIAL_SHARE)
-    p_transfer = np.array(_TRANSFER_SHARE)[np.minimum(legs["depth"], len(_TRANSFER_SHARE) - 1)]
-    transfer = (legs["result"] == _ANSWERED) & (rng.random(n) < p_transfer)
-    r, t = np.flatnonzero(redial), np.flatnonzero(transfer)
-    # Redial 1-10 min after hanging up and within 10 min of the first try's start.
-    delay = 60 + (rng.random(len(r)) * np.maximum(0, 540 - legs["wait"][r])).astype(np.int64)
-    switch = rng.random(len(r)) >= _REDIAL_SAME_QUEUE
-    other = _other_queue(legs["queue"][r], legs["day"][r], is_open, weight, rng)
-    redial_queue = np.where(switch & (other >= 0), other, legs["queue"][r])
-    transfer_queue = _other_queue(legs["queue"][t], legs["day"][t], is_open, weight, rng)
-    t = t[transfer_queue >= 0]
-    transfer_queue = transfer_queue[transfer_queue >= 0]
-    keep = np.concatenate([r, t])
-    new = {key: legs[key][keep] for key in ("day", "customer", "frequent", "phone")}
-    new["start"] = np.concatenate([legs["end"][r] + delay, legs["end"][t]])
-    new["queue"] = np.concatenate([redial_queue, transfer_queue])
-    new["parent"] = np.concatenate([np.full(len(r), -1), legs["id"][t]])
-    new["depth"] = np.concatenate([np.zeros(len(r), dtype=np.int64), legs["depth"][t] + 1])
-    return new
-
-
-def _format_ids(values: np.ndarray, template: str) -> np.ndarray:
-    """Object array of `template.format(v)`, or "" where v < 0; formats each distinct value once."""
-    unique, inverse = np.unique(values, return_inverse=True)
-    text = np.array(["" if v < 0 else template.format(v) for v in unique.tolist()], dtype=object)
-    return text[inverse]
-
-
-def demo_legs(start: date, end: date, seed: int = 42, queues=DEMO_QUEUES, country: str = "SE",
-              scale: float = 1.0) -> pd.DataFrame:
-    """Synthetic ACD export for the whole days `start`..`end` (inclusive).
-
-    One row per call leg, columns `EXPORT_COLUMNS`, sorted by StartTime; times
-    are naive Europe/Stockholm wall clock (datetime64[us]); empty strings where
-    a leg has no parent, customer or agent. Same arguments, same frame.
-    """
-    started = time.perf_counter()
-    first, last = np.datetime64(pd.Timestamp(start).date(), "D"), np.datetime64(pd.Timestamp(end).date(), "D")
-    if last < first:
-        raise ConfigError(f"end: {last} is before start {first}; give end >= start")
-    if not (math.isfinite(scale) and scale > 0):
-        raise ConfigError(f"scale == {scale}, must be > 0")
-    week = _week_hours(queues)
-    rng = np.random.default_rng(seed)
-    days = np.arange(first, last + 1)
-    batch, noise, is_open = _first_legs(days, week, queues, country, scale, rng)
-    weight = np.array([q.calls_per_day for q in queues], dtype=float)
-    batches, next_id = [], 0
-    while not batches or len(batch["start"]):  # first attempts, then redials/transfers of the last batch
-        batch["id"] = np.arange(next_id, next_id + len(batch["start"]))
-        next_id += len(batch["id"])
-        batch |= _outcomes(batch, noise, queues, scale, rng)
-        batches.append(batch)
-        batch = _follow_ups(batch, is_open, weight, rng)
-    legs = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
-    del batches, batch  # the concatenated copy is all we need; keeps the peak memory down
-    frame = _to_export(legs, queues)
-    log.info("demo legs: %d legs, %s..%s, %d queues, scale %g, %.1f s",
-             len(frame), first, last, len(queues), scale, time.perf_counter() - started)
-    return frame
-
-
-def _to_export(legs: dict, queues) -> pd.DataFrame:
-    """The leg arrays (ids = concatenation order) as the export frame, sorted by start."""
-    order = np.lexsort((legs["id"], legs["start"]))
-    position = np.empty_like(order)
-    position[order] = np.arange(len(order))
-    legs = {key: value[order] for key, value in legs.items()}
-    day = legs["start"] // _DAY_S
-    seq = np.arange(len(day)) - np.searchsorted(day, day, side="left")
-    # "YYYYMMDD-000123": readable, sortable, never parsed as a number. Built with
-    # numpy string ufuncs: millions of temporary Python strings fragment the heap.
-    unique_day, day_index = np.unique(day, return_inverse=True)
-    prefix = np.datetime_as_string(unique_day.astype("datetime64[D]"), unit="D").astype(_STR)
-    prefix = np.strings.add(np.strings.replace(prefix, "-", ""), "-")[day_index]
-    call_id = np.strings.add(prefix, np.strings.zfill(seq.astype(_STR), 6)).astype(object)
-    del prefix
-    has_parent = legs["parent"] >= 0
-    parent_id = np.where(has_parent, call_id[position[np.where(has_parent, legs["parent"], 0)]], "")
-    answered = legs["result"] == _ANSWERED
-
-    def stamp(seconds: np.ndarray) -> np.ndarray:
-        return seconds.astype("datetime64[s]").astype("datetime64[us]")
-
-    answer = np.where(answered, stamp(legs["start"] + legs["wait"]), np.datetime64("NaT", "us"))
-    names = np.array([q.name for q in queues], dtype=object)
-    columns = {
-        "CallID": call_id, "ParentCallID": parent_id, "Queue": names[legs["queue"]],
-        "StartTime": stamp(legs["start"]), "AnswerTime": answer, "EndTime": stamp(legs["end"]),
-        "Result": _RESULTS[legs["result"]], "WaitTime": legs["wait"], "HandleTime": legs["handle"],
-        "CustomerID": _format_ids(legs["customer"] + np.where(legs["customer"] >= 0, 1, 0), "C{:06d}"),
-        "CallerNumber": _format_ids(legs["phone"], "+{}"),
-        "AgentID": _format_ids(legs["agent"] + np.where(legs["agent"] >= 0, 1, 0), "A{:04d}"),
-        "Channel": np.array(["voice"], dtype=object)[np.zeros(len(day), dtype=np.int64)],
-    }
-    return pd.DataFrame({key: pd.Series(value, dtype="str") if value.dtype == object else value
-                         for key, value in columns.items()})
-
-
-def _text_columns(legs: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Each export column as an object array of str: times "YYYY-MM-DD HH:MM:SS",
-    "" where missing. Times join a per-day and a per-second lookup, which is much
-    faster than strftime on millions of values."""
-    missing = [c for c in EXPORT_COLUMNS if c not in legs.columns]
-    if missing:
-        raise DataError(f"legs: missing columns {missing}; expected the columns of demo_legs {list(EXPORT_COLUMNS)}")
-    clock = np.array([f" {s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}" for s in range(_DAY_S)], dtype=object)
-    text = {}
-    for column in EXPORT_COLUMNS:
-        values = legs[column]
-        if column in _TIME_COLUMNS:
-            seconds = values.to_numpy("datetime64[s]")
-            missing_time = np.isnat(seconds)
-            ticks = np.where(missing_time, 0, seconds.astype(np.int64))
-            day, day_index = np.unique(ticks // _DAY_S, return_inverse=True)
-            day_text = np.datetime_as_string(day.astype("datetime64[D]")).astype(object)
-            text[column] = np.where(missing_time, "", day_text[day_index] + clock[ticks % _DAY_S])
-        elif column in _INT_COLUMNS:
-            text[column] = np.array(list(map(str, values.to_numpy(np.int64).tolist())), dtype=object)
-        else:
-            text[column] = values.fillna("").to_numpy(dtype=object)
-    return text
-
-
-def _malformed_row(fields: dict[str, str], kind: int, call_id: str) -> list[str]:
-    """One export row broken in one of five ways a real drop folder shows."""
-    fields = dict(fields, CallID=call_id)
-    if kind == 0:
-        fields["StartTime"] = "2025-13-45 25:61:00"
-    elif kind == 1:
-        fields["HandleTime"] = str(-max(1, abs(int(fields["HandleTime"]))))
-    elif kind == 2:
-        fields["Result"] = "XYZ"
-    elif kind == 3:
-        fields["Queue"] = ""
-    else:
-        fields["WaitTime"] = "abc"
-    return [fields[c] for c in EXPORT_COLUMNS]
-
-
-def _write_if_changed(path: Path, content: bytes) -> bool:
-    """Write atomically unless the file already holds exactly `content`; True if written."""
-    if path.exists() and path.stat().st_size == len(content) and path.read_bytes() == content:
-        return False
-    # A temp name outside the *.csv glob, so a loader never sees half a file.
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
-    return True
-
-
-def write_demo_csvs(legs: pd.DataFrame, inbox: Path, malformed_rows: int = 5, seed: int = 42) -> list[Path]:
-    """Write the legs as nightly ACD exports: `inbox/acd_export_YYYY-MM-DD.csv`, one
-    per day from the first to the last StartTime date (header only on a day
-    without calls), one row per leg, plus `malformed_rows` broken rows spread
-    over a few files (chosen by `seed`).
-
-    A file that already holds identical content is left alone (its mtime too).
-    Returns every file of the data set in date order, written now or already identical.
-    """
-    if isinstance(malformed_rows, bool) or not isinstance(malformed_rows, int) or malformed_rows < 0:
-        raise ConfigError(f"malformed_rows == {malformed_rows!r}, must be an integer >= 0")
-    text = _text_columns(legs)
-    if len(legs) == 0:
-        return []
-    if legs["StartTime"].isna().any():
-        raise DataError("legs.StartTime: missing values; every leg needs a start time to pick its file")
-    day = legs["StartTime"].to_numpy("datetime64[D]")
-    order = np.argsort(day, kind="stable")
-    day = day[order]
-    columns = [text[c][order] for c in EXPORT_COLUMNS]
-    all_days = np.arange(day[0], day[-1] + 1)
-    bounds = np.searchsorted(day, np.append(all_days, all_days[-1] + 1))
-
-    rng = np.random.default_rng(seed)
-    with_rows = np.flatnonzero(np.diff(bounds) > 0)
-    n_files = min(len(with_rows), math.ceil(malformed_rows / 2))
-    bad_days = np.sort(rng.choice(with_rows, size=n_files, replace=False))
-    extra: dict[int, list[list[str]]] = {}
-    for i in range(malformed_rows):
-        d = int(bad_days[i % n_files])
-        row = int(rng.integers(bounds[d], bounds[d + 1]))
-        fields = {c: column[row] for c, column in zip(EXPORT_COLUMNS, columns)}
-        call_id = f"{str(all_days[d]).replace('-', '')}-X{i:05d}"  # cannot collide with a leg's id
-        extra.setdefault(d, []).append(_malformed_row(fields, i % 5, call_id))
-
+def export_days(inbox: Path) -> list[date]:
+    """Dates of the demo export files (`acd_export_YYYY-MM-DD.csv`) in the inbox, sorted."""
     inbox = Path(inbox)
-    inbox.mkdir(parents=True, exist_ok=True)
-    paths, written = [], 0
-    for d, file_day in enumerate(all_days):
-        path = inbox / f"acd_export_{file_day}.csv"
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")  # quotes a field only when it needs it
-        writer.writerow(EXPORT_COLUMNS)
-        writer.writerows(zip(*(column[bounds[d]:bounds[d + 1]] for column in columns)))
-        writer.writerows(extra.get(d, []))
-        written += _write_if_changed(path, buffer.getvalue().encode("utf-8"))
-        paths.append(path)
-    log.info("demo csv: %d files (%d written, %d unchanged), %d legs, %d malformed rows, %s",
-             len(paths), written, len(paths) - written, len(legs), malformed_rows, inbox)
-    return paths
+    if not inbox.is_dir():
+        return []
+    found = (_EXPORT_NAME.fullmatch(p.name) for p in inbox.iterdir())
+    return sorted(date.fromisoformat(m.group(1)) for m in found if m)
 
 
-def write_demo_sqlite_source(legs: pd.DataFrame, path: Path, table: str = "acd_calls") -> None:
-    """Replace `table` in the SQLite file `path` with the legs, one row per leg, as a
-    source ACD database: times as "YYYY-MM-DD HH:MM:SS" text, NULL where missing,
-    WaitTime/HandleTime as integers, an index on StartTime for watermark queries."""
-    if not _TABLE_RE.fullmatch(table):
-        raise ConfigError(f"table: {table!r} is not a plain SQL identifier; use letters, digits and _")
-    text = _text_columns(legs)
-    columns = []
-    for column in EXPORT_COLUMNS:
-        if column in _INT_COLUMNS:
-            columns.append(legs[column].to_numpy(np.int64).tolist())
+def fill_demo_inbox(inbox: Path, as_of: date, days: int, seed: int = 42, country: str = "SE",
+                    scale: float = 1.0) -> tuple[int, int]:
+    """Make the inbox hold the demo exports of the `days` days before `as_of`, writing only the days without a
+    file: a later night adds its new days, and a file already there is never rewritten (not even one an older
+    version of the demo wrote, which step 0 has loaded). The calls are generated from the day before the first
+    missing one, whose calls may run past midnight. Returns (files in the window, files written)."""
+    if days < 1:
+        raise ConfigError(f"days == {days}, must be >= 1")
+    last = as_of - timedelta(days=1)
+    first = last - timedelta(days=days - 1)
+    present = set(export_days(inbox))
+    missing = [first + timedelta(days=d) for d in range(days) if first + timedelta(days=d) not in present]
+    if not missing:
+        log.info("demo: the inbox already holds all %d days %s..%s; nothing to write", days, first, last)
+        return days, 0
+    legs = demo_legs(missing[0] - timedelta(days=1), last, seed=seed, country=country, scale=scale, per_day=True)
+    written = 0
+    for run_first, run_last in _runs(missing):
+        in_run = (legs["StartTime"] >= pd.Timestamp(run_first)) & (legs["StartTime"] < pd.Timestamp(run_last + _DAY))
+        written += write_demo_inbox(legs[in_run], inbox, run_first, run_last, seed=seed)[1]
+    return days, written
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Sorted days as (first, last) runs of consecutive days."""
+    runs: list[list[date]] = []
+    for day in days:
+        if runs and day == runs[-1][1] + _DAY:
+            runs[-1][1] = day
         else:
-            values = text[column]
-            columns.append(np.where(values == "", None, values).tolist())
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    types = ", ".join(f'"{c}" {"INTEGER" if c in _INT_COLUMNS else "TEXT"}' for c in EXPORT_COLUMNS)
-    con = sqlite3.connect(path, isolation_level=None)  # explicit BEGIN: DDL inside the transaction too
-    try:
-        con.execute("BEGIN")
-        con.execute(f'DROP TABLE IF EXISTS "{table}"')
-        con.execute(f'CREATE TABLE "{table}" ({types})')
-        con.executemany(f'INSERT INTO "{table}" VALUES ({", ".join("?" * len(EXPORT_COLUMNS))})', zip(*columns))
-        con.execute(f'CREATE INDEX "ix_{table}_StartTime" ON "{table}" ("StartTime")')
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.close()
-    log.info("demo sqlite source: %d legs -> %s table %s", len(legs), path, table)
+            runs.append([day, day])
+    return [(a, b) for a, b in runs]
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m common.demo`: write the demo export files into the configured inbox (used by run_daily.sh --demo)."""
     import argparse
-    from datetime import timedelta
 
     from common.cli import parse_as_of, setup_logging, today_in
     from common.config import load_config
@@ -543,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=730, help="days of history (default 730)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every queue's volume")
-    parser.add_argument("--sqlite-source", default=None, help="also write the legs to this SQLite file (SQL source mode)")
+    parser.add_argument("--sqlite-source", default=None,
+                        help="also write the whole history to this SQLite file (SQL source mode)")
+    parser.add_argument("--replay-start", action="store_true",
+                        help="the first night of a replay (run_daily.sh --demo-nights): refuse when the inbox "
+                             "already holds exports of the as-of or later, which step 0 would load too early")
     args = parser.parse_args(argv)
     setup_logging()
     try:
@@ -551,19 +102,25 @@ def main(argv: list[str] | None = None) -> int:
         if not cfg.source.csv_glob:
             raise ConfigError("source.csv_glob: the demo writes CSV files; set it (e.g. data/inbox/*.csv)")
         as_of = args.as_of or today_in(cfg.timezone)
-        end = as_of - timedelta(days=1)
-        start = end - timedelta(days=args.days - 1)
         inbox = cfg.path(cfg.source.csv_glob).parent
+        later = [d for d in export_days(inbox) if d >= as_of]
+        if args.replay_start and later:
+            raise DataError(f"{inbox} already holds demo exports from {later[0]} to {later[-1]}, on or after the "
+                            f"replay's first night {as_of}: step 0 would load them that night. Replay into a fresh "
+                            f"data folder (move {inbox.parent} away) or end the replay after {later[-1]}")
+        country = cfg.rules.holidays.country or "SE"
         started = time.perf_counter()
-        legs = demo_legs(start, end, seed=args.seed, country=cfg.rules.holidays.country or "SE", scale=args.scale)
-        paths = write_demo_csvs(legs, inbox, seed=args.seed)
+        files, written = fill_demo_inbox(inbox, as_of, args.days, seed=args.seed, country=country, scale=args.scale)
         if args.sqlite_source:
+            end = as_of - timedelta(days=1)
+            legs = demo_legs(end - timedelta(days=args.days - 1), end, seed=args.seed, country=country,
+                             scale=args.scale, per_day=True)
             write_demo_sqlite_source(legs, Path(args.sqlite_source))
     except PipelineError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    log.info("demo: %d legs %s..%s in %d files under %s (%.1fs)", len(legs), start, end, len(paths), inbox,
-             time.perf_counter() - started)
+    log.info("demo: %d days before %s under %s: %d file(s) written, %d already there (%.1fs)", files, as_of, inbox,
+             written, files - written, time.perf_counter() - started)
     return 0
 
 

@@ -13,7 +13,9 @@ from common.demo import (
     DemoQueue,
     demo_legs,
     demo_opening_hours,
+    fill_demo_inbox,
     write_demo_csvs,
+    write_demo_inbox,
     write_demo_sqlite_source,
 )
 from common.errors import ConfigError, DataError
@@ -381,3 +383,67 @@ def test_sqlite_source_holds_the_legs_with_iso_text_times_and_replaces_the_table
     pd.testing.assert_frame_equal(stored, week.reset_index(drop=True))
     with pytest.raises(ConfigError, match="table: 'acd calls'"):
         write_demo_sqlite_source(week, path, table="acd calls")
+
+
+# --- the living demo: a later night adds its day and rewrites nothing -------------------------
+
+def test_per_day_generators_draw_the_same_volumes_and_day_noise_as_one_generator(year):
+    per_day = demo_legs(date(2025, 1, 1), date(2025, 12, 31), scale=0.2, per_day=True)
+    one, each = normal_weekdays(daily_counts(year)), normal_weekdays(daily_counts(per_day))
+    # Other draws of the same model: the big queues' weekday means within 4% (Support ~670 a day over ~250
+    # days, day noise 13%: standard error ~1% per draw, so ~1.2% for the difference; Billing ~1.5%), and the
+    # day-to-day noise (consecutive Wednesdays, as above) within a factor 1.6.
+    ratio = each.mean() / one.mean()
+    assert ratio[["Support", "Billing"]].between(0.96, 1.04).all(), ratio
+    noise = [frame[frame.index.day_of_week == 2]["Support"].diff().var() for frame in (one, each)]
+    assert 1 / 1.6 < noise[1] / noise[0] < 1.6
+    assert not per_day["StartTime"].equals(year["StartTime"])
+
+
+def test_the_next_night_writes_exactly_one_new_file_and_leaves_the_others_byte_identical(tmp_path):
+    inbox = tmp_path / "inbox"
+    assert fill_demo_inbox(inbox, date(2025, 3, 10), 40, scale=0.05) == (40, 40)
+    before = {p.name: p.read_bytes() for p in inbox.iterdir()}
+    old = 1_000_000_000  # 2001: a rewrite, even of identical bytes, would move the mtime to now
+    for path in inbox.iterdir():
+        os.utime(path, (old, old))
+    assert fill_demo_inbox(inbox, date(2025, 3, 11), 40, scale=0.05) == (40, 1)
+    after = {p.name: p.read_bytes() for p in inbox.iterdir()}
+    assert set(after) - set(before) == {"acd_export_2025-03-10.csv"}
+    assert {name: after[name] for name in before} == before
+    assert all(p.stat().st_mtime == old for p in inbox.iterdir() if p.name in before)
+    assert fill_demo_inbox(inbox, date(2025, 3, 11), 40, scale=0.05) == (40, 0)  # the same night again: nothing
+
+
+def test_a_days_file_has_the_same_bytes_whichever_night_generates_it(tmp_path):
+    # 2025-02-15 sits inside both windows, first near the end of one, then near the start of the other.
+    fill_demo_inbox(tmp_path / "early", date(2025, 2, 20), 30, scale=0.05)
+    fill_demo_inbox(tmp_path / "late", date(2025, 3, 15), 30, scale=0.05)
+    shared = sorted({p.name for p in (tmp_path / "early").iterdir()} & {p.name for p in (tmp_path / "late").iterdir()})
+    assert shared == [f"acd_export_2025-02-{day:02d}.csv" for day in range(13, 20)]
+    for name in shared:
+        assert (tmp_path / "early" / name).read_bytes() == (tmp_path / "late" / name).read_bytes()
+
+
+def test_the_living_demo_puts_one_broken_row_on_every_30th_day_of_its_own(tmp_path):
+    paths, _ = write_demo_inbox(demo_legs(date(2025, 1, 1), date(2025, 4, 30), scale=0.05), tmp_path,
+                                date(2025, 1, 1), date(2025, 4, 30))
+    broken = {p.name[11:21]: frame.loc[frame["CallID"].str.contains("-X"), "CallID"].tolist()
+              for p in paths for frame in [pd.read_csv(p, dtype=str, keep_default_na=False)]}
+    broken = {day: ids for day, ids in broken.items() if ids}
+    # date.toordinal() + seed 42 divisible by 30: 2025-01-27 is 739,278 (+ 42 = 24,644 x 30), then every 30 days;
+    # the kind (X0000k) is ordinal // 30 % 5: 24,642 % 5 = 2 on 2025-01-27, then 3, 4, 0.
+    assert broken == {"2025-01-27": ["20250127-X00002"], "2025-02-26": ["20250226-X00003"],
+                      "2025-03-28": ["20250328-X00004"], "2025-04-27": ["20250427-X00000"]}
+
+
+def test_a_file_already_in_the_inbox_is_never_rewritten_and_a_missing_one_is_written_again(tmp_path):
+    fill_demo_inbox(tmp_path, date(2025, 3, 10), 10, scale=0.05)  # 2025-02-28..03-09
+    older = tmp_path / "acd_export_2025-03-03.csv"
+    older.write_text("written by an older demo\n", encoding="utf-8")  # step 0 loaded it: it must stay
+    gone = tmp_path / "acd_export_2025-03-05.csv"
+    kept = gone.read_bytes()
+    gone.unlink()
+    assert fill_demo_inbox(tmp_path, date(2025, 3, 11), 10, scale=0.05) == (10, 2)  # 03-05 again, and 03-10
+    assert older.read_text(encoding="utf-8") == "written by an older demo\n"
+    assert gone.read_bytes() == kept
