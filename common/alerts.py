@@ -8,10 +8,14 @@ the config. A rule judges only on enough evidence; where there is too little
 it stays quiet rather than raise an alert a planner cannot act on.
 
 - `daily_mape_alerts`: the forecast made `horizon_day` days ahead (1: "yesterday's
-  forecast for yesterday") misses an open day by more than 15% (critical), or
-  by more than 10% on each of the last 3 open days (warning). Days with fewer
-  than 50 actual contacts are not judged: at that size chance alone moves a
-  day about as far as the threshold (Poisson noise 1/sqrt(n): 14% at 50).
+  forecast for yesterday") misses an open day by more than 15% and by more
+  than chance (critical), or by more than 10% on each of the last 3 open days
+  (warning). Days with fewer than 50 actual contacts are not judged: at that
+  size chance alone moves a day about as far as the threshold (Poisson noise
+  1/sqrt(n): 14% at 50). "More than chance": the actual lies beyond the
+  forecast's own p10-p90 band stretched 1.8 times around p50 (about the 1st or
+  99th percentile of a calibrated band), so a 100-call queue's 18% day that
+  its band allowed for is not a critical alert on most nights.
 - `weekly_bias_alerts`: (sum p50 - sum actual) / sum actual of a complete
   Monday-Sunday week beyond +-5% in the last week (critical), or beyond +-3%
   with the same sign 2 weeks running (warning). Complete: every open day of
@@ -115,10 +119,21 @@ def _weekday_runs(dates: Iterable[pd.Timestamp]) -> str:
     return ", ".join(DAY_NAMES[a] if a == b else f"{DAY_NAMES[a]}-{DAY_NAMES[b]}" for a, b in runs) or "none"
 
 
+# p10 and p90 are the 10% tails of a calibrated band; for a normal spread the 1% tails lie 2.326 / 1.282 = 1.8 times
+# as far from the median. A miss inside that stretched band happens by chance on about 1 day in 50 per queue.
+BEYOND_CHANCE = 1.8
+
+
+def beyond_chance(actual: float, p10: float, p50: float, p90: float, stretch: float = BEYOND_CHANCE) -> bool:
+    """Whether `actual` lies outside the forecast's p10-p90 band stretched `stretch` times around p50 (a forecast
+    without a band, p10 = p50 = p90, has every miss beyond chance)."""
+    return actual > p50 + stretch * (p90 - p50) or actual < p50 - stretch * (p50 - p10)
+
+
 def daily_mape_alerts(accuracy: pd.DataFrame, as_of: date, *, horizon_day: int = 1, warning: float = 0.10,
                       warning_days: int = 3, critical: float = 0.15, min_actual: float = 50) -> list[Alert]:
-    """Per queue: critical when the latest judged open day's APE > `critical`, else warning when each of the
-    last `warning_days` judged open days has APE > `warning`.
+    """Per queue: critical when the latest judged open day's APE > `critical` and the miss is `beyond_chance` of
+    its own band, else warning when each of the last `warning_days` judged open days has APE > `warning`.
 
     `accuracy`: gold_forecast_accuracy rows. Judged: open days with at least
     `min_actual` actual contacts (and more than 0, which has no APE); a day
@@ -134,12 +149,13 @@ def daily_mape_alerts(accuracy: pd.DataFrame, as_of: date, *, horizon_day: int =
         last = g.iloc[-1]
         if last["date"] < pd.Timestamp(as_of) - pd.Timedelta(days=RECENT_DAYS):
             continue
-        if ape[-1] > critical:
+        if ape[-1] > critical and beyond_chance(last["actual"], last["p10"], last["p50"], last["p90"]):
             out.append(Alert(CRITICAL, "daily_mape", "daily_mape", queue=str(queue), value=float(ape[-1]),
                              threshold=critical, message=(
                 f"{queue}: the forecast for {last['date']:%a %Y-%m-%d} made {_ahead(horizon_day)} was off by "
-                f"{100 * ape[-1]:.1f}% (p50 {last['p50']:.0f}, actual {last['actual']:.0f}), above "
-                f"{100 * critical:.0f}% (alerts.mape_critical); look at that day: a campaign, an outage or "
+                f"{100 * ape[-1]:.1f}% (p50 {last['p50']:.0f}, p10-p90 {last['p10']:.0f}-{last['p90']:.0f}, actual "
+                f"{last['actual']:.0f}), above {100 * critical:.0f}% (alerts.mape_critical) and further out than its "
+                "range allows by chance; look at that day: a campaign, an outage or "
                 "mass event, a holiday the calendar missed, or an incomplete export")))
         elif len(ape) >= warning_days and (ape[-warning_days:] > warning).all():
             tail = g.iloc[-warning_days:]

@@ -48,6 +48,20 @@ def test_daily_mape_is_critical_when_the_latest_day_is_above_fifteen_percent() -
     assert "Fri 2025-03-07" in got[0].message and "holiday" in got[0].message
 
 
+def test_a_miss_its_own_band_allowed_for_is_not_critical_but_one_beyond_chance_is() -> None:
+    # A 100-call queue: p50 102, band 90-115. Stretched 1.8x around p50: 102 - 1.8*12 = 80.4 .. 102 + 1.8*13 = 125.4.
+    def one_day(actual: float, p10: float = 90, p90: float = 115) -> pd.DataFrame:
+        return _points({"2025-03-07": (actual, 102)}).assign(p10=p10, p90=p90)
+
+    assert daily_mape_alerts(one_day(124), date(2025, 3, 10)) == []  # APE 17.7% > 15%, but inside 125.4
+    got = daily_mape_alerts(one_day(126), date(2025, 3, 10))  # APE 19.0%, beyond 125.4
+    assert [(a.severity, a.value) for a in got] == [("critical", pytest.approx(24 / 126))]
+    assert "p10-p90 90-115" in got[0].message
+    assert daily_mape_alerts(one_day(81), date(2025, 3, 10)) == []  # APE 25.9%, above 80.4: chance on the low side
+    assert daily_mape_alerts(one_day(80), date(2025, 3, 10))[0].severity == "critical"  # below 80.4
+    assert daily_mape_alerts(one_day(124, p10=102, p90=102), date(2025, 3, 10))[0].severity == "critical"  # no band
+
+
 def test_daily_mape_is_quiet_when_the_streak_breaks_or_only_other_horizons_miss() -> None:
     broken = _points({"2025-03-05": (100, 89), "2025-03-06": (100, 91), "2025-03-07": (100, 89)})  # 11%, 9%, 11%
     other_horizon = _points({"2025-03-05": (100, 50), "2025-03-06": (100, 50), "2025-03-07": (100, 50)}, horizon_day=2)
