@@ -11,4 +11,6 @@ if [ "$(cat .venv/.requirements-test.sha256 2>/dev/null || true)" != "$req_hash"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
   echo "$req_hash" > .venv/.requirements-test.sha256
 fi
-exec .venv/bin/python -m pytest -q "$@"
+# One worker per core (WFM_TEST_WORKERS=0 runs them in this process); a test file stays on one worker, because a
+# file's tests may share a module fixture (test_pipeline's demo project) and run in order.
+exec .venv/bin/python -m pytest -q -n "${WFM_TEST_WORKERS:-auto}" --dist loadfile "$@"
