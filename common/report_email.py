@@ -80,16 +80,22 @@ def _accuracy_rows(accuracy: pd.DataFrame | None, scope: str) -> pd.DataFrame:
     return accuracy.loc[(accuracy["scope"] == scope) & (accuracy["method"] == "forecast")]
 
 
+def _summary_phrases(r: pd.Series) -> tuple[str, str, str, str]:
+    """wMAPE, ' (seasonal naive: x)', bias and ', p10–p90 coverage ...' of a summary row, '–' or '' when missing."""
+    wm = f"{r['wmape']:.1%}" if pd.notna(r["wmape"]) else "–"
+    naive = f" (seasonal naive: {r['wmape_naive']:.1%})" if pd.notna(r["wmape_naive"]) else ""
+    bias = f"{r['bias']:+.1%}" if pd.notna(r["bias"]) else "–"
+    cover = f", p10–p90 coverage {r['coverage']:.0%} (target 80%)" if pd.notna(r["coverage"]) else ""
+    return wm, naive, bias, cover
+
+
 def accuracy_headline(accuracy: pd.DataFrame | None) -> str | None:
     """One sentence on recent accuracy from the as-of's overall summary row, or None when there is none."""
     rows = _accuracy_rows(accuracy, "overall")
     if rows.empty:
         return None
     r = rows.iloc[0]
-    naive = f" (seasonal naive: {r['wmape_naive']:.1%})" if pd.notna(r["wmape_naive"]) else ""
-    cover = f", p10–p90 coverage {r['coverage']:.0%} (target 80%)" if pd.notna(r["coverage"]) else ""
-    wm = f"{r['wmape']:.1%}" if pd.notna(r["wmape"]) else "–"
-    bias = f"{r['bias']:+.1%}" if pd.notna(r["bias"]) else "–"
+    wm, naive, bias, cover = _summary_phrases(r)
     return (f"Accuracy of the forecasts made in the last {int(r['window_days'])} days ({int(r['n_days'])} open forecast "
             f"days scored, all horizons): wMAPE {wm}{naive}, bias {bias}{cover}.")
 
@@ -225,10 +231,8 @@ def backtest_headline(summary: pd.DataFrame | None, backtest: pd.DataFrame | Non
                if backtest is not None and len(backtest) else [])
     span = (f"{len(origins)} weekly origins {pd.Timestamp(origins[0]):%d %b}–{pd.Timestamp(origins[-1]):%d %b %Y}"
             if origins else f"the origins of the {int(r['window_days'])} days before {pd.Timestamp(r['as_of']):%d %b %Y}")
-    naive = f" (seasonal naive: {r['wmape_naive']:.1%})" if pd.notna(r["wmape_naive"]) else ""
-    cover = f", p10–p90 coverage {r['coverage']:.0%} (target 80%)" if pd.notna(r["coverage"]) else ""
-    bias = f", bias {r['bias']:+.1%}" if pd.notna(r["bias"]) else ""
-    wm = f"{r['wmape']:.1%}" if pd.notna(r["wmape"]) else "–"
+    wm, naive, bias, cover = _summary_phrases(r)
+    bias = "" if bias == "–" else f", bias {bias}"
     return (f"Track record (backtest, not live forecasts): replayed on {span}, each trained only on the days before "
             f"it, the model's forecasts 1–14 days ahead had wMAPE {wm}{naive}{bias}{cover}.")
 
