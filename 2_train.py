@@ -39,18 +39,11 @@ import logging
 import sys
 import time
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.exc import DBAPIError
-
-from common import cli, db, evaluation, registry, tables, train_step, training
-from common.cli import StepContext, StepResult, describe_db_error, run_step, setup_logging, step_parser
-from common.config import load_config
-from common.errors import DataError, PipelineError
+from common import cli, registry, train_step, training
+from common.cli import StepContext, StepResult, run_step, step_parser
+from common.errors import DataError
 
 log = logging.getLogger(__name__)
-
-ACC, SUMMARY = tables.gold_forecast_accuracy, tables.gold_forecast_accuracy_summary
-
 
 def body(ctx: StepContext) -> StepResult:
     if ctx.args.promote:
@@ -96,25 +89,12 @@ def _train(ctx: StepContext) -> StepResult:
     # Save outputs: files first (a crash before the commit leaves an unregistered folder, never a row without files)
     version, decision = outcome.version, outcome.decision
     shas = registry.write_artifacts(cfg.path(cfg.training.model_dir) / version, outcome.model, outcome.training_meta)
-    record, written, kept = outcome.track_record, 1, "; no track record published"
     with ctx.engine.begin() as conn:
         status = registry.save_version(conn, {**outcome.entry, "artifact_sha256": shas}, decision.status,
                                        decision.reason)
-        newer = conn.execute(select(func.max(SUMMARY.c.as_of)).where(
-            SUMMARY.c.method.in_(evaluation.BACKTEST_METHODS))).scalar()
-        if record is not None and newer is not None and newer > ctx.as_of:  # a backfill keeps the newer record
-            record, kept = None, f"; no track record published: the one of as-of {newer} is newer"
-        if record is not None:  # the latest backtest replaces the previous one (as 4_evaluate.py --backtest does)
-            conn.execute(delete(ACC).where(ACC.c.method.in_(evaluation.BACKTEST_METHODS)))
-            written += db.insert_frame(conn, ACC, record.accuracy.assign(run_id=ctx.run_id))
-            conn.execute(delete(SUMMARY).where((SUMMARY.c.as_of == ctx.as_of)
-                                               & SUMMARY.c.method.in_(evaluation.BACKTEST_METHODS)))
-            written += db.insert_frame(conn, SUMMARY, record.summary.assign(run_id=ctx.run_id))
-    log.info("train: %s registered as %s: %s", version, status, decision.reason)
-    published = (f"; track record: backtest of {record.setup}, {record.accuracy['forecast_origin'].nunique()} "
-                 f"origins published" if record is not None else kept)
-    log.info("train: %s", published[2:])
-    return StepResult(written, f"{version} {status}: {decision.reason}; {outcome.summary}{published}")
+        written, published = train_step.publish_track_record(conn, outcome.track_record, as_of, ctx.run_id)
+    log.info("train: %s registered as %s: %s; %s", version, status, decision.reason, published)
+    return StepResult(1 + written, f"{version} {status}: {decision.reason}; {outcome.summary}; {published}")
 
 
 def _promote(ctx: StepContext) -> StepResult:
@@ -129,27 +109,6 @@ def _rollback(ctx: StepContext) -> StepResult:
     with ctx.engine.begin() as conn:
         rolled_back, restored = registry.rollback(conn, ctx.cfg)
     return StepResult(2, f"rolled back: {restored} is production again, {rolled_back} archived")
-
-
-def _list_versions(args) -> int:
-    """--list: print the registry (read-only, so not recorded in pipeline_runs)."""
-    setup_logging(args.log_level)
-    url = None
-    try:
-        cfg = load_config(args.config, args.overrides)
-        url = cfg.database_url
-        engine = db.make_engine(url)
-        db.ensure_schema(engine)
-        with engine.connect() as conn:
-            print(registry.format_versions(registry.read_registry(conn)))
-    except PipelineError as exc:
-        print(f"2_train: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except DBAPIError as exc:
-        print(f"2_train: error: cannot use the database {db.safe_url(url)}: {describe_db_error(exc, url)}",
-              file=sys.stderr)
-        return 1
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="put the previous production model back; the current one is archived")
     args = parser.parse_args(argv)
     if args.list:
-        return _list_versions(args)
+        return train_step.list_versions(args)
     return run_step("2_train", parser, body, argv)
 
 

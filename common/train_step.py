@@ -14,7 +14,9 @@ night 1, labelled as a backtest. Every backtest model is trained only on the day
 
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -22,8 +24,13 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
-from common import db, evaluation, promotion, registry, silver, training
+from common import db, evaluation, promotion, registry, silver, tables, training
+from common.cli import describe_db_error, setup_logging
+from common.config import load_config
 from common.calibration import CalibrationCache
 from common.config_schema import Config
 from common.errors import ConfigError, ModelError, PipelineError
@@ -226,3 +233,45 @@ def _importance(model: QuantileForecaster) -> dict[str, list[dict]]:
     return {quantile_column(q): [{"feature": r.feature, "gain": round(float(r.gain), 3), "splits": int(r.splits)}
                                  for r in rows.itertuples(index=False)]
             for q, rows in imp.groupby("quantile", sort=True)}
+
+
+ACC, SUMMARY = tables.gold_forecast_accuracy, tables.gold_forecast_accuracy_summary
+
+
+def publish_track_record(conn: Connection, record: TrackRecord | None, as_of: date, run_id: str) -> tuple[int, str]:
+    """Write the night's backtest as the track record (rows written, what was done), inside the caller's
+    transaction. The latest backtest replaces the previous one, as `4_evaluate.py --backtest` does; a backfill
+    (an as-of older than the record already published) keeps the newer record."""
+    if record is None:
+        return 0, "no track record published"
+    newer = conn.execute(select(func.max(SUMMARY.c.as_of)).where(
+        SUMMARY.c.method.in_(evaluation.BACKTEST_METHODS))).scalar()
+    if newer is not None and newer > as_of:
+        return 0, f"no track record published: the one of as-of {newer} is newer"
+    conn.execute(delete(ACC).where(ACC.c.method.in_(evaluation.BACKTEST_METHODS)))
+    written = db.insert_frame(conn, ACC, record.accuracy.assign(run_id=run_id))
+    conn.execute(delete(SUMMARY).where((SUMMARY.c.as_of == as_of) & SUMMARY.c.method.in_(evaluation.BACKTEST_METHODS)))
+    written += db.insert_frame(conn, SUMMARY, record.summary.assign(run_id=run_id))
+    return written, (f"track record: backtest of {record.setup}, {record.accuracy['forecast_origin'].nunique()} "
+                     "origins published")
+
+
+def list_versions(args: argparse.Namespace) -> int:
+    """`2_train.py --list`: print the registry (read-only, so not recorded in pipeline_runs); the exit code."""
+    setup_logging(args.log_level)
+    url = None
+    try:
+        cfg = load_config(args.config, args.overrides)
+        url = cfg.database_url
+        engine = db.make_engine(url)
+        db.ensure_schema(engine)
+        with engine.connect() as conn:
+            print(registry.format_versions(registry.read_registry(conn)))
+    except PipelineError as exc:
+        print(f"2_train: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except DBAPIError as exc:
+        print(f"2_train: error: cannot use the database {db.safe_url(url)}: {describe_db_error(exc, url)}",
+              file=sys.stderr)
+        return 1
+    return 0
