@@ -36,13 +36,11 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pandas as pd
-from sqlalchemy import delete
-from sqlalchemy.engine import Connection
 
-from common import db, forecast_run, silver, tables, training, validation
+from common import forecast_run, silver, tables, training, validation
 from common.cli import StepContext, StepResult, recorded_overrides, run_step, step_parser, what_if_overrides
 from common.errors import DataError
 
@@ -62,8 +60,8 @@ def body(ctx: StepContext) -> StepResult:
 
     # Load inputs
     with ctx.engine.connect() as conn:
-        daily = _read_daily(conn, as_of)
-        history_int = _read_intervals(conn, as_of - timedelta(days=7 * weeks), as_of)
+        daily = forecast_run.read_daily(conn, as_of)
+        history_int = forecast_run.read_intervals(conn, as_of - timedelta(days=7 * weeks), as_of)
         # future rows of the drivers too: a model trained with them reads them for the forecast days
         exogenous = (training.read_exogenous(conn, cfg.training.exogenous_table, end + timedelta(days=1))
                      if cfg.training.exogenous_table else None)
@@ -91,7 +89,7 @@ def body(ctx: StepContext) -> StepResult:
     if what_if_overrides(ctx.args.overrides) and not ctx.args.publish:
         return _save_whatif(ctx, frames, run.checks, recorded_overrides(ctx.args.overrides, cfg.database_url), message)
     with ctx.engine.begin() as conn:
-        written = _replace_origin(conn, as_of, frames)
+        written = forecast_run.replace_origin(conn, as_of, frames)
         silver.save_checks(conn, validation.results_frame(run.checks), ctx.run_id, STEP, as_of)
     return StepResult(written, message)
 
@@ -109,30 +107,6 @@ def _save_whatif(ctx: StepContext, frames: dict, checks: list[validation.CheckRe
     log.info("forecast: what-if run (--set %s): NOT published, gold tables unchanged; forecast and staffing are in "
              "%s; to publish them, run: %s", " --set ".join(overrides), folder, again)
     return StepResult(0, f"what-if (not published): {message}; files in {folder}; publish with --publish")
-
-
-def _read_daily(conn: Connection, as_of: date) -> pd.DataFrame:
-    """silver_daily before `as_of`, only what forecasting needs: one row per queue per date."""
-    t = tables.silver_daily
-    frame = db.read_table(conn, t, where=t.c.date < as_of,
-                          columns=["queue", "date", "offered", "is_open", "is_holiday"])
-    return frame.sort_values(["queue", "date"], kind="stable").reset_index(drop=True)
-
-
-def _read_intervals(conn: Connection, start: date, as_of: date) -> pd.DataFrame:
-    """silver_interval of dates start .. as_of-1 (profile, AHT and shape history): one row per queue per interval."""
-    t = tables.silver_interval
-    return db.read_table(conn, t, where=(t.c.date >= start) & (t.c.date < as_of),
-                         columns=["queue", "date", "interval_start", "interval_start_utc", "offered", "handled",
-                                  "aht_seconds", "is_open"])
-
-
-def _replace_origin(conn: Connection, as_of: date, frames: dict) -> int:
-    written = 0
-    for table, frame in frames.items():
-        conn.execute(delete(table).where(table.c.forecast_origin == as_of))
-        written += db.insert_frame(conn, table, frame)
-    return written
 
 
 def main(argv: list[str] | None = None) -> int:

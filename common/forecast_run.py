@@ -14,9 +14,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy.engine import Engine
+from sqlalchemy import delete
+from sqlalchemy.engine import Connection, Engine
 
-from common import guards, intraday, model_choice, profiles, silver, validation
+from common import db, guards, intraday, model_choice, profiles, silver, tables, validation
 from common.calendar import interval_grid
 from common.config_schema import Config
 from common.errors import ConfigError, ModelError, PipelineError
@@ -242,3 +243,30 @@ def write_whatif(folder: Path, frames: dict[str, pd.DataFrame], checks: pd.DataF
     paths.append(folder / "overrides.json")
     paths[-1].write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return paths
+
+
+# --- step 3's reads and writes -------------------------------------------------------------------------------
+
+def read_daily(conn: Connection, as_of: date) -> pd.DataFrame:
+    """silver_daily before `as_of`, only what forecasting needs: one row per queue per date."""
+    t = tables.silver_daily
+    frame = db.read_table(conn, t, where=t.c.date < as_of,
+                          columns=["queue", "date", "offered", "is_open", "is_holiday"])
+    return frame.sort_values(["queue", "date"], kind="stable").reset_index(drop=True)
+
+
+def read_intervals(conn: Connection, start: date, as_of: date) -> pd.DataFrame:
+    """silver_interval of dates start .. as_of-1 (profile, AHT and shape history): one row per queue per interval."""
+    t = tables.silver_interval
+    return db.read_table(conn, t, where=(t.c.date >= start) & (t.c.date < as_of),
+                         columns=["queue", "date", "interval_start", "interval_start_utc", "offered", "handled",
+                                  "aht_seconds", "is_open"])
+
+
+def replace_origin(conn: Connection, as_of: date, frames: dict) -> int:
+    """Replace the gold rows of origin `as_of` with `frames` ({table: rows}); other origins stay. Rows written."""
+    written = 0
+    for table, frame in frames.items():
+        conn.execute(delete(table).where(table.c.forecast_origin == as_of))
+        written += db.insert_frame(conn, table, frame)
+    return written
