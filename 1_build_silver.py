@@ -23,11 +23,10 @@ Example:  python 1_build_silver.py --as-of 2025-03-10
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from common.cli import StepContext, StepResult, run_step, step_parser
+from common.cli import StepContext, StepResult, run_step, step_parser, whole_number
 from common.silver_build import STEP, build_silver
 
 
@@ -36,28 +35,16 @@ def body(ctx: StepContext) -> StepResult:
     return build_silver(ctx, full=a.full, chunk_days=a.chunk_days, chunk_rows=a.chunk_rows, workers=a.workers)
 
 
-def _count(minimum: int):
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            number = minimum - 1
-        if number < minimum:
-            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= {minimum}")
-        return number
-    return parse
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = step_parser("1_build_silver.py", __doc__)
     parser.add_argument("--full", action="store_true", help="rebuild every day, not only days whose bronze changed")
-    parser.add_argument("--chunk-days", type=_count(1), default=31, dest="chunk_days",
+    parser.add_argument("--chunk-days", type=whole_number(1), default=31, dest="chunk_days",
                         help="rebuild at most this many contiguous days at a time (default 31); memory grows with it")
-    parser.add_argument("--chunk-rows", type=_count(1), default=400_000, dest="chunk_rows",
+    parser.add_argument("--chunk-rows", type=whole_number(1), default=400_000, dest="chunk_rows",
                         help="and at most this many bronze rows at a time (default 400000: about 2.6 GB peak with 2 "
                              "workers; memory grows about 4 KB per row); a busier day is a chunk of its own")
     cpus = os.cpu_count() or 1
-    parser.add_argument("--workers", type=_count(0), default=min(2, cpus) if cpus > 1 else 0,
+    parser.add_argument("--workers", type=whole_number(0), default=min(2, cpus) if cpus > 1 else 0,
                         help="processes that read bronze and build contacts ahead while this one writes "
                              "(default: 2 with 2+ CPUs; each holds about one chunk); 0 = all in this process")
     return run_step(STEP, parser, body, argv)

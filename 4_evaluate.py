@@ -38,13 +38,12 @@ Examples:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
 
 from common import accuracy_store, evaluate_step, training
-from common.cli import StepContext, StepResult, run_step, step_parser
+from common.cli import StepContext, StepResult, run_step, step_parser, whole_number
 from common.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -109,24 +108,14 @@ def _backtest(ctx: StepContext) -> StepResult:
     return StepResult(written, evaluate_step.backtest_message(run, setup))
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be a whole number >= 1")
-    return number
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = step_parser("4_evaluate.py", __doc__)
     parser.add_argument("--full", action="store_true", help="re-score every stored origin, not only recent/new ones")
     parser.add_argument("--backtest", action="store_true",
                         help="backtest the production setup over history instead of scoring stored forecasts")
-    parser.add_argument("--origins", type=_positive_int, default=None,
+    parser.add_argument("--origins", type=whole_number(1), default=None,
                         help="--backtest: number of origins (default: training.backtest_origins)")
-    parser.add_argument("--step-days", type=_positive_int, default=None, dest="step_days",
+    parser.add_argument("--step-days", type=whole_number(1), default=None, dest="step_days",
                         help="--backtest: days between origins (default: training.backtest_step_days)")
     return run_step(STEP, parser, body, argv)
 

@@ -136,6 +136,19 @@ def parse_as_of(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2025-03-10") from None
 
 
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """argparse type for a count of at least `minimum` (--workers 0, --origins 1, ...)."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = minimum - 1
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= {minimum}")
+        return number
+    return parse
+
+
 def step_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """The flags every step accepts: --config, --as-of, --set, --log-level."""
     parser = argparse.ArgumentParser(prog=prog, description=description,
