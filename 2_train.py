@@ -1,30 +1,18 @@
 #!/usr/bin/env python3
 """Step 2: train the quantile LightGBM forecaster, backtest it, register it, promote it when it is better.
 
-One global LightGBM per quantile across queues (queue id categorical) on the
-open days of silver_daily before the as-of; queues with fewer than
-training.min_history_days open days are left out (step 3 gives them seasonal
-naive). A rolling-origin backtest of the real recursive forecast
-(training.backtest_origins origins, training.backtest_step_days apart) scores it
-against weekly seasonal naive and against the production model's setup,
-retrained at every origin on the days before it like the candidate (out of
-sample; the same setup is not fitted twice). The model is saved as LightGBM
-text files + JSON under training.model_dir/<version>/ and registered in
-model_registry with that comparison; it becomes production when it beats
-seasonal naive and beats production's setup by training.promotion_margin (a
-refresh, the same setup on newer data, only needs to beat naive), else it
-stays staging with the reason. The backtest of the model that forecasts after
-tonight (the candidate when promoted, else production's setup) is published as
-its track record: gold_forecast_accuracy rows with methods backtest_lightgbm /
-backtest_naive (the previous backtest's rows are replaced) and their
-gold_forecast_accuracy_summary rows for the as-of, so the first report already
-shows accuracy, labelled as a backtest. The same data
-and config give the same version and bytes: a re-run replaces, never
-duplicates. Nights whose weekday is not in training.retrain_weekdays are
-skipped (--force trains anyway). A run with --set overrides (other than
-database.*, source.*, report.*, training.model_dir: where things are) is a
-what-if unless --publish is given: its model is registered as staging, never
-promoted, and its backtest is not published.
+One global LightGBM per quantile across queues on the open days of silver_daily before the as-of (queues with
+fewer than training.min_history_days open days are left out: step 3 gives them seasonal naive). A rolling-origin
+backtest of the real recursive forecast (training.backtest_origins origins, backtest_step_days apart) scores it
+against weekly seasonal naive and against production's setup retrained at every origin. The model is saved under
+training.model_dir/<version>/ and registered in model_registry; it becomes production when it beats naive and
+beats production's setup by training.promotion_margin (a refresh of the same setup only needs to beat naive),
+else it stays staging with the reason. The backtest of the model that forecasts after tonight is published as
+the track record (gold_forecast_accuracy methods backtest_lightgbm / backtest_naive), so the first report already
+shows accuracy, labelled as a backtest. The same data and config give the same version and bytes. Nights whose
+weekday is not in training.retrain_weekdays are skipped (--force trains anyway). A run with --set (other than
+database.*, source.*, report.*, training.model_dir) is a what-if unless --publish: staging, never promoted, no
+track record.
 
 Examples:
   python 2_train.py --as-of 2025-03-10

@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
 from common import db, tables  # noqa: E402
 from common.config import load_config  # noqa: E402
+from common.staffing import daily_staffing_summary  # noqa: E402
 
 WEEKDAY = np.array([1.25, 1.1, 1.0, 0.95, 0.85, 0.45, 0.0])  # Sunday closed
 CHARTS = ("forecast.png", "totals.png", "staffing.png", "past.png", "accuracy.png")
@@ -91,15 +92,7 @@ def gold_frames(n_queues: int, as_of: date, seed: int) -> dict[str, pd.DataFrame
                              "agents_p10": staff, "agents_p50": staff, "agents_p90": staff + 1,
                              "staff_p10": staff, "staff_p50": staff, "staff_p90": staff + 1})
     staffing = staffing.assign(interval_start_utc=staffing["interval_start"] - pd.Timedelta(hours=1))
-    staffing_daily = (staffing.assign(date=staffing["interval_start"].dt.normalize())
-                      .groupby(["run_id", "forecast_origin", "queue", "date"], as_index=False)
-                      .agg(volume_p50=("volume_p50", "sum"), staff_hours_p10=("staff_p10", "sum"),
-                           staff_hours_p50=("staff_p50", "sum"), staff_hours_p90=("staff_p90", "sum"),
-                           peak_staff_p10=("staff_p10", "max"), peak_staff_p50=("staff_p50", "max"),
-                           peak_staff_p90=("staff_p90", "max")))
-    staffing_daily = staffing_daily.assign(staff_hours_p10=staffing_daily["staff_hours_p10"] / 2,
-                                           staff_hours_p50=staffing_daily["staff_hours_p50"] / 2,
-                                           staff_hours_p90=staffing_daily["staff_hours_p90"] / 2)
+    staffing_daily = daily_staffing_summary(staffing, 30)  # what step 3 writes
     p = silver["offered"] * rng.normal(1.0, 0.08, len(silver))
     accuracy = pd.DataFrame({"run_id": "r4", "forecast_origin": silver["date"], "queue": silver["queue"],
                              "date": silver["date"], "method": "lightgbm", "horizon_day": 1,
