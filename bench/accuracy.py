@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
-from common import db, forecast_run, intraday, silver, tables, training  # noqa: E402
+from common import alerts, db, forecast_run, intraday, silver, tables, training  # noqa: E402
 from common.baselines import seasonal_naive_forecast  # noqa: E402
 from common.config import load_config  # noqa: E402
 from common.config_schema import Config  # noqa: E402
@@ -517,6 +517,26 @@ def published_markdown(why: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def critical_miss_rates(frame: pd.DataFrame, critical: float = 0.15, min_actual: float = 50) -> dict[str, float]:
+    """How often the published forecast's open days (at least `min_actual` calls, every horizon) miss by more than
+    `critical` (the old critical `daily_mape` rule), and how often also beyond chance of their own band (the rule
+    since issue 15): {"points", "above_threshold", "beyond_chance"}."""
+    points = frame.loc[(frame["method"] == PUBLISHED) & frame["is_open"].astype(bool) & (frame["y"] >= min_actual)]
+    above = (points["p50"] - points["y"]).abs() / points["y"] > critical
+    beyond = [alerts.beyond_chance(y, lo, mid, hi) for y, lo, mid, hi in
+              zip(points["y"], points["p10"], points["p50"], points["p90"])]
+    return {"points": int(len(points)), "above_threshold": int(above.sum()),
+            "beyond_chance": int((above & np.array(beyond, dtype=bool)).sum())}
+
+
+def critical_markdown(rates: dict[str, float]) -> str:
+    n = max(rates["points"], 1)
+    return (f"Critical `daily_mape` rule on the published forecast's open days with >= 50 calls (every horizon, "
+            f"{rates['points']} days): off by more than 15% on {rates['above_threshold']} "
+            f"({rates['above_threshold'] / n:.1%}); of those, beyond chance of their own band (the rule since issue "
+            f"15) {rates['beyond_chance']} ({rates['beyond_chance'] / n:.1%}).")
+
+
 def _json_ready(obj):
     if isinstance(obj, pd.DataFrame):
         return [_json_ready(r) for r in obj.to_dict("records")]
@@ -590,9 +610,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         inputs = load_inputs(config, overrides, dataset.as_of, args.cfg_overrides)
         out = backtest_dataset(inputs, args.origins, args.horizon, args.step_days, peers_python)
+        rates = critical_miss_rates(out["frame"])
         results["datasets"][name] = {"origins": out["origins"], "metrics": out["metrics"],
                                      "interval_wmape": out["interval_wmape"],
-                                     "left_out_queues": inputs.left_out, "published": out["fallbacks"]}
+                                     "left_out_queues": inputs.left_out, "published": out["fallbacks"],
+                                     "critical_misses": rates}
         o = out["origins"]
         profiles = ""
         if args.profiles and len(inputs.intervals):
@@ -602,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(f"### {name}: {dataset.description}\n\n{len(o)} origins {o[0].date()} .. {o[-1].date()}, "
                         f"{args.horizon}-day horizon, {out['metrics']['n_points'].iloc[0]} open forecast days per "
                         f"method\n\n" + metrics_markdown(out["metrics"], out["interval_wmape"]) + "\n\n"
-                        + published_markdown(out["fallbacks"]) + profiles)
+                        + published_markdown(out["fallbacks"]) + "\n\n" + critical_markdown(rates) + profiles)
     markdown = "\n\n".join(sections) + f"\n\nCommand: `{command}`\n"
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
