@@ -11,16 +11,15 @@ import textwrap
 from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
-from typing import ParamSpec
+from typing import TYPE_CHECKING, ParamSpec
 
-import matplotlib
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
-from PIL import Image
 
 from common.files import atomic_write
 from common.report_queues import is_others
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 P = ParamSpec("P")
 
@@ -43,6 +42,8 @@ def panel_grid(n: int) -> tuple[int, int]:
 
 def new_figure(n_panels: int, panel_height: float, title: str, subtitle: str, width: float = 14.0,
                sharex: bool = True) -> tuple[Figure, list]:
+    from matplotlib.figure import Figure  # on use: `5_report.py --help` must not wait for matplotlib
+
     rows, cols = panel_grid(max(n_panels, 1))
     fig = Figure(figsize=(width, 1.3 + rows * panel_height), dpi=DPI, layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharex=sharex).ravel().tolist()
@@ -63,6 +64,8 @@ def titles(fig: Figure, title: str, subtitle: str) -> None:
 def save_png(fig: Figure, path: Path) -> Path:
     """Write the chart whole or not at all (a full disk leaves no 0-byte chart behind; the caller reports the error),
     as a 256-colour PNG: on these flat-coloured charts it looks the same at about a third of the bytes (the email)."""
+    from PIL import Image
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
     image = Image.open(buf).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
@@ -74,12 +77,16 @@ def plain_text(chart: Callable[P, Path]) -> Callable[P, Path]:
     parsed as a formula (and crash on '#'). Text objects read the setting when created, so it wraps the whole chart."""
     @functools.wraps(chart)
     def plain(*args: P.args, **kwargs: P.kwargs) -> Path:
+        import matplotlib
+
         with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
             return chart(*args, **kwargs)
     return plain
 
 
 def empty_chart(path: Path, title: str, subtitle: str, note: str) -> Path:
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(10, 3), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     ax.set_axis_off()
@@ -89,6 +96,8 @@ def empty_chart(path: Path, title: str, subtitle: str, note: str) -> Path:
 
 
 def thousands(ax, axis: str = "y") -> None:
+    from matplotlib.ticker import FuncFormatter
+
     fmt = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 

@@ -18,7 +18,6 @@ import textwrap
 from datetime import date
 from pathlib import Path
 
-import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 
@@ -52,6 +51,8 @@ def forecast_fan_chart(actuals: pd.DataFrame, forecast: pd.DataFrame, as_of: dat
     Closed days (silver_daily.is_open false; forecast p90 = 0) are grey columns and break the lines, so the
     weekly shape of open days is what the eye follows, not a drop to zero every weekend.
     """
+    import matplotlib.dates as mdates  # on use: `5_report.py --help` must not wait for matplotlib
+
     start = day_start(as_of) - pd.Timedelta(weeks=weeks)
     act = actuals.loc[(actuals["date"] >= start) & (actuals["date"] < day_start(as_of))]
     queues = panel_order(set(act["queue"]) | set(forecast["queue"]))

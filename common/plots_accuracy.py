@@ -9,12 +9,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
-from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
 
 from common.chart_frame import (
     ACTUAL,
@@ -128,6 +124,10 @@ def accuracy_trend_chart(daily: pd.DataFrame, weekly: pd.DataFrame, as_of: date,
     `backtest_daily` / `backtest_weekly`: the same measures of the track record (`nearest_backtest` rows), drawn
     dashed and labelled "backtest", so night 1 shows accuracy and later nights show it beside the scored forecasts.
     """
+    import matplotlib.dates as mdates  # on use: `5_report.py --help` must not wait for matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
     bd = backtest_daily if backtest_daily is not None else daily.iloc[:0]
     bw = backtest_weekly if backtest_weekly is not None else weekly.iloc[:0]
     ahead = "same-night forecast" if horizon_day == 1 else f"forecast made {horizon_day} days ahead"
@@ -213,6 +213,8 @@ def accuracy_trend_chart(daily: pd.DataFrame, weekly: pd.DataFrame, as_of: date,
 
 
 def _queue_colors(queues: list[str]) -> dict[str, tuple]:
+    from matplotlib import colormaps
+
     cmap = colormaps["tab10" if len(queues) <= 10 else "tab20"]
     return {q: cmap(i % cmap.N) for i, q in enumerate(queues)}
 
@@ -254,6 +256,8 @@ def past_forecasts_chart(actuals: pd.DataFrame, lines: pd.DataFrame, as_of: date
     `actuals`: silver_daily rows; `lines`: `past_forecasts`. The band is the p10–p90 of the forecast made 1 day
     ahead (of the backtest while there is none), so a reader sees how often the actual fell inside it.
     """
+    import matplotlib.dates as mdates
+
     start = day_start(as_of) - pd.Timedelta(weeks=weeks)
     act = actuals.loc[(actuals["date"] >= start) & (actuals["date"] < day_start(as_of))]
     past = lines.loc[(lines["date"] >= start) & (lines["date"] < day_start(as_of))]
