@@ -54,6 +54,7 @@ from common import alerts, db, forecast_run, intraday, silver, tables, training 
 from common.baselines import seasonal_naive_forecast  # noqa: E402
 from common.config import load_config  # noqa: E402
 from common.config_schema import Config  # noqa: E402
+from common.forecast_frame import MODEL_METHODS  # noqa: E402
 from common.metrics import bias, coverage, mase, open_mask, pinball_loss, total_volume_error, wmape, with_naive  # noqa: E402
 
 log = logging.getLogger("bench.accuracy")
@@ -504,7 +505,7 @@ def published_markdown(why: pd.DataFrame) -> str:
     weekdays' intraday profiles were replaced."""
     if why.empty:
         return ""
-    fell = why.loc[why["method"] != "lightgbm"]
+    fell = why.loc[~why["method"].isin(MODEL_METHODS)]
     lines = [f"Published: the model was kept on {len(why) - len(fell)} of {len(why)} queue-origins"
              + ("." if fell.empty else f"; {len(fell)} fell back:")]
     for r in fell.itertuples(index=False):
