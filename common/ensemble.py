@@ -28,6 +28,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from common.baselines import same_weekday_mean, seasonal_naive_forecast
+
 log = logging.getLogger(__name__)
 
 MEMBERS = ("lightgbm", "linear", "same_weekday_mean", "seasonal_naive", "vendor")
@@ -49,7 +51,7 @@ def member_names(frame: pd.DataFrame) -> list[str]:
 
 def simplex_grid(k: int, step: float = WEIGHT_STEP) -> np.ndarray:
     """Every weight vector of length k on the grid `step` with non-negative entries summing to 1: (n, k)."""
-    n = int(round(1 / step))
+    n = round(1 / step)
     if k == 1:
         return np.ones((1, 1))
     rows = []
@@ -149,6 +151,22 @@ def with_vendor(frame: pd.DataFrame, vendor: pd.DataFrame | None, origin: pd.Tim
     issued = vendor_as_of(vendor, origin).rename(columns={"vendor": member_column("vendor")})
     return frame.drop(columns=[member_column("vendor")], errors="ignore").merge(
         issued, on=["series", "date"], how="left")
+
+
+def add_members(raw: pd.DataFrame, history: pd.DataFrame, future: pd.DataFrame,
+                vendor: pd.DataFrame | None) -> pd.DataFrame:
+    """`raw` (series, date, ...) with the members that need no model: the same-weekday mean, seasonal naive and the
+    vendor's forecast as issued before the first future date; every member 0 on closed days, like the forecast."""
+    naive = seasonal_naive_forecast(history, future.astype({"series": "str"}), (0.5,))
+    out = raw.assign(**{member_column("same_weekday_mean"): same_weekday_mean(history, raw)}).merge(
+        naive.loc[:, ["series", "date", "p50"]].rename(columns={"p50": member_column("seasonal_naive")}),
+        on=["series", "date"], how="left")
+    out = with_vendor(out, vendor, pd.Timestamp(future["date"].min()))
+    is_open = out.loc[:, ["series", "date"]].merge(
+        future.loc[:, ["series", "date", "is_open"]].astype({"series": "str"}), on=["series", "date"],
+        how="left")["is_open"].fillna(False).to_numpy(dtype=bool)
+    cols = [member_column(m) for m in member_names(out)]
+    return out.assign(**{c: np.where(is_open, out[c].clip(lower=0), 0.0) for c in cols})
 
 
 def format_weights(weights: dict, members: Sequence[str] | None = None) -> str:

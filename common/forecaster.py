@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from common import ensemble
-from common.baselines import same_weekday_mean, seasonal_naive_forecast
+from common.baselines import same_weekday_mean
 from common.calibration import NO_ADJUSTMENT, CalibrationCache, apply_band_factors, learn_adjustments
 from common.errors import ConfigError, DataError, ModelError
 from common.features import (
@@ -27,7 +27,7 @@ from common.features import (
     warmup_days, y_unit_features,
 )
 from common.forecast_frame import postprocess_quantiles, quantile_column, recursive_forecast
-from common.seasonality import MIN_YEARLY_DAYS, SeasonalShape, fit_shape
+from common.seasonality import MIN_YEARLY_DAYS, fit_shape
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,6 @@ DEFAULT_PARAMS = {
 }
 _ROUNDS_ALIASES = ("n_estimators", "num_iterations", "num_iteration", "num_boost_round", "num_trees",
                    "num_rounds", "num_round", "n_iter", "nrounds", "max_iter")
-_META_FILE = "meta.json"
-_FORMAT_VERSION = 3  # 3: the ensemble's linear member and weights
 # What `_train` sets: a model adopted from a CalibrationCache takes exactly these from the one trained before.
 _TRAINED_STATE = ("models_", "quantiles_", "feature_names_", "categories_", "lookback_", "lightgbm_params_",
                   "n_train_rows_", "train_end_", "shape_", "linear_")
@@ -214,8 +212,8 @@ class QuantileForecaster:
                                  self.quantiles_, lookback=self.lookback_,
                                  members=self._linear_member if getattr(self, "linear_", None) else None)
         if self.ensemble:
-            raw = self._members(raw.assign(**{ensemble.member_column("lightgbm"): raw["p50"]}), history, future,
-                                vendor)
+            raw = ensemble.add_members(raw.assign(**{ensemble.member_column("lightgbm"): raw["p50"]}), history,
+                                       future, vendor)
         return self._adjusted(raw, history, future)
 
     def _linear_member(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -227,20 +225,6 @@ class QuantileForecaster:
             ok = np.isfinite(level) & (level > 0)
             pred = np.where(ok, _from_label(pred, np.where(ok, level, 0.0), self.target), 0.0)
         return {ensemble.member_column("linear"): pred}
-
-    def _members(self, raw: pd.DataFrame, history: pd.DataFrame, future: pd.DataFrame,
-                 vendor: pd.DataFrame | None) -> pd.DataFrame:
-        """`raw` with the members that need no model: same-weekday mean, seasonal naive and the vendor's forecast."""
-        naive = seasonal_naive_forecast(history, future.astype({"series": "str"}), (0.5,))
-        out = raw.assign(**{ensemble.member_column("same_weekday_mean"): same_weekday_mean(history, raw)}).merge(
-            naive.loc[:, ["series", "date", "p50"]].rename(columns={"p50": ensemble.member_column("seasonal_naive")}),
-            on=["series", "date"], how="left")
-        out = ensemble.with_vendor(out, vendor, pd.Timestamp(future["date"].min()))
-        is_open = out.loc[:, ["series", "date"]].merge(
-            future.loc[:, ["series", "date", "is_open"]].astype({"series": "str"}), on=["series", "date"],
-            how="left")["is_open"].fillna(False).to_numpy(dtype=bool)
-        cols = [ensemble.member_column(m) for m in ensemble.member_names(out)]
-        return out.assign(**{c: np.where(is_open, out[c].clip(lower=0), 0.0) for c in cols})
 
     def predict_features(self, features: pd.DataFrame) -> np.ndarray:
         """Raw predictions in units of y, one column per quantile, for rows of `build_features`."""
@@ -348,59 +332,17 @@ class QuantileForecaster:
     # ---- artifacts ------------------------------------------------------------------------------
     def to_files(self, directory: Path) -> list[Path]:
         """Write one LightGBM text model per quantile (`model_p10.txt`, ...) and `meta.json`; return the paths."""
+        from common.forecaster_files import write_model
+
         self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for q, model in self.models_.items():
-            path = directory / f"model_{quantile_column(q)}.txt"
-            path.write_bytes(model.model_to_string().encode("utf-8"))
-            paths.append(path)
-        meta = {
-            "format_version": _FORMAT_VERSION,
-            "init": self.init_params(),
-            "seasonal_shape": None if self.shape_ is None else self.shape_.to_dict(),
-            "adjustments": self.adjustments_,
-            "linear_member": None if getattr(self, "linear_", None) is None else self.linear_.to_dict(),
-            "feature_names": self.feature_names_, "categories": self.categories_,
-            "lightgbm_params": self.lightgbm_params_, "lookback_days": self.lookback_,
-            "n_train_rows": self.n_train_rows_, "train_end": self.train_end_,
-            "model_files": {quantile_column(q): p.name for q, p in zip(self.models_, paths)},
-        }
-        meta_path = directory / _META_FILE
-        meta_path.write_bytes((json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-        return [*paths, meta_path]
+        return write_model(self, Path(directory))
 
     @classmethod
     def from_files(cls, directory: Path) -> QuantileForecaster:
         """Load a forecaster written by `to_files`; ModelError if a file is missing or unreadable."""
-        import lightgbm as lgb
+        from common.forecaster_files import read_model
 
-        directory = Path(directory)
-        try:
-            meta = json.loads((directory / _META_FILE).read_text(encoding="utf-8"))
-            model = cls(**{"level": "window", **meta["init"]})  # models from before the seasonal level
-            model.quantiles_ = tuple(float(q) for q in meta["init"]["quantiles"])
-            model.models_ = {
-                q: lgb.Booster(model_str=(directory / meta["model_files"][quantile_column(q)]).read_text("utf-8"))
-                for q in model.quantiles_
-            }
-            shape = meta.get("seasonal_shape")  # format 2 models before the seasonal level had none
-            model.shape_ = None if shape is None else SeasonalShape.from_dict(shape)
-        except (OSError, KeyError, TypeError, ValueError, lgb.basic.LightGBMError) as exc:
-            raise ModelError(f"cannot load model from {directory}: {exc}") from exc
-        model.feature_names_ = list(meta["feature_names"])
-        model.categories_ = list(meta["categories"])
-        model.lookback_ = int(meta["lookback_days"])
-        model.lightgbm_params_ = meta["lightgbm_params"]
-        model.n_train_rows_ = int(meta["n_train_rows"])
-        model.train_end_ = meta["train_end"]
-        model.adjustments_ = meta.get("adjustments") or NO_ADJUSTMENT  # format 1 models had none
-        linear = meta.get("linear_member")  # format 3
-        model.linear_ = None if linear is None else ensemble.LinearMember.from_dict(linear)
-        if any(m.feature_name() != model.feature_names_ for m in model.models_.values()):
-            raise ModelError(f"cannot load model from {directory}: model files and meta.json disagree on features")
-        return model
+        return read_model(cls, Path(directory))
 
     # ---- helpers --------------------------------------------------------------------------------
     def _checked_quantiles(self) -> tuple[float, ...]:
