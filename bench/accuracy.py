@@ -50,26 +50,19 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
-from common import alerts, db, forecast_run, intraday, silver, tables, training  # noqa: E402
+from bench.accuracy_intraday import compare_profiles, split_intervals  # noqa: E402
+from bench.accuracy_metrics import (MEAN4, NAIVE, OURS, PUBLISHED, QCOLS, critical_miss_rates,  # noqa: E402
+                                    interval_wmape, method_metrics)
+from bench.accuracy_report import (critical_markdown, fallback_markdown, json_ready, metrics_markdown,  # noqa: E402
+                                   profiles_markdown, published_markdown)
+from common import db, forecast_run, silver, tables, training  # noqa: E402
 from common.baselines import seasonal_naive_forecast  # noqa: E402
 from common.config import load_config  # noqa: E402
 from common.config_schema import Config  # noqa: E402
-from common.metrics import bias, coverage, mase, open_mask, pinball_loss, total_volume_error, wmape, with_naive  # noqa: E402
+from common.metrics import coverage, open_mask, wmape  # noqa: E402
 
 log = logging.getLogger("bench.accuracy")
 
-OURS, NAIVE, MEAN4, PUBLISHED = "ours", "seasonal_naive", "same_weekday_mean_4", "published"
-QCOLS = ("p10", "p50", "p90")
-METHOD_LABELS = {
-    OURS: "**wfm-forecast (ours)**",
-    PUBLISHED: "**wfm-forecast, published** (after guards and fallback)",
-    NAIVE: "weekly seasonal naive",
-    MEAN4: "mean of last 4 open same weekdays",
-    "statsforecast_autoets": "statsforecast AutoETS (season 7)",
-    "statsforecast_mstl": "statsforecast MSTL (season 7)",
-    "mlforecast_lgbm_quantile": "mlforecast LightGBM, quantile objectives",
-    "mlforecast_lgbm_l2": "mlforecast LightGBM, L2 objective",
-}
 DEFAULT_PEERS_PYTHON = REPO / "bench" / ".venv" / "bin" / "python"
 DEMO_END = date(2025, 5, 31)
 
@@ -302,102 +295,6 @@ def score_peers(peers: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     return fc.assign(**values)
 
 
-# --- intraday --------------------------------------------------------------------------------------------
-
-def split_intervals(frame: pd.DataFrame, inputs: Inputs, profile_fn=intraday.intraday_profile) -> pd.DataFrame:
-    """Each method's daily p50 split into intervals by the profile known at its origin, next to the actuals.
-
-    Grain: one row per method per origin per queue per interval of the forecast days: method, origin, queue,
-    date, interval_start, is_open, p50, y. `profile_fn(history, as_of, weeks, closed)` makes the profile.
-    """
-    ints = inputs.intervals
-    weeks = inputs.cfg.forecast.profile_weeks
-    parts = []
-    for origin, rows in frame.groupby("origin", sort=True):
-        profile = profile_fn(ints, origin.date(), weeks, inputs.holidays)
-        dates = rows["date"].unique()
-        grid = ints.loc[ints["date"].isin(dates)]
-        for method, fc in rows.groupby("method", sort=True):
-            daily = fc.loc[:, ["series", "date", "p50"]].rename(columns={"series": "queue"})
-            split = intraday.split_daily(daily, profile, grid.loc[:, intraday.GRID_COLUMNS])
-            split = split.merge(grid.loc[:, ["queue", "interval_start_utc", "offered"]],
-                                on=["queue", "interval_start_utc"], how="left")
-            parts.append(split.loc[:, ["queue", "date", "interval_start", "is_open", "p50", "offered"]].rename(
-                columns={"offered": "y"}).assign(method=method, origin=origin))
-    return pd.concat(parts, ignore_index=True)
-
-
-PROFILE_VARIANTS = {  # intraday split alternatives: (weeks, half-life in weeks or None)
-    "same weekday, 8 weeks, equal weights": (8, None),
-    "same weekday, 8 weeks, half-life 2 weeks": (8, 2.0),
-    "same weekday, 8 weeks, half-life 4 weeks": (8, 4.0),
-    "same weekday, 16 weeks, equal weights": (16, None),
-    "same weekday, 26 weeks, half-life 8 weeks": (26, 8.0),
-}
-
-
-def compare_profiles(frame: pd.DataFrame, inputs: Inputs, methods: Sequence[str] = (OURS,)) -> pd.DataFrame:
-    """Interval wMAPE of each PROFILE_VARIANTS split, for `methods`' daily p50 and for the actual daily totals.
-
-    Grain: one row per profile variant: profile, <method>..., actual daily x profile.
-    """
-    chosen = frame.loc[frame["method"].isin(list(methods))]
-    oracle = frame.loc[frame["method"] == NAIVE].assign(p50=lambda f: f["y"], method="actual daily x profile")
-    both = pd.concat([chosen, oracle], ignore_index=True)
-    rows = []
-    for label, (weeks, half_life) in PROFILE_VARIANTS.items():
-        def profile(history, as_of, _weeks, closed, weeks=weeks, half_life=half_life):
-            return intraday.intraday_profile(history, as_of, weeks, closed, half_life_weeks=half_life)
-
-        rows.append({"profile": label, **interval_wmape(split_intervals(both, inputs, profile), both)})
-    return pd.DataFrame(rows)
-
-
-def profiles_markdown(table: pd.DataFrame) -> str:
-    cols = [c for c in table.columns if c != "profile"]
-    lines = ["| intraday profile | " + " | ".join(METHOD_LABELS.get(c, c) for c in cols) + " |",
-             "|" + "---|" * (len(cols) + 1)]
-    for r in table.itertuples(index=False):
-        lines.append(f"| {r[0]} | " + " | ".join(_pct(v) for v in r[1:]) + " |")
-    return "\n".join(lines)
-
-
-def interval_wmape(split: pd.DataFrame, daily: pd.DataFrame) -> dict[str, float]:
-    """Per method: wMAPE over open intervals of open days (days with a daily actual > 0)."""
-    open_days = daily.loc[daily["y"] > 0, ["series", "date"]].drop_duplicates().rename(columns={"series": "queue"})
-    s = split.merge(open_days.assign(_day=True), on=["queue", "date"], how="left")
-    mask = s["_day"].fillna(False).astype(bool).to_numpy() & s["is_open"].astype(bool).to_numpy()
-    s = s.assign(_m=mask)
-    return {m: wmape(g, "_m") for m, g in s.groupby("method", sort=True)}
-
-
-# --- metrics ---------------------------------------------------------------------------------------------
-
-def method_metrics(frame: pd.DataFrame, seconds: dict[str, float] | None = None) -> pd.DataFrame:
-    """One row per method: daily metrics on open days (y > 0), pooled over origins and series.
-
-    wmape, total_error (mean over series x origin of |sum p50 - sum y| / sum y), bias, mase (vs the
-    seasonal_naive rows), pinball (mean over p10/p50/p90) and coverage (p10-p90) for methods with a band,
-    n_points, seconds.
-    """
-    data = with_naive(frame)
-    rows = []
-    for method, g in data.groupby("method", sort=False):
-        m = open_mask(g)
-        banded = g.loc[m, ["p10", "p90"]].notna().all().all() and m.any()
-        y = g["y"].to_numpy(dtype=float)[m]
-        pin = [pinball_loss(y, g[c].to_numpy(dtype=float)[m], float(c[1:]) / 100) for c in QCOLS] if banded else []
-        rows.append({
-            "method": method, "n_points": int(m.sum()), "wmape": wmape(g, m),
-            "total_error": total_volume_error(g, m), "bias": bias(g, m),
-            "mase": mase(g, m) if "naive_p50" in g.columns else float("nan"),
-            "pinball": float(np.mean(pin)) if pin else float("nan"),
-            "coverage": coverage(g, m) if banded else float("nan"),
-            "seconds": (seconds or {}).get(method, float("nan")),
-        })
-    return pd.DataFrame(rows)
-
-
 def backtest_dataset(inputs: Inputs, origins: int = 8, horizon: int = 14, step_days: int = 7,
                      peers_python: Path | None = None, with_model: bool = True,
                      intervals: bool = True) -> dict:
@@ -456,101 +353,6 @@ def fallback_dataset(config: Path, overrides: Sequence[str], dataset: DataSet, c
                      "p50": float(g["p50"].to_numpy(dtype=float)[m].sum()), "wmape": wmape(g, m),
                      "coverage": coverage(g, m)})
     return pd.DataFrame(rows).assign(train_step=train_note)
-
-
-# --- report ----------------------------------------------------------------------------------------------
-
-def _pct(value: float, signed: bool = False) -> str:
-    if value is None or not np.isfinite(value):
-        return "–"
-    return f"{100 * value:+.1f}%" if signed else f"{100 * value:.1f}%"
-
-
-def _num(value: float, digits: int = 2) -> str:
-    return "–" if value is None or not np.isfinite(value) else f"{value:,.{digits}f}"
-
-
-def metrics_markdown(metrics: pd.DataFrame, interval_wmape: dict[str, float] | None = None) -> str:
-    """The per-data-set table: one line per method, ours first, then by daily wMAPE."""
-    order = metrics.assign(_ours=metrics["method"] != OURS).sort_values(["_ours", "wmape"], kind="stable")
-    has_int = "interval_wmape" in order.columns and order["interval_wmape"].notna().any()
-    head = ["method", "daily wMAPE", "14-day total error", "bias", "MASE", "pinball", "p10–p90 coverage"]
-    head += ["30-min wMAPE"] if has_int else []
-    head += ["fit+predict s"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in order.itertuples(index=False):
-        cells = [METHOD_LABELS.get(r.method, r.method), _pct(r.wmape), _pct(r.total_error), _pct(r.bias, True),
-                 _num(r.mase), _num(r.pinball, 0), _pct(r.coverage)]
-        cells += [_pct(r.interval_wmape)] if has_int else []
-        cells += [_num(r.seconds, 1)]
-        lines.append("| " + " | ".join(cells) + " |")
-    if has_int and interval_wmape and "actual daily x profile" in interval_wmape:
-        lines.append(f"\nProfile applied to the actual daily totals (the split's own error): "
-                     f"{_pct(interval_wmape['actual daily x profile'])} interval wMAPE.")
-    return "\n".join(lines)
-
-
-def fallback_markdown(table: pd.DataFrame) -> str:
-    head = ["queue", "method", "why", "open days", "actual", "p50 total", "daily wMAPE", "p10–p90 coverage"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in table.itertuples(index=False):
-        lines.append(f"| {r.queue} | {r.method} | {r.fallback_reason} | {r.open_days} | {r.actual:,.0f} | "
-                     f"{r.p50:,.0f} | {_pct(r.wmape)} | {_pct(r.coverage)} |")
-    return "\n".join(lines)
-
-
-def published_markdown(why: pd.DataFrame) -> str:
-    """How many queue-origins the published forecast kept the model for, why the others fell back, and which
-    weekdays' intraday profiles were replaced."""
-    if why.empty:
-        return ""
-    fell = why.loc[why["method"] != "lightgbm"]
-    lines = [f"Published: the model was kept on {len(why) - len(fell)} of {len(why)} queue-origins"
-             + ("." if fell.empty else f"; {len(fell)} fell back:")]
-    for r in fell.itertuples(index=False):
-        lines.append(f"- {r.origin:%Y-%m-%d} {r.queue}: {r.fallback_reason}")
-    robust = why.loc[why["profiles"] != ""]
-    if len(robust):
-        counts = robust.groupby("queue")["profiles"].agg(lambda v: ", ".join(sorted(set(", ".join(v).split(", ")))))
-        lines.append("Intraday profiles replaced by a robust one (at some origins): "
-                     + "; ".join(f"{q}: {p}" for q, p in counts.items()))
-    return "\n".join(lines)
-
-
-def critical_miss_rates(frame: pd.DataFrame, critical: float = 0.15, min_actual: float = 50) -> dict[str, float]:
-    """How often the published forecast's open days (at least `min_actual` calls, every horizon) miss by more than
-    `critical` (the old critical `daily_mape` rule), and how often also beyond chance of their own band (the rule
-    since issue 15): {"points", "above_threshold", "beyond_chance"}."""
-    points = frame.loc[(frame["method"] == PUBLISHED) & frame["is_open"].astype(bool) & (frame["y"] >= min_actual)]
-    above = (points["p50"] - points["y"]).abs() / points["y"] > critical
-    beyond = [alerts.beyond_chance(y, lo, mid, hi) for y, lo, mid, hi in
-              zip(points["y"], points["p10"], points["p50"], points["p90"])]
-    return {"points": int(len(points)), "above_threshold": int(above.sum()),
-            "beyond_chance": int((above & np.array(beyond, dtype=bool)).sum())}
-
-
-def critical_markdown(rates: dict[str, float]) -> str:
-    n = max(rates["points"], 1)
-    return (f"Critical `daily_mape` rule on the published forecast's open days with >= 50 calls (every horizon, "
-            f"{rates['points']} days): off by more than 15% on {rates['above_threshold']} "
-            f"({rates['above_threshold'] / n:.1%}); of those, beyond chance of their own band (the rule since issue "
-            f"15) {rates['beyond_chance']} ({rates['beyond_chance'] / n:.1%}).")
-
-
-def _json_ready(obj):
-    if isinstance(obj, pd.DataFrame):
-        return [_json_ready(r) for r in obj.to_dict("records")]
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, pd.Timestamp | date):
-        return str(obj.date() if isinstance(obj, pd.Timestamp) else obj)
-    if isinstance(obj, float | np.floating):
-        return round(float(obj), 6) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -636,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         except FileExistsError:
             continue
-    (args.out / f"{name}.json").write_text(json.dumps(_json_ready(results), indent=1) + "\n")
+    (args.out / f"{name}.json").write_text(json.dumps(json_ready(results), indent=1) + "\n")
     print(markdown)
     print(f"written: {args.out / f'{name}.md'} and .json\ncommand: {command}")
     return 0
