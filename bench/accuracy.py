@@ -7,6 +7,7 @@ each, as 2_train.py places them) scores side by side:
 
 - `ours`: the QuantileForecaster with the data set's training config, retrained per origin (training.rolling_backtest,
   exactly what 2_train.py runs);
+- `published`: what step 3 publishes at each origin with that model (guards, fallback, intraday profile choice);
 - `seasonal_naive`: weekly seasonal naive with its empirical band (the pipeline's fallback);
 - `same_weekday_mean_4`: mean of the last 4 open same weekdays before the origin;
 - the peers of bench/peers.py (statsforecast AutoETS and MSTL, season 7; mlforecast LightGBM, quantile and L2),
@@ -16,8 +17,10 @@ Metrics (common.metrics, open days = actual > 0, pooled over origins): daily wMA
 error, bias, MASE against seasonal naive, mean pinball loss over p10/p50/p90 and p10-p90 coverage for methods
 with a band, fit+predict seconds over all origins, and where the data has intervals the interval wMAPE of each
 method's daily p50 split by the pipeline's intraday profile (intraday.split_daily; open intervals of open days).
-The anonymous bank month is too short to train on: steps 2 and 3 run at --as-of 1999-02-15 and the benchmark
-shows the flagged seasonal naive forecast they publish, scored against the next 14 days.
+Real exports are read from --shared-dir (../shared/data) and --data-dir (../data_extra); a data set whose files
+are not there is skipped with the reason. The anonymous bank month is too short to train on: steps 2 and 3 run
+at --as-of 1999-02-15 and the benchmark shows the flagged seasonal naive forecast they publish, scored against the
+next 14 days.
 
 Writes bench/results/accuracy_<timestamp>.json and .md and prints the Markdown and the command that made it.
 
@@ -28,7 +31,6 @@ Writes bench/results/accuracy_<timestamp>.json and .md and prints the Markdown a
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -38,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -50,123 +52,21 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
+from bench.accuracy_data import (DATASETS, DEMO_END, EXTRA_DIR, SHARED_DIR, DataSet, Inputs, data_glob,  # noqa: E402
+                                 load_inputs, missing_data, prepare, run_step)
 from bench.accuracy_intraday import compare_profiles, split_intervals  # noqa: E402
 from bench.accuracy_metrics import (MEAN4, NAIVE, OURS, PUBLISHED, QCOLS, critical_miss_rates,  # noqa: E402
                                     interval_wmape, method_metrics)
 from bench.accuracy_report import (critical_markdown, fallback_markdown, json_ready, metrics_markdown,  # noqa: E402
                                    profiles_markdown, published_markdown)
-from common import db, forecast_run, silver, tables, training  # noqa: E402
+from common import db, forecast_run, tables, training  # noqa: E402
 from common.baselines import seasonal_naive_forecast  # noqa: E402
 from common.config import load_config  # noqa: E402
-from common.config_schema import Config  # noqa: E402
 from common.metrics import coverage, open_mask, wmape  # noqa: E402
 
 log = logging.getLogger("bench.accuracy")
 
 DEFAULT_PEERS_PYTHON = REPO / "bench" / ".venv" / "bin" / "python"
-DEMO_END = date(2025, 5, 31)
-
-
-@dataclass(frozen=True)
-class DataSet:
-    """A benchmark data set: its config, the run date (day after the data), and how it is scored."""
-
-    name: str
-    config: Path | None            # None: the repository config.yaml over generated demo CSVs
-    as_of: date
-    mode: str = "backtest"         # backtest | fallback (too short to train: score what steps 2-3 publish)
-    fallback_as_of: date | None = None
-    description: str = ""
-    generated: bool = False        # the export is written by bench/odd_centre.py into the work folder
-
-
-DATASETS = {
-    "us_bank_2003": DataSet("us_bank_2003", REPO / "bench/configs/us_bank_2003.yaml", date(2003, 10, 27),
-                            description="US bank 2003: 1 queue, 164 weekdays, 5-minute rows summed to 30 minutes"),
-    "demo": DataSet("demo", None, DEMO_END + timedelta(days=1),
-                    description="generated demo CDRs (common.demo, seed 42): 4 queues, 730 days to 2025-05-31"),
-    "odd_centre": DataSet("odd_centre", REPO / "bench/configs/odd_centre.yaml", DEMO_END + timedelta(days=1),
-                          generated=True,
-                          description="generated interval export (bench/odd_centre.py, seed 7): a 5-hour Saturday "
-                                      "shift, a 24/7 line with empty nights, a noisy small queue, half-day eves"),
-    "anonymous_bank_feb1999": DataSet(
-        "anonymous_bank_feb1999", REPO / "bench/configs/anonymous_bank_feb1999.yaml", date(1999, 3, 1),
-        mode="fallback", fallback_as_of=date(1999, 2, 15),
-        description="Anonymous Bank (Israel) CDRs, February 1999: 6 queues, one month"),
-}
-
-
-# --- data through the pipeline ---------------------------------------------------------------------------
-
-def run_step(module: str, config: Path, as_of: date, overrides: Sequence[str], *extra: str) -> None:
-    """Run a numbered step's main() in-process; RuntimeError when it fails."""
-    argv = ["--config", str(config), "--as-of", str(as_of), "--log-level", "WARNING", *extra]
-    for item in overrides:
-        argv += ["--set", item]
-    code = importlib.import_module(module).main(argv)
-    if code != 0:
-        raise RuntimeError(f"{module} failed with exit code {code} (argv {shlex.join(argv)})")
-
-
-def prepare(dataset: DataSet, work_dir: Path, demo_days: int = 730, demo_seed: int = 42) -> tuple[Path, list[str]]:
-    """Load `dataset` into bronze and silver of a SQLite file under `work_dir`; return (config, overrides).
-
-    Steps 0 and 1 are idempotent, so a kept `work_dir` makes a re-run cheap and still goes through the steps.
-    """
-    folder = work_dir / dataset.name
-    folder.mkdir(parents=True, exist_ok=True)
-    overrides = [f"database.url=sqlite:///{(folder / 'wfm.db').resolve()}",
-                 f"training.model_dir={(folder / 'models').resolve()}"]
-    config = dataset.config
-    if config is None:  # the demo: generated CSVs in the default config's layout
-        from common.demo import demo_legs, write_demo_csvs
-
-        inbox = folder / "inbox"
-        end = dataset.as_of - timedelta(days=1)
-        legs = demo_legs(end - timedelta(days=demo_days - 1), end, seed=demo_seed)
-        write_demo_csvs(legs, inbox, seed=demo_seed)
-        config = REPO / "config.yaml"
-        overrides.append(f"source.csv_glob={(inbox / '*.csv').resolve()}")
-    elif dataset.generated:
-        from bench.odd_centre import write_export
-
-        end = dataset.as_of - timedelta(days=1)
-        write_export(end - timedelta(days=demo_days - 1), end, folder / "inbox" / "odd_centre.csv")
-        overrides.append(f"source.csv_glob={(folder / 'inbox' / '*.csv').resolve()}")
-    started = time.perf_counter()
-    run_step("0_load_bronze", config, dataset.as_of, overrides)
-    run_step("1_build_silver", config, dataset.as_of, overrides)
-    log.info("%s: bronze + silver in %.1fs", dataset.name, time.perf_counter() - started)
-    return config, overrides
-
-
-@dataclass
-class Inputs:
-    """What the backtest reads from silver: daily history, closed dates, intervals."""
-
-    cfg: Config
-    history: pd.DataFrame          # series, date, y, is_open, is_holiday: one row per queue per day
-    holidays: pd.DataFrame         # date, holiday_name
-    intervals: pd.DataFrame        # silver_interval columns the intraday split needs
-    left_out: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def load_inputs(config: Path, overrides: Sequence[str], as_of: date, cfg_overrides: Sequence[str] = (),
-                end: date | None = None) -> Inputs:
-    """silver_daily/silver_interval before `as_of` (and before `end` when given), as 2_train/3_forecast read them."""
-    cfg = load_config(config, [*overrides, *cfg_overrides])
-    engine = db.make_engine(cfg.database_url)
-    cut = min(as_of, end) if end else as_of
-    with engine.connect() as conn:
-        daily = training.read_daily_history(conn, cut)
-        t = tables.silver_interval
-        ints = db.read_table(conn, t, where=t.c.date < cut,
-                             columns=["queue", "date", "interval_start", "interval_start_utc", "offered", "handled",
-                                      "aht_seconds", "is_open"])
-    engine.dispose()
-    history, left_out = training.split_by_history(daily, cfg.training.min_history_days)
-    holidays = silver.closed_dates_for(cfg, history["date"].min().date(), cut + timedelta(days=366))
-    return Inputs(cfg, history, holidays, ints, left_out)
 
 
 # --- forecasts -------------------------------------------------------------------------------------------
@@ -367,6 +267,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-peers", action="store_true", help="skip statsforecast/mlforecast")
     parser.add_argument("--set", action="append", default=[], dest="cfg_overrides", metavar="KEY=VALUE",
                         help="config override for our model on every data set, e.g. training.target=raw")
+    parser.add_argument("--shared-dir", type=Path, default=SHARED_DIR,
+                        help=f"folder of the shared real exports (default {SHARED_DIR}, or WFM_BENCH_SHARED_DIR)")
+    parser.add_argument("--data-dir", type=Path, default=EXTRA_DIR,
+                        help=f"folder of further public exports, one folder each (default {EXTRA_DIR}, or "
+                             "WFM_BENCH_DATA_DIR)")
     parser.add_argument("--work-dir", type=Path, default=REPO / "data" / "bench",
                         help="SQLite files and demo CSVs (kept: re-runs reuse the loaded bronze/silver)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -402,7 +307,14 @@ def main(argv: list[str] | None = None) -> int:
                               as_of=args.demo_end + timedelta(days=1),
                               description=f"generated demo CDRs (common.demo, seed {args.demo_seed}): 4 queues, "
                                           f"{args.demo_days} days to {args.demo_end}")
-        config, overrides = prepare(dataset, args.work_dir, args.demo_days, args.demo_seed)
+        files = data_glob(dataset, args.shared_dir, args.data_dir)
+        skip = missing_data(dataset, files)
+        if skip:
+            log.warning("%s skipped: %s", name, skip)
+            results["datasets"][name] = {"skipped": skip}
+            sections.append(f"### {name}: {dataset.description}\n\nSkipped: {skip}")
+            continue
+        config, overrides = prepare(dataset, args.work_dir, args.demo_days, args.demo_seed, files)
         if dataset.mode == "fallback":
             table = fallback_dataset(config, overrides, dataset, args.cfg_overrides, args.horizon)
             results["datasets"][name] = {"as_of": dataset.fallback_as_of, "queues": table}

@@ -11,7 +11,7 @@ from bench.accuracy_metrics import NAIVE, OURS, interval_wmape
 from common import intraday
 
 if TYPE_CHECKING:
-    from bench.accuracy import Inputs
+    from bench.accuracy_data import Inputs
 
 
 def split_intervals(frame: pd.DataFrame, inputs: Inputs, profile_fn=intraday.intraday_profile) -> pd.DataFrame:
