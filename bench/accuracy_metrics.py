@@ -24,6 +24,27 @@ METHOD_LABELS = {
     "mlforecast_lgbm_quantile": "mlforecast LightGBM, quantile objectives",
     "mlforecast_lgbm_l2": "mlforecast LightGBM, L2 objective",
 }
+# An ensemble forecaster's frame carries each member's p50 as `member_<name>` next to p10/p50/p90 (p50 = ensemble).
+MEMBER_PREFIX = "member_"
+PEER_PREFIXES = ("statsforecast_", "mlforecast_")  # the methods of bench/peers.py
+# Issue 16's goal per series: published p50 daily wMAPE at or below the best of these, and an honest 80% band.
+NAIVE_FACTOR = 0.9
+GOAL_COVERAGE = (0.72, 0.88)
+
+
+def member_forecasts(forecast: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each `member_<name>` column of our forecast frame as a point forecast of its own.
+
+    {"member_<name>": frame of series, date, p10, p50, p90 with p10/p90 NaN (a member alone has no calibrated
+    band)}; rows where the member gave nothing (NaN, e.g. no vendor forecast for that queue) are left out so they
+    do not count as misses. {} when the frame has no member columns.
+    """
+    out = {}
+    for column in [c for c in forecast.columns if str(c).startswith(MEMBER_PREFIX)]:
+        rows = forecast.loc[forecast[column].notna()]
+        out[column] = pd.DataFrame({"series": rows["series"].to_numpy(), "date": rows["date"].to_numpy(),
+                                    "p10": np.nan, "p50": rows[column].to_numpy(dtype=float), "p90": np.nan})
+    return out
 
 
 def method_metrics(frame: pd.DataFrame, seconds: dict[str, float] | None = None) -> pd.DataFrame:
@@ -70,3 +91,32 @@ def critical_miss_rates(frame: pd.DataFrame, critical: float = 0.15, min_actual:
               zip(points["y"], points["p10"], points["p50"], points["p90"])]
     return {"points": int(len(points)), "above_threshold": int(above.sum()),
             "beyond_chance": int((above & np.array(beyond, dtype=bool)).sum())}
+
+
+def goal_check(metrics: pd.DataFrame) -> dict:
+    """Issue 16's goal on one data set's `method_metrics` rows: the published p50 (ours when nothing was published)
+    against the bar = best daily wMAPE of {0.9 x seasonal naive, same_weekday_mean_4, every peer}, and its
+    p10-p90 coverage within GOAL_COVERAGE.
+
+    {"method", "wmape", "bar", "bar_from", "candidates" {name: wMAPE}, "wmape_ok", "coverage", "coverage_ok",
+    "met", "peers_run"}; {} when neither published nor ours was scored.
+    """
+    by = metrics.set_index("method")
+    target = PUBLISHED if PUBLISHED in by.index else OURS if OURS in by.index else None
+    if target is None:
+        return {}
+    candidates = {}
+    if NAIVE in by.index:
+        candidates[f"{NAIVE_FACTOR:g} x {NAIVE}"] = NAIVE_FACTOR * float(by.loc[NAIVE, "wmape"])
+    for method in by.index:
+        if method == MEAN4 or str(method).startswith(PEER_PREFIXES):
+            candidates[str(method)] = float(by.loc[method, "wmape"])
+    candidates = {k: v for k, v in candidates.items() if np.isfinite(v)}
+    bar_from = min(candidates, key=candidates.get) if candidates else None
+    bar = candidates[bar_from] if bar_from else float("nan")
+    score, cover = float(by.loc[target, "wmape"]), float(by.loc[target, "coverage"])
+    wmape_ok = bool(np.isfinite(score) and np.isfinite(bar) and score <= bar)
+    coverage_ok = bool(np.isfinite(cover) and GOAL_COVERAGE[0] <= cover <= GOAL_COVERAGE[1])
+    return {"method": target, "wmape": score, "bar": bar, "bar_from": bar_from, "candidates": candidates,
+            "wmape_ok": wmape_ok, "coverage": cover, "coverage_ok": coverage_ok, "met": wmape_ok and coverage_ok,
+            "peers_run": any(str(m).startswith(PEER_PREFIXES) for m in by.index)}

@@ -7,7 +7,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from bench.accuracy_metrics import METHOD_LABELS, OURS
+from bench.accuracy_metrics import GOAL_COVERAGE, MEMBER_PREFIX, METHOD_LABELS, OURS
 
 
 def pct(value: float, signed: bool = False) -> str:
@@ -20,6 +20,17 @@ def num(value: float, digits: int = 2) -> str:
     return "–" if value is None or not np.isfinite(value) else f"{value:,.{digits}f}"
 
 
+def method_label(method: str) -> str:
+    """The table's name for a method; an ensemble member scored alone is named after its column."""
+    if method in METHOD_LABELS:
+        return METHOD_LABELS[method]
+    if method.startswith(MEMBER_PREFIX):
+        return f"wfm-forecast member `{method[len(MEMBER_PREFIX):]}` alone (p50)"
+    if method.endswith(" x seasonal_naive"):
+        return method.replace("seasonal_naive", METHOD_LABELS["seasonal_naive"])
+    return method
+
+
 def metrics_markdown(metrics: pd.DataFrame, interval_wmape: dict[str, float] | None = None) -> str:
     """The per-data-set table: one line per method, ours first, then by daily wMAPE."""
     order = metrics.assign(_ours=metrics["method"] != OURS).sort_values(["_ours", "wmape"], kind="stable")
@@ -29,7 +40,7 @@ def metrics_markdown(metrics: pd.DataFrame, interval_wmape: dict[str, float] | N
     head += ["fit+predict s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in order.itertuples(index=False):
-        cells = [METHOD_LABELS.get(r.method, r.method), pct(r.wmape), pct(r.total_error), pct(r.bias, True),
+        cells = [method_label(r.method), pct(r.wmape), pct(r.total_error), pct(r.bias, True),
                  num(r.mase), num(r.pinball, 0), pct(r.coverage)]
         cells += [pct(r.interval_wmape)] if has_int else []
         cells += [num(r.seconds, 1)]
@@ -38,6 +49,22 @@ def metrics_markdown(metrics: pd.DataFrame, interval_wmape: dict[str, float] | N
         lines.append(f"\nProfile applied to the actual daily totals (the split's own error): "
                      f"{pct(interval_wmape['actual daily x profile'])} interval wMAPE.")
     return "\n".join(lines)
+
+
+def goal_markdown(goal: dict) -> str:
+    """One line: issue 16's goal on this data set (bench.accuracy_metrics.goal_check), met or not and why."""
+    if not goal:
+        return "Goal: not judged (no forecast of ours was scored)."
+    lo, hi = GOAL_COVERAGE
+    who = "published p50" if goal["method"] == "published" else "our p50 (nothing published)"
+    tick = {True: "✔", False: "✘"}
+    bar = (f"the bar {pct(goal['bar'])} ({method_label(goal['bar_from'])}; best of "
+           + ", ".join(f"{method_label(k)} {pct(v)}" for k, v in goal["candidates"].items()) + ")"
+           if goal["bar_from"] else "no bar (no baseline scored)")
+    peers = "" if goal["peers_run"] else " Peers were not run (--no-peers): the bar leaves them out."
+    return (f"Goal (issue 16): {who} daily wMAPE {pct(goal['wmape'])} vs {bar} {tick[goal['wmape_ok']]}; "
+            f"p10–p90 coverage {pct(goal['coverage'])} (target {lo:.0%}–{hi:.0%}) {tick[goal['coverage_ok']]}: "
+            f"**{'met' if goal['met'] else 'not met'}**.{peers}")
 
 
 def fallback_markdown(table: pd.DataFrame) -> str:
