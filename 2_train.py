@@ -30,6 +30,7 @@ import time
 from common import cli, registry, train_step, training
 from common.cli import StepContext, StepResult, run_step, step_parser
 from common.errors import DataError
+from common.vendor import read_vendor
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def _train(ctx: StepContext) -> StepResult:
         daily = training.read_daily_history(conn, as_of)
         exogenous = (training.read_exogenous(conn, cfg.training.exogenous_table, as_of)
                      if cfg.training.exogenous_table else None)
+        vendor = read_vendor(conn, cfg.forecast.vendor_table, as_of) if cfg.forecast.vendor_table else None
         prod_row = registry.production_row(conn)
     if daily.empty:
         raise DataError(f"silver_daily has no rows before as-of {as_of}; run 1_build_silver.py first")
@@ -67,7 +69,7 @@ def _train(ctx: StepContext) -> StepResult:
     what_if_text = (" ".join(cli.recorded_overrides(what_if, cfg.database_url))
                     if what_if and not ctx.args.publish else None)
     try:
-        outcome = train_step.train_candidate(cfg, as_of, daily, exogenous, production, what_if_text)
+        outcome = train_step.train_candidate(cfg, as_of, daily, exogenous, production, what_if_text, vendor)
     except training.NotEnoughHistory as exc:
         # A young installation must not break the nightly chain: step 3 forecasts every queue with seasonal naive.
         message = f"training skipped: not enough history yet: {exc}; step 3 uses seasonal naive"

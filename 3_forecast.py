@@ -43,12 +43,13 @@ import pandas as pd
 from common import forecast_run, silver, tables, training, validation
 from common.cli import StepContext, StepResult, recorded_overrides, run_step, step_parser, what_if_overrides
 from common.errors import DataError
+from common.vendor import read_vendor
 
 log = logging.getLogger(__name__)
 
 STEP = "3_forecast"
 GOLD_TABLES = (tables.gold_forecast_daily, tables.gold_forecast_interval, tables.gold_staffing_interval,
-               tables.gold_staffing_daily)
+               tables.gold_staffing_daily, tables.gold_forecast_members)
 
 
 def body(ctx: StepContext) -> StepResult:
@@ -65,6 +66,7 @@ def body(ctx: StepContext) -> StepResult:
         # future rows of the drivers too: a model trained with them reads them for the forecast days
         exogenous = (training.read_exogenous(conn, cfg.training.exogenous_table, end + timedelta(days=1))
                      if cfg.training.exogenous_table else None)
+        vendor = read_vendor(conn, f.vendor_table, as_of) if f.vendor_table else None
     if daily.empty:
         raise DataError(f"silver_daily has no rows before as-of {as_of}; run 1_build_silver.py first")
     version, model, problem = forecast_run.choose_model(ctx.engine, cfg, as_of)
@@ -73,7 +75,7 @@ def body(ctx: StepContext) -> StepResult:
              version or f"none: {problem}", time.perf_counter() - started)
 
     # Process data
-    run = forecast_run.build_forecast(cfg, as_of, daily, history_int, exogenous, model, version, problem)
+    run = forecast_run.build_forecast(cfg, as_of, daily, history_int, exogenous, model, version, problem, vendor)
     forecast_run.log_planner_lines(run.staffing, run.staff_daily)
 
     # Save outputs: one transaction; this origin's rows are replaced, other origins stay. A what-if (--set without
@@ -84,6 +86,8 @@ def body(ctx: StepContext) -> StepResult:
         tables.gold_forecast_interval: run.intervals.assign(**stamp),
         tables.gold_staffing_interval: run.staffing.assign(**stamp),
         tables.gold_staffing_daily: run.staff_daily.assign(**stamp),
+        tables.gold_forecast_members: (run.members if run.members is not None
+                                       else forecast_run.empty_members()).assign(**stamp),
     }
     message = forecast_run.run_message(run, as_of, version, f.horizon_days)
     if what_if_overrides(ctx.args.overrides) and not ctx.args.publish:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bench.accuracy_metrics import GOAL_COVERAGE, MEMBER_PREFIX, METHOD_LABELS, OURS
+from common.forecast_frame import MODEL_METHODS
 
 
 def pct(value: float, signed: bool = False) -> str:
@@ -81,7 +82,7 @@ def published_markdown(why: pd.DataFrame) -> str:
     weekdays' intraday profiles were replaced."""
     if why.empty:
         return ""
-    fell = why.loc[why["method"] != "lightgbm"]
+    fell = why.loc[~why["method"].isin(MODEL_METHODS)]
     lines = [f"Published: the model was kept on {len(why) - len(fell)} of {len(why)} queue-origins"
              + ("." if fell.empty else f"; {len(fell)} fell back:")]
     for r in fell.itertuples(index=False):

@@ -52,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from common.evaluation import NAIVE_BENCHMARK, STORED_METHODS
+from common.forecast_frame import MODEL_METHODS
 from common.opening_hours import WEEKDAYS
 
 log = logging.getLogger(__name__)
@@ -397,7 +398,7 @@ def beats_naive_alerts(accuracy: pd.DataFrame, as_of: date, *, window_days: int 
     a = accuracy.loc[(accuracy["forecast_origin"] >= end - pd.Timedelta(days=window_days))
                      & (accuracy["forecast_origin"] < end)]
     keys = ["forecast_origin", "queue", "date"]
-    model = a.loc[(a["method"] == "lightgbm") & a["is_open"].astype(bool), [*keys, "actual", "abs_error"]]
+    model = a.loc[a["method"].isin(MODEL_METHODS) & a["is_open"].astype(bool), [*keys, "actual", "abs_error"]]
     naive = a.loc[a["method"] == NAIVE_BENCHMARK, [*keys, "abs_error"]].rename(columns={"abs_error": "naive_abs_error"})
     paired = model.merge(naive, on=keys, how="inner")
     out = []
@@ -420,7 +421,7 @@ def beats_naive_alerts(accuracy: pd.DataFrame, as_of: date, *, window_days: int 
 def fallback_alerts(latest_forecast: pd.DataFrame) -> list[Alert]:
     """Per queue of the latest forecast (gold_forecast_daily rows of one origin) that was not made by the model."""
     f = latest_forecast
-    used = f.loc[(f["method"] != "lightgbm") | f["fallback_reason"].notna()]
+    used = f.loc[~f["method"].isin(MODEL_METHODS) | f["fallback_reason"].notna()]
     out = []
     for queue, g in used.groupby("queue", sort=True):
         reasons = g["fallback_reason"].dropna()

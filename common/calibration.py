@@ -37,7 +37,8 @@ def learn_adjustments(points: pd.DataFrame, quantiles: Sequence[float], blend: b
                       calibrate: bool = True) -> dict:
     """Blend weight and conformal band factors from backtest points (see module doc).
 
-    `points`: one row per backtest forecast: `y, is_open, baseline` and the model's quantile columns. Only open
+    `points`: one row per backtest forecast: `y, is_open, baseline` and the model's quantile columns, and optionally
+    `combined` (the ensemble's p50, which then replaces the model's and the blend's). Only open
     days with y > 0 count. Returns {"blend_weight", "band_factors" {column: k}, "points", "coverage_raw",
     "coverage_adjusted", "wmape_model", "wmape_blend"} (coverage of the outer pair of quantiles).
     """
@@ -53,6 +54,8 @@ def learn_adjustments(points: pd.DataFrame, quantiles: Sequence[float], blend: b
         # ties go to the model: the larger weight among the best
         weight = float(BLEND_GRID[np.flatnonzero(errors <= errors.min() * (1 + 1e-9))].max())
     p50 = weight * m50 + (1 - weight) * base
+    if "combined" in pts.columns:  # the ensemble's p50: the band is calibrated around it
+        p50 = pts["combined"].to_numpy(dtype=float)
     factors, n = {}, len(y)
     qcols = [quantile_column(q) for q in sorted(quantiles) if q != 0.5]
     if calibrate and n:

@@ -129,6 +129,10 @@ class TrainingConfig(StrictModel):
     exogenous_table: str | None = None                # table with date[, series] and numeric daily columns
     min_history_days: int = Field(56, ge=14, le=3660)        # series with less open history get seasonal naive
     calibration_origins: int = Field(8, ge=0, le=52)  # inner backtest origins behind the conformal p10/p90; 0 = off
+    # p50 = learnt weights per queue over LightGBM, a ridge model, the 4-week same-weekday mean, seasonal naive and
+    # the vendor's forecast (common/ensemble.py); false = LightGBM's p50 alone. Needs calibration_origins >= 2.
+    ensemble: bool = True
+    ensemble_shrink_points: float = Field(28, ge=0, le=10_000)  # backtest points' worth of pull toward equal weights
 
     @field_validator("exogenous_table")
     @classmethod
@@ -160,6 +164,14 @@ class ForecastConfig(StrictModel):
     aht_weeks: int = Field(8, ge=1, le=52)              # same-weekday/interval AHT from this many recent weeks
     default_aht_seconds: float = Field(300, gt=0)       # AHT when a queue has no handled contact in those weeks
     guards: ForecastGuardsConfig = ForecastGuardsConfig()
+    vendor_table: str | None = None  # the WFM tool's forecasts (queue, date, forecast, issued_at): an ensemble member
+
+    @field_validator("vendor_table")
+    @classmethod
+    def _plain_vendor_table(cls, v: str | None) -> str | None:
+        if v is not None and not SAFE_NAME.match(v):
+            raise ValueError(f"{v!r} is not a plain SQL identifier (letters, digits, _ ; max 63 chars)")
+        return v
 
     @field_validator("quantiles")
     @classmethod

@@ -24,7 +24,7 @@ import pandas as pd
 from common import metrics
 from common.baselines import seasonal_naive_forecast
 
-STORED_METHODS = ("lightgbm", "seasonal_naive")
+STORED_METHODS = ("lightgbm", "ensemble", "seasonal_naive")
 NAIVE_BENCHMARK = "naive_benchmark"
 NIGHTLY_METHODS = (*STORED_METHODS, NAIVE_BENCHMARK)
 BACKTEST_MODEL, BACKTEST_NAIVE = "backtest_lightgbm", "backtest_naive"

@@ -15,6 +15,10 @@ import pandas as pd
 
 from common.errors import DataError
 
+# gold_forecast_daily.method of a queue the daily model forecast; any other method is a fallback.
+LIGHTGBM, ENSEMBLE = "lightgbm", "ensemble"
+MODEL_METHODS = (LIGHTGBM, ENSEMBLE)
+
 _CALENDAR = ["series", "date", "is_open", "is_holiday"]
 
 
@@ -38,13 +42,16 @@ def recursive_forecast(
     predict: Callable[[pd.DataFrame], np.ndarray],
     quantiles: Sequence[float] = (0.1, 0.5, 0.9),
     lookback: int | None = None,
+    members: Callable[[pd.DataFrame], dict[str, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """Forecast `future` day by day; each day's post-processed median becomes y for the next days' features.
 
     `make_features(frame) -> build_features result`; `predict(feature rows) -> (n, len(quantiles))` raw values.
     `lookback=None` rebuilds features on the whole history every day (the plain oracle); an int rebuilds
     only the last `lookback` days before the day being forecast, which gives the same numbers when
-    `lookback` covers the longest lag/window. Grain: one row per series per future date.
+    `lookback` covers the longest lag/window. `members(feature rows) -> {column: values}` adds more point forecasts
+    from the same rows (clipped at 0, closed days 0); they never feed the recursion. Grain: one row per series per
+    future date.
     """
     quantiles = tuple(sorted(quantiles))
     median = quantiles.index(0.5)
@@ -65,8 +72,13 @@ def recursive_forecast(
         names = rows["series"].astype("str").to_numpy()
         today = np.flatnonzero(dates == day)
         y[today[pd.Index(frame["series"].to_numpy()[today]).get_indexer(names)]] = values[:, median]
+        extra = {}
+        if members is not None:
+            is_open = rows["is_open"].to_numpy() == 1
+            extra = {k: np.where(is_open, np.clip(np.nan_to_num(v, nan=0.0), 0.0, None), 0.0)
+                     for k, v in members(rows).items()}
         out.append(pd.DataFrame({"series": names, "date": rows["date"].to_numpy(),
-                                 **{quantile_column(q): values[:, i] for i, q in enumerate(quantiles)}}))
+                                 **{quantile_column(q): values[:, i] for i, q in enumerate(quantiles)}, **extra}))
     result = pd.concat(out, ignore_index=True) if out else pd.DataFrame(
         {"series": pd.Series(dtype="str"), "date": pd.Series(dtype="datetime64[ns]"),
          **{quantile_column(q): pd.Series(dtype=float) for q in quantiles}})

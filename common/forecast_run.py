@@ -17,10 +17,11 @@ import pandas as pd
 from sqlalchemy import delete
 from sqlalchemy.engine import Connection, Engine
 
-from common import db, guards, intraday, model_choice, profiles, silver, tables, validation
+from common import db, ensemble, guards, intraday, model_choice, profiles, silver, tables, validation
 from common.calendar import interval_grid
 from common.config_schema import Config
 from common.errors import ConfigError, ModelError, PipelineError
+from common.forecast_frame import ENSEMBLE, LIGHTGBM, MODEL_METHODS
 from common.forecaster import QuantileForecaster
 from common.opening_hours import parse_opening_hours
 from common.staffing import daily_staffing_summary, staffing_table
@@ -41,6 +42,7 @@ class ForecastRun:
     staff_daily: pd.DataFrame       # gold_staffing_daily rows
     checks: list[validation.CheckResult]
     queues: list[str]
+    members: pd.DataFrame | None = None  # gold_forecast_members rows: each ensemble member's p50 and weight
 
 
 def check_config(cfg: Config) -> None:
@@ -69,11 +71,12 @@ def choose_model(engine: Engine, cfg: Config,
 
 def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: pd.DataFrame,
                    exogenous: pd.DataFrame | None, model: QuantileForecaster | None, version: str | None,
-                   problem: str | None) -> ForecastRun:
+                   problem: str | None, vendor: pd.DataFrame | None = None) -> ForecastRun:
     """The forecast of every queue of `daily` (silver_daily before `as_of`) for as_of .. as_of + horizon - 1.
 
     `history_int`: silver_interval rows of the weeks before `as_of` (profile, AHT, shape history); `model` the
-    production model (None: `problem` says why, every queue gets the fallback).
+    production model (None: `problem` says why, every queue gets the fallback); `vendor` the vendor's forecasts
+    (forecast.vendor_table) issued before `as_of`, an ensemble member.
     """
     f = cfg.forecast
     end = as_of + timedelta(days=f.horizon_days - 1)
@@ -90,12 +93,13 @@ def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: p
     reasons, model_checks = guards.model_eligibility(history, model.categories_ if model else None,
                                                      cfg.training.min_history_days, problem)
     eligible = [q for q in queues if q not in reasons]
-    model_daily = _empty_daily()
+    model_daily, member_rows = _empty_daily(), None
     if eligible:
         from lightgbm.basic import LightGBMError  # on use: a step's --help must not wait for LightGBM to load
 
         try:
-            model_daily = _model_forecast(model, history, future, closed, exogenous, eligible)
+            model_daily = _model_forecast(model, history, future, closed, exogenous, eligible, vendor)
+            model_daily, member_rows = model_daily.loc[:, _empty_daily().columns], members_frame(model, model_daily)
         except (PipelineError, LightGBMError) as exc:
             log.warning("forecast: model %s failed, every queue falls back: %s", version, exc)
             reasons, model_checks = guards.model_eligibility(history, None, cfg.training.min_history_days,
@@ -129,10 +133,13 @@ def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: p
         guards.SEASONAL_NAIVE)
     checks += guard_checks
     forecast = _with_profile(guards.apply_fallback(model_daily, fallback, reasons, version), choice)
+    if member_rows is not None:  # the published rows of an ensemble say so; the fallback's have no members
+        forecast = forecast.assign(method=forecast["method"].replace(LIGHTGBM, ENSEMBLE))
+        member_rows = member_rows.loc[~member_rows["queue"].isin(list(reasons))].reset_index(drop=True)
     interval_fc = pd.concat([model_int.loc[~model_int["queue"].isin(list(reasons))], fallback_int], ignore_index=True)
     _log_checks(checks)
-    log.info("forecast: %d daily rows (%d queues lightgbm, %d seasonal naive), %d interval rows (%.1fs)",
-             len(forecast), forecast.loc[forecast["method"] == guards.LIGHTGBM, "queue"].nunique(),
+    log.info("forecast: %d daily rows (%d queues by the model, %d seasonal naive), %d interval rows (%.1fs)",
+             len(forecast), forecast.loc[forecast["method"].isin(MODEL_METHODS), "queue"].nunique(),
              forecast.loc[forecast["method"] == guards.SEASONAL_NAIVE, "queue"].nunique(), len(interval_fc),
              time.perf_counter() - t0)
 
@@ -148,14 +155,15 @@ def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: p
     log.info("forecast: staffing for %d intervals, %d queue-days (%.1fs)", len(staffing), len(staff_daily),
              time.perf_counter() - t0)
 
-    return ForecastRun(forecast, interval_fc, staffing, staff_daily, checks, queues)
+    return ForecastRun(forecast, interval_fc, staffing, staff_daily, checks, queues, member_rows)
 
 
 def run_message(run: ForecastRun, as_of: date, version: str | None, horizon_days: int) -> str:
     """The run's one line for pipeline_runs: queues by method, intervals staffed, staff-hours, checks failed."""
     n_fallback = run.forecast.loc[run.forecast["method"] == guards.SEASONAL_NAIVE, "queue"].nunique()
     n_queues = len(run.queues)
-    return (f"origin {as_of}: {n_queues} queues x {horizon_days} days, {n_queues - n_fallback} lightgbm "
+    method = LIGHTGBM if run.members is None else ENSEMBLE
+    return (f"origin {as_of}: {n_queues} queues x {horizon_days} days, {n_queues - n_fallback} {method} "
             f"({version or 'no model'}), {n_fallback} seasonal naive; {len(run.intervals)} intervals staffed, "
             f"{run.staff_daily['staff_hours_p50'].sum():.0f} staff-hours (p50); "
             f"{sum(not c.passed for c in run.checks)} of {len(run.checks)} checks failed")
@@ -192,13 +200,44 @@ def _with_profile(forecast: pd.DataFrame, choice: pd.DataFrame) -> pd.DataFrame:
 
 
 def _model_forecast(model: QuantileForecaster, history: pd.DataFrame, future: pd.DataFrame, closed: pd.DataFrame,
-                    exogenous: pd.DataFrame | None, queues: list[str]) -> pd.DataFrame:
-    """The model's recursive forecast of `queues`: one row per queue per future date."""
+                    exogenous: pd.DataFrame | None, queues: list[str], vendor: pd.DataFrame | None) -> pd.DataFrame:
+    """The model's recursive forecast of `queues`: one row per queue per future date (with `member_*` columns when
+    the model is an ensemble)."""
     def as_series(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.loc[frame["queue"].isin(queues)].rename(columns={"queue": "series", "offered": "y"})
 
-    fc = model.forecast(as_series(history), as_series(future), closed, exogenous=exogenous)
-    return fc.rename(columns={"series": "queue"}).loc[:, ["queue", "date", "horizon_day", *QCOLS]]
+    fc = model.forecast(as_series(history), as_series(future), closed, exogenous=exogenous, vendor=vendor)
+    members = [ensemble.member_column(m) for m in ensemble.member_names(fc)]
+    return fc.rename(columns={"series": "queue"}).loc[:, ["queue", "date", "horizon_day", *QCOLS, *members]]
+
+
+def members_frame(model: QuantileForecaster, forecast: pd.DataFrame) -> pd.DataFrame | None:
+    """gold_forecast_members rows: one per queue per date per member with a weight: its p50 and the queue's weight
+    (weights sum to 1 per queue and date; a member without a value that day gives its weight to the others).
+    None when the model is not an ensemble."""
+    weights = (model.adjustments_ or {}).get("ensemble")
+    if not weights:
+        return None
+    parts = []
+    for queue, rows in forecast.groupby("queue", sort=True):
+        w = ensemble.weights_for(weights, str(queue))
+        for member, weight in w.items():
+            col = ensemble.member_column(member)
+            values = rows[col] if col in rows.columns else pd.Series(float("nan"), index=rows.index)
+            parts.append(pd.DataFrame({"queue": queue, "date": rows["date"], "member": member,
+                                       "p50": values.to_numpy(dtype=float), "weight": float(weight)}))
+    out = pd.concat(parts, ignore_index=True)
+    # the weight a member had on each day: renormalised over the members with a value (ensemble.combine)
+    present = out["p50"].notna()
+    total = out["weight"].where(present, 0.0).groupby([out["queue"], out["date"]]).transform("sum")
+    out = out.assign(weight=(out["weight"].where(present, 0.0) / total.where(total > 0)).fillna(0.0))
+    return out.sort_values(["queue", "date", "member"], kind="stable").reset_index(drop=True)
+
+
+def empty_members() -> pd.DataFrame:
+    return pd.DataFrame({"queue": pd.Series(dtype="str"), "date": pd.Series(dtype="datetime64[ns]"),
+                         "member": pd.Series(dtype="str"), "p50": pd.Series(dtype=float),
+                         "weight": pd.Series(dtype=float)})
 
 
 def _empty_daily() -> pd.DataFrame:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.baselines import same_weekday_mean
+from common import ensemble
+from common.baselines import same_weekday_mean, seasonal_naive_forecast
 from common.calibration import NO_ADJUSTMENT, CalibrationCache, apply_band_factors, learn_adjustments
 from common.errors import ConfigError, DataError, ModelError
 from common.features import (
@@ -37,10 +38,10 @@ DEFAULT_PARAMS = {
 _ROUNDS_ALIASES = ("n_estimators", "num_iterations", "num_iteration", "num_boost_round", "num_trees",
                    "num_rounds", "num_round", "n_iter", "nrounds", "max_iter")
 _META_FILE = "meta.json"
-_FORMAT_VERSION = 2
+_FORMAT_VERSION = 3  # 3: the ensemble's linear member and weights
 # What `_train` sets: a model adopted from a CalibrationCache takes exactly these from the one trained before.
 _TRAINED_STATE = ("models_", "quantiles_", "feature_names_", "categories_", "lookback_", "lightgbm_params_",
-                  "n_train_rows_", "train_end_", "shape_")
+                  "n_train_rows_", "train_end_", "shape_", "linear_")
 LEVELS = ("window", "seasonal")
 TARGETS = ("ratio", "log", "raw")
 
@@ -70,7 +71,8 @@ class QuantileForecaster:
                  num_threads: int = 1, target: str = "ratio", lags: Sequence[int] = FEATURE_LAGS,
                  windows: Sequence[int] = ROLLING_WINDOWS, calibrate: bool = True, blend: bool = False,
                  calibration_origins: int = 8, calibration_horizon: int = 14, calibration_step_days: int = 7,
-                 level: str = "seasonal", level_half_life: float = SEASONAL_LEVEL_HALF_LIFE) -> None:
+                 level: str = "seasonal", level_half_life: float = SEASONAL_LEVEL_HALF_LIFE,
+                 ensemble: bool = False, ensemble_shrink_points: float = ensemble.SHRINK_POINTS) -> None:
         self.quantiles = quantiles
         self.level = level
         self.level_half_life = level_half_life
@@ -85,13 +87,18 @@ class QuantileForecaster:
         self.calibration_origins = calibration_origins
         self.calibration_horizon = calibration_horizon
         self.calibration_step_days = calibration_step_days
+        self.ensemble = ensemble
+        self.ensemble_shrink_points = ensemble_shrink_points
 
     # ---- training -------------------------------------------------------------------------------
     def fit(self, history: pd.DataFrame, holidays: pd.DataFrame, *, exogenous: pd.DataFrame | None = None,
-            calibration_cache: CalibrationCache | None = None) -> QuantileForecaster:
+            calibration_cache: CalibrationCache | None = None, vendor: pd.DataFrame | None = None,
+            adjust: bool = True) -> QuantileForecaster:
         """Train one model per quantile on the open days of `history` after the feature warm-up.
 
         `calibration_cache`: share inner-backtest forecasts with other fits on the same history (see the class).
+        `vendor`: the WFM tool's forecasts (series, date, forecast, issued_at), an ensemble member as issued before
+        each inner origin. `adjust=False`: the raw models only (no inner backtest: the inner fits themselves).
         """
         quantiles = self._checked_quantiles()
         lgb_params, rounds = self._lightgbm_params()
@@ -105,8 +112,8 @@ class QuantileForecaster:
         else:
             self._train(history, holidays, exogenous, quantiles, lgb_params, rounds)
         self.adjustments_ = NO_ADJUSTMENT
-        if self.calibrate or self.blend:
-            self.adjustments_ = self._learn_adjustments(history, holidays, exogenous, calibration_cache)
+        if adjust and (self.calibrate or self.blend or self.ensemble):
+            self.adjustments_ = self._learn_adjustments(history, holidays, exogenous, calibration_cache, vendor)
         return self
 
     def init_params(self) -> dict:
@@ -118,14 +125,16 @@ class QuantileForecaster:
                 "calibration_origins": int(self.calibration_origins),
                 "calibration_horizon": int(self.calibration_horizon),
                 "calibration_step_days": int(self.calibration_step_days),
-                "level": self.level, "level_half_life": float(self.level_half_life)}
+                "level": self.level, "level_half_life": float(self.level_half_life),
+                "ensemble": bool(self.ensemble), "ensemble_shrink_points": float(self.ensemble_shrink_points)}
 
     def _raw_settings(self) -> str:
         """What decides the unadjusted boosters, as text (a CalibrationCache key)."""
         return json.dumps({"quantiles": self._checked_quantiles(), "params": self.params, "seed": self.seed,
                            "num_threads": self.num_threads, "target": self.target, "lags": list(self.lags),
                            "windows": list(self.windows), "level": self.level,
-                           "level_half_life": self.level_half_life}, sort_keys=True, default=str)
+                           "level_half_life": self.level_half_life, "linear": bool(self.ensemble)},
+                          sort_keys=True, default=str)
 
     def _train(self, history: pd.DataFrame, holidays: pd.DataFrame, exogenous: pd.DataFrame | None,
                quantiles: tuple[float, ...], lgb_params: dict, rounds: int) -> None:
@@ -165,6 +174,11 @@ class QuantileForecaster:
             data = lgb.Dataset(X, label=label, feature_name=names, categorical_feature=["series"],
                                params=params, free_raw_data=True)
             models[q] = lgb.train(params, data, num_boost_round=rounds)
+        self.linear_ = None
+        if self.ensemble:
+            self.linear_ = ensemble.LinearMember().fit(
+                X, train["series"].cat.codes.to_numpy(), train["date"].dt.day_of_week.to_numpy(), label,
+                len(feats["series"].cat.categories))
         self.models_ = models
         self.quantiles_ = quantiles
         self.feature_names_ = names
@@ -180,8 +194,11 @@ class QuantileForecaster:
 
     # ---- forecasting ----------------------------------------------------------------------------
     def forecast(self, history: pd.DataFrame, future: pd.DataFrame, holidays: pd.DataFrame, *,
-                 exogenous: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Recursive forecast of `future` (calendar rows right after `history`): one row per series per date."""
+                 exogenous: pd.DataFrame | None = None, vendor: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Recursive forecast of `future` (calendar rows right after `history`): one row per series per date.
+
+        With the ensemble the frame also has `member_<name>` columns (each member's p50) and p50 is their weighted
+        mean; `vendor` (series, date, forecast, issued_at) is read as issued before the first future date."""
         self._check_fitted()
         unknown = sorted(set(future["series"].astype("str")) - set(self.categories_))
         if unknown:
@@ -194,8 +211,36 @@ class QuantileForecaster:
                                   shape=self.shape_, level_half_life=self.level_half_life)
 
         raw = recursive_forecast(history, future, make_features, self.predict_features,
-                                 self.quantiles_, lookback=self.lookback_)
+                                 self.quantiles_, lookback=self.lookback_,
+                                 members=self._linear_member if getattr(self, "linear_", None) else None)
+        if self.ensemble:
+            raw = self._members(raw.assign(**{ensemble.member_column("lightgbm"): raw["p50"]}), history, future,
+                                vendor)
         return self._adjusted(raw, history, future)
+
+    def _linear_member(self, features: pd.DataFrame) -> dict[str, np.ndarray]:
+        X = self._matrix(features, self.feature_names_)
+        pred = self.linear_.predict(X, features["series"].cat.codes.to_numpy(),
+                                    features["date"].dt.day_of_week.to_numpy())
+        if self.target != "raw":
+            level = features["level"].to_numpy()
+            ok = np.isfinite(level) & (level > 0)
+            pred = np.where(ok, _from_label(pred, np.where(ok, level, 0.0), self.target), 0.0)
+        return {ensemble.member_column("linear"): pred}
+
+    def _members(self, raw: pd.DataFrame, history: pd.DataFrame, future: pd.DataFrame,
+                 vendor: pd.DataFrame | None) -> pd.DataFrame:
+        """`raw` with the members that need no model: same-weekday mean, seasonal naive and the vendor's forecast."""
+        naive = seasonal_naive_forecast(history, future.astype({"series": "str"}), (0.5,))
+        out = raw.assign(**{ensemble.member_column("same_weekday_mean"): same_weekday_mean(history, raw)}).merge(
+            naive.loc[:, ["series", "date", "p50"]].rename(columns={"p50": ensemble.member_column("seasonal_naive")}),
+            on=["series", "date"], how="left")
+        out = ensemble.with_vendor(out, vendor, pd.Timestamp(future["date"].min()))
+        is_open = out.loc[:, ["series", "date"]].merge(
+            future.loc[:, ["series", "date", "is_open"]].astype({"series": "str"}), on=["series", "date"],
+            how="left")["is_open"].fillna(False).to_numpy(dtype=bool)
+        cols = [ensemble.member_column(m) for m in ensemble.member_names(out)]
+        return out.assign(**{c: np.where(is_open, out[c].clip(lower=0), 0.0) for c in cols})
 
     def predict_features(self, features: pd.DataFrame) -> np.ndarray:
         """Raw predictions in units of y, one column per quantile, for rows of `build_features`."""
@@ -221,7 +266,7 @@ class QuantileForecaster:
 
     # ---- adjustments: blend weight and conformal band factors ----------------------------------
     def _learn_adjustments(self, history: pd.DataFrame, holidays: pd.DataFrame, exogenous: pd.DataFrame | None,
-                           cache: CalibrationCache | None = None) -> dict:
+                           cache: CalibrationCache | None = None, vendor: pd.DataFrame | None = None) -> dict:
         """Inner rolling-origin backtest on `history` (each origin retrained, no adjustment) -> learn_adjustments."""
         hist = history.astype({"series": "str"})
         horizon, step = int(self.calibration_horizon), int(self.calibration_step_days)
@@ -233,13 +278,14 @@ class QuantileForecaster:
         origins = sorted(o for o in (last - pd.Timedelta(days=horizon - 1 + k * step)
                                      for k in range(int(self.calibration_origins))) if (o - first).days >= need)
         inner = {**self.init_params(), "calibrate": False, "blend": False}
+        # The vendor member is added per call (as issued before each origin), so cached points never hold it.
         settings = json.dumps({**inner, "horizon": horizon}, sort_keys=True, default=str)
 
         def inner_points(origin: pd.Timestamp) -> pd.DataFrame | None:
             train = hist.loc[hist["date"] < origin]
             actual = hist.loc[(hist["date"] >= origin) & (hist["date"] < origin + pd.Timedelta(days=horizon))]
             try:
-                model = QuantileForecaster(**inner).fit(train, holidays, exogenous=exogenous)
+                model = QuantileForecaster(**inner).fit(train, holidays, exogenous=exogenous, adjust=False)
             except DataError as exc:  # too few rows before this origin: later origins may still work
                 log.info("calibration origin %s skipped: %s", origin.date(), exc)
                 return None
@@ -257,12 +303,22 @@ class QuantileForecaster:
             part = (inner_points(origin) if cache is None
                     else cache.points(origin, settings, lambda o=origin: inner_points(o)))
             if part is not None:
+                if self.ensemble and vendor is not None:
+                    part = ensemble.with_vendor(part, vendor, origin)
                 parts.append(part)
                 used.append(str(origin.date()))
         if len(parts) < 2:
             log.info("calibration: %d usable inner origins (need 2): no blend, no band calibration", len(parts))
             return {**NO_ADJUSTMENT, "origins": used}
-        learnt = learn_adjustments(pd.concat(parts, ignore_index=True), self.quantiles_, self.blend, self.calibrate)
+        points = pd.concat(parts, ignore_index=True)
+        weights = None
+        if self.ensemble:
+            weights = ensemble.learn_weights(points, self.ensemble_shrink_points)
+            points = points.assign(combined=ensemble.combine(points, weights))
+            log.info("ensemble weights on %d inner origins:\n%s", len(parts), ensemble.format_weights(weights))
+        learnt = learn_adjustments(points, self.quantiles_, self.blend and not self.ensemble, self.calibrate)
+        if weights is not None:
+            learnt["ensemble"] = weights
         log.info("calibration on %d inner origins, %d points: blend weight %.2f, band factors %s, p-band coverage "
                  "%s -> %s", len(used), learnt["points"], learnt["blend_weight"], learnt["band_factors"],
                  learnt["coverage_raw"], learnt["coverage_adjusted"])
@@ -272,11 +328,15 @@ class QuantileForecaster:
         """The raw recursive forecast with the stored blend and band factors applied (same grain)."""
         weight = float(self.adjustments_.get("blend_weight", 1.0))
         factors = dict(self.adjustments_.get("band_factors") or {})
-        if weight == 1.0 and not factors:
+        weights = self.adjustments_.get("ensemble")
+        if weight == 1.0 and not factors and not weights:
             return raw
         m50 = raw["p50"].to_numpy(dtype=float)
-        base = same_weekday_mean(history, raw) if weight != 1.0 else m50
-        p50 = np.where(np.isfinite(base), weight * m50 + (1 - weight) * base, m50)
+        if weights:
+            p50 = ensemble.combine(raw, weights)
+        else:
+            base = same_weekday_mean(history, raw) if weight != 1.0 else m50
+            p50 = np.where(np.isfinite(base), weight * m50 + (1 - weight) * base, m50)
         qcols = [quantile_column(q) for q in self.quantiles_]
         outer = apply_band_factors(raw, m50, p50, factors, [c for c in qcols if c != "p50"])
         values = np.column_stack([p50 if c == "p50" else outer[c] for c in qcols])
@@ -301,6 +361,7 @@ class QuantileForecaster:
             "init": self.init_params(),
             "seasonal_shape": None if self.shape_ is None else self.shape_.to_dict(),
             "adjustments": self.adjustments_,
+            "linear_member": None if getattr(self, "linear_", None) is None else self.linear_.to_dict(),
             "feature_names": self.feature_names_, "categories": self.categories_,
             "lightgbm_params": self.lightgbm_params_, "lookback_days": self.lookback_,
             "n_train_rows": self.n_train_rows_, "train_end": self.train_end_,
@@ -335,6 +396,8 @@ class QuantileForecaster:
         model.n_train_rows_ = int(meta["n_train_rows"])
         model.train_end_ = meta["train_end"]
         model.adjustments_ = meta.get("adjustments") or NO_ADJUSTMENT  # format 1 models had none
+        linear = meta.get("linear_member")  # format 3
+        model.linear_ = None if linear is None else ensemble.LinearMember.from_dict(linear)
         if any(m.feature_name() != model.feature_names_ for m in model.models_.values()):
             raise ModelError(f"cannot load model from {directory}: model files and meta.json disagree on features")
         return model

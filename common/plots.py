@@ -35,6 +35,7 @@ from common.chart_frame import (
     save_png,
     thousands,
 )
+from common.forecast_frame import MODEL_METHODS
 
 
 def _span_label(first: pd.Timestamp, last: pd.Timestamp) -> str:
@@ -109,7 +110,7 @@ def _forecast_end(forecast: pd.DataFrame, as_of: date) -> pd.Timestamp:
 
 
 def _panel_title(queue: str, f: pd.DataFrame) -> str:
-    fallback = f.loc[f["method"] != "lightgbm"] if "method" in f.columns else f.iloc[:0]
+    fallback = f.loc[~f["method"].isin(MODEL_METHODS)] if "method" in f.columns else f.iloc[:0]
     if fallback.empty:
         return queue
     reason = fallback["fallback_reason"].dropna()

@@ -30,7 +30,7 @@ from common.chart_frame import (
     titles,
 )
 
-PUBLISHED = ("lightgbm", "seasonal_naive")  # gold_forecast_accuracy methods of the forecast that was published
+PUBLISHED = ("lightgbm", "ensemble", "seasonal_naive")  # gold_forecast_accuracy methods of the forecast that was published
 BACKTEST = "backtest_lightgbm"  # the track record: step 2's backtest of the model (evaluation.BACKTEST_MODEL)
 
 

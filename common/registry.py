@@ -29,7 +29,7 @@ import pandas as pd
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from common import db, tables
+from common import db, ensemble, tables
 from common.config_schema import Config
 from common.errors import ConfigError, ModelError
 from common.forecaster import QuantileForecaster
@@ -285,7 +285,22 @@ def format_versions(registry: pd.DataFrame) -> str:
     header = "  ".join(c.ljust(widths[c]) for c in frame.columns).rstrip()
     body = ["  ".join(str(v).ljust(widths[c]) for c, v in zip(frame.columns, r)).rstrip()
             for r in frame.itertuples(index=False)]
-    return "\n".join([header, "  ".join("-" * widths[c] for c in frame.columns), *body])
+    table = "\n".join([header, "  ".join("-" * widths[c] for c in frame.columns), *body])
+    return "\n".join([table, *_weights_lines(registry)])
+
+
+def _weights_lines(registry: pd.DataFrame, newest: int = 3) -> list[str]:
+    """The ensemble weights per queue of production and the `newest` versions (learnt on the inner backtest)."""
+    shown = registry.loc[registry["status"] == "production"]
+    shown = pd.concat([shown, registry.sort_values("created_at", ascending=False).head(newest)])
+    lines = []
+    for _, row in shown.drop_duplicates("version").iterrows():
+        metrics = json.loads(row["metrics"]) if isinstance(row["metrics"], str) else (row["metrics"] or {})
+        weights = metrics.get("ensemble")
+        if weights:
+            lines += ["", f"ensemble weights of {row['version']} ({row['status']}), learnt per queue on the backtest:",
+                      *(f"  {line}" for line in ensemble.format_weights(weights).splitlines())]
+    return lines
 
 
 def _production_cell(section: dict) -> str:

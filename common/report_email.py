@@ -19,6 +19,7 @@ import jinja2
 import pandas as pd
 
 from common.config_schema import StaffingConfig
+from common.forecast_frame import MODEL_METHODS
 from common.mail import Chart
 from common.report_queues import is_others, others_label
 
@@ -50,7 +51,7 @@ def report_summary(totals: pd.DataFrame, forecast: pd.DataFrame, staffing_daily:
     out = out.assign(change=(out["p50"] / out["previous"] - 1).where(out["previous"] > 0))
     if not forecast.empty:
         # A queue is "fallback" when any of its days is: the analyst should know before trusting the numbers.
-        meth = (forecast.assign(is_fb=forecast["method"] != "lightgbm")
+        meth = (forecast.assign(is_fb=~forecast["method"].isin(MODEL_METHODS))
                 .sort_values(["queue", "is_fb", "date"], ascending=[True, False, True])
                 .drop_duplicates("queue")[["queue", "method", "fallback_reason"]])
         out = out.merge(meth, on="queue", how="left")
@@ -189,7 +190,7 @@ def last_day_vs_actual(rows: pd.DataFrame, others: Sequence[str] = ()) -> tuple[
     """
     cols = ["queue", "date", "forecast", "p10", "p90", "actual", "error", "ahead", "kind"]
     pts = rows.loc[rows["is_open"].astype(bool) & (rows["actual"] > 0)] if len(rows) else rows
-    pts = pts.loc[pts["method"].isin(["lightgbm", "seasonal_naive", "backtest_lightgbm"])] if len(pts) else pts
+    pts = pts.loc[pts["method"].isin([*MODEL_METHODS, "seasonal_naive", "backtest_lightgbm"])] if len(pts) else pts
     if pts.empty:
         return None, pd.DataFrame(columns=cols)
     pts = pts.loc[pts["date"] == pts.groupby("queue")["date"].transform("max")]

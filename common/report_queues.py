@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from common.forecast_frame import MODEL_METHODS
+
 OTHERS = "All other queues"
 
 
@@ -89,7 +91,7 @@ def _fold(rows: pd.DataFrame, others: list[str], label: str, keys: list[str], ag
 
 
 def _fold_forecast(forecast: pd.DataFrame, others: list[str], label: str) -> pd.DataFrame:
-    fallback = forecast.loc[forecast["queue"].isin(others) & (forecast["method"] != "lightgbm")]
+    fallback = forecast.loc[forecast["queue"].isin(others) & ~forecast["method"].isin(MODEL_METHODS)]
     method = "lightgbm" if fallback.empty else str(fallback["method"].iloc[0])
     reason = None if fallback.empty else f"{fallback['queue'].nunique():,} of {len(others):,} queues on a fallback"
     out = _fold(forecast, others, label, ["date"], {"p10": "sum", "p50": "sum", "p90": "sum"})
@@ -122,7 +124,7 @@ def fold_summary(summary: pd.DataFrame, others: list[str]) -> tuple[pd.DataFrame
     # A previous span missing for some queue would make the change look like growth: then no previous, no change.
     complete = bool(rest["previous"].notna().all())
     previous = float(rest["previous"].sum()) if complete else None
-    fallback = rest.loc[rest["method"].notna() & (rest["method"] != "lightgbm")]
+    fallback = rest.loc[rest["method"].notna() & ~rest["method"].isin(MODEL_METHODS)]
     row = {**dict.fromkeys(summary.columns), **sums, "queue": others_label(len(others)),
            "previous": previous, "change": sums["p50"] / previous - 1 if previous else None,
            "method": "lightgbm" if fallback.empty else str(fallback["method"].iloc[0]),

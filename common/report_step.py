@@ -27,6 +27,7 @@ from common import (
     tables,
 )
 from common.config_schema import Config
+from common.forecast_frame import MODEL_METHODS
 
 WEEKS = 8           # weeks of actuals on the charts
 STAFFING_DAYS = 7   # days of the staffing heatmap (the week a planner schedules)
@@ -104,7 +105,7 @@ def missing_notes(inputs: ReportInputs, as_of: date) -> list[str]:
     no_actuals = sorted(set(inputs.forecast["queue"]) - set(inputs.actuals["queue"]))
     if no_actuals:
         notes.append(f"No actuals in the last {WEEKS} weeks for: {', '.join(no_actuals)}.")
-    fallback = inputs.forecast.loc[inputs.forecast["method"] != "lightgbm", "queue"].unique()
+    fallback = inputs.forecast.loc[~inputs.forecast["method"].isin(MODEL_METHODS), "queue"].unique()
     if len(fallback):
         notes.append(f"Seasonal naive fallback (reason in the table) for: {', '.join(sorted(fallback))}.")
     return notes

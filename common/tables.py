@@ -237,11 +237,25 @@ gold_forecast_daily = Table(
     Column("p10", Float, nullable=False),
     Column("p50", Float, nullable=False),
     Column("p90", Float, nullable=False),
-    Column("method", String(20), nullable=False),             # lightgbm | seasonal_naive
+    Column("method", String(20), nullable=False),             # ensemble | lightgbm | seasonal_naive
     Column("model_version", String(40)),
     Column("fallback_reason", Text),
     Column("intraday_profile", String(24)),                 # same_weekday | pooled_weekdays | same_weekday_long | ...
     Column("intraday_profile_reason", Text),                # why that profile split the day (closed days: NULL)
+)
+
+# One row per forecast origin per queue per forecast date per ensemble member (queues the ensemble forecast): the
+# member's p50 and its weight that day (weights sum to 1 per queue and date; p50 of gold_forecast_daily is the
+# weighted sum before the guards). Members: lightgbm, linear, same_weekday_mean, seasonal_naive, vendor.
+gold_forecast_members = Table(
+    "gold_forecast_members", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("forecast_origin", Date, primary_key=True),
+    Column("queue", _NAME, primary_key=True),
+    Column("date", Date, primary_key=True),
+    Column("member", String(20), primary_key=True),
+    Column("p50", Float),                                     # NULL: the member had no forecast that day
+    Column("weight", Float, nullable=False),
 )
 
 # One row per forecast origin per queue per interval.

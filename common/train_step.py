@@ -120,7 +120,8 @@ def track_record(frame: pd.DataFrame, as_of: date, status: str, version: str, pr
 
 
 def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd.DataFrame | None,
-                    production: Production | None, what_if: str | None = None) -> TrainOutcome:
+                    production: Production | None, what_if: str | None = None,
+                    vendor: pd.DataFrame | None = None) -> TrainOutcome:
     """Fit the candidate on `daily` (one row per queue per date < as_of), backtest it with production's setup,
     decide its promotion. `what_if` (the run's --set overrides, when not published) keeps it staging whatever the
     rule says.
@@ -147,9 +148,9 @@ def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd
     # The final model's inner calibration backtest and the rolling backtest's models forecast from mostly the same
     # weekly origins on this same history: each is computed once.
     cache = CalibrationCache()
-    model = make_model().fit(history, holidays, exogenous=exogenous, calibration_cache=cache)
+    model = make_model().fit(history, holidays, exogenous=exogenous, calibration_cache=cache, vendor=vendor)
     params = training.model_params(model)
-    data_hash = training.data_hash(history, holidays, exogenous)
+    data_hash = training.data_hash(history, holidays, exogenous, vendor)
     version = training.model_version(as_of, data_hash, params)
     log.info("train: %s fitted on %d rows (%d open training rows), %d queues, window %s..%s, %d features (%.1fs)",
              version, len(history), model.n_train_rows_, history["series"].nunique(), first.date(), last.date(),
@@ -158,7 +159,7 @@ def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd
     setup, not_compared = _production_setup(production, blank, exogenous)
     bt_started = time.perf_counter()
     result = training.rolling_backtest(history, holidays, make_model, origins, horizon, t.retrain_per_origin,
-                                       exogenous, setup, calibration_cache=cache)
+                                       exogenous, setup, calibration_cache=cache, vendor=vendor)
     bt_seconds = time.perf_counter() - bt_started
     log.info("train: calibration cache: inner forecasts computed %d times, reused %d times; %d backtest models "
              "adopted from the calibration", cache.misses, cache.hits, cache.models_reused)
@@ -201,7 +202,8 @@ def train_candidate(cfg: Config, as_of: date, daily: pd.DataFrame, exogenous: pd
         "params": {**params, "min_history_days": t.min_history_days, "exogenous_table": t.exogenous_table,
                    "backtest": backtest},
         "metrics": {**metrics, "backtest": {**backtest, "seconds": round(bt_seconds, 1)}, "production": section,
-                    "decision": {"status": decision.status, "reason": decision.reason}},
+                    "decision": {"status": decision.status, "reason": decision.reason},
+                    "ensemble": model.adjustments_.get("ensemble")},
         "feature_importance": importance, "artifact_path": str(Path(t.model_dir) / version),
     }
     summary = (f"{history['series'].nunique()} queues, {model.n_train_rows_} training rows, "

@@ -104,7 +104,8 @@ def make_forecaster(training: TrainingConfig, quantiles: Sequence[float], horizo
                               level=training.level, level_half_life=training.level_half_life_days,
                               calibrate=training.calibration_origins > 0,
                               calibration_origins=training.calibration_origins, calibration_horizon=horizon,
-                              calibration_step_days=training.backtest_step_days)
+                              calibration_step_days=training.backtest_step_days,
+                              ensemble=training.ensemble, ensemble_shrink_points=training.ensemble_shrink_points)
 
 
 # --- identity: data hash and version ---------------------------------------------------------------------
@@ -136,7 +137,8 @@ def model_params(model: QuantileForecaster) -> dict:
         "level": model.level, "level_half_life": float(model.level_half_life),
         "adjustments": {"calibrate": bool(model.calibrate), "blend": bool(model.blend),
                         "origins": int(model.calibration_origins), "horizon": int(model.calibration_horizon),
-                        "step_days": int(model.calibration_step_days)},
+                        "step_days": int(model.calibration_step_days), "ensemble": bool(model.ensemble),
+                        "ensemble_shrink_points": float(model.ensemble_shrink_points)},
         "lightgbm_version": metadata.version("lightgbm"),
     }
 
@@ -235,7 +237,8 @@ class BacktestResult:
 def rolling_backtest(history: pd.DataFrame, holidays: pd.DataFrame, make_model: Callable[[], QuantileForecaster],
                      origins: Sequence[pd.Timestamp], horizon: int, retrain: bool = True,
                      exogenous: pd.DataFrame | None = None, production: ProductionSetup | None = None,
-                     calibration_cache: CalibrationCache | None = None) -> BacktestResult:
+                     calibration_cache: CalibrationCache | None = None,
+                     vendor: pd.DataFrame | None = None) -> BacktestResult:
     """Backtest the recursive forecast at each origin for the candidate, seasonal naive and production's setup.
 
     Grain of `frame`: one row per method per origin per series per date:
@@ -244,7 +247,8 @@ def rolling_backtest(history: pd.DataFrame, holidays: pd.DataFrame, make_model: 
     (once, on the dates before the earliest origin, when `retrain` is False)
     and forecast the same points. A PipelineError from production's setup
     stops its scoring with the reason, the rest goes on. `calibration_cache`
-    is handed to every candidate fit, and to production's when it sees the same drivers.
+    is handed to every candidate fit, and to production's when it sees the same drivers. `vendor`: the vendor's
+    forecasts, each origin reading only the issues before it.
     """
     quantiles = tuple(sorted(make_model().quantiles))
     hist = history.astype({"series": "str"})
@@ -272,9 +276,10 @@ def rolling_backtest(history: pd.DataFrame, holidays: pd.DataFrame, make_model: 
                 done = fitted.get(method)
                 if done is None or done[0] != train_until:
                     done = fitted[method] = (train_until, make().fit(hist.loc[hist["date"] < train_until], holidays,
-                                                                     exogenous=drivers, calibration_cache=cache))
+                                                                     exogenous=drivers, calibration_cache=cache,
+                                                                     vendor=vendor))
                 model = done[1]
-                forecasts[method] = model.forecast(train, future, holidays, exogenous=drivers)
+                forecasts[method] = model.forecast(train, future, holidays, exogenous=drivers, vendor=vendor)
             except PipelineError as exc:
                 if method == CANDIDATE:
                     raise

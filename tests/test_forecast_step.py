@@ -61,7 +61,7 @@ def data(tmp_path_factory):
     """Silver frames and a tiny model trained on Support and Billing (once for the module)."""
     cfg = load_config(write_config(tmp_path_factory.mktemp("cfg")))
     intervals, daily = silver_frames(cfg)
-    model = QuantileForecaster(params=TINY).fit(model_history(daily), closed_dates_for(cfg, FIRST, LAST))
+    model = QuantileForecaster(params=TINY, ensemble=True).fit(model_history(daily), closed_dates_for(cfg, FIRST, LAST))
     return intervals, daily, model
 
 
@@ -109,9 +109,9 @@ def test_model_forecasts_known_queues_and_a_new_short_queue_gets_its_open_day_me
     assert run(path) == 0
     fc = read(path, tables.gold_forecast_daily)
     assert len(fc) == 3 * 14 and set(fc["forecast_origin"]) == {pd.Timestamp(AS_OF)}
-    assert by_queue(fc) == {"Billing": {"lightgbm"}, "Support": {"lightgbm"}, "Newline": {"seasonal_naive"}}
+    assert by_queue(fc) == {"Billing": {"ensemble"}, "Support": {"ensemble"}, "Newline": {"seasonal_naive"}}
     assert fc["horizon_day"].groupby(fc["queue"]).agg(list).map(sorted).eq([list(range(1, 15))] * 3).all()
-    lgbm = fc.loc[fc["method"] == "lightgbm"]
+    lgbm = fc.loc[fc["method"] == "ensemble"]
     assert lgbm["model_version"].eq("v20250309-test0001").all() and lgbm["fallback_reason"].isna().all()
     newline = fc.loc[fc["queue"] == "Newline"]
     assert newline["fallback_reason"].str.contains("unknown to the production model").all()
@@ -129,6 +129,19 @@ def test_model_forecasts_known_queues_and_a_new_short_queue_gets_its_open_day_me
     sundays = fc.loc[fc["date"].dt.day_of_week == 6]
     assert (sundays[["p10", "p50", "p90"]].to_numpy() == 0).all()
     assert (fc["p10"] <= fc["p50"]).all() and (fc["p50"] <= fc["p90"]).all()
+
+
+def test_ensemble_members_weights_sum_to_one_and_give_the_published_p50(tmp_path, data):
+    path = setup_db(tmp_path, data)
+    assert run(path) == 0
+    fc = read(path, tables.gold_forecast_daily)
+    members = read(path, tables.gold_forecast_members)
+    assert set(members["queue"]) == {"Billing", "Support"}  # Newline is on the fallback: no members
+    assert {"lightgbm", "linear", "same_weekday_mean", "seasonal_naive"} <= set(members["member"])
+    assert np.allclose(members.groupby(["queue", "date"])["weight"].sum(), 1.0)
+    combined = (members["weight"] * members["p50"].fillna(0)).groupby([members["queue"], members["date"]]).sum()
+    published = fc.set_index(["queue", "date"])["p50"]
+    assert np.allclose(combined, published.loc[combined.index], rtol=1e-6, atol=1e-6)
 
 
 def test_intervals_sum_to_their_day_and_staffing_ranges_are_ordered(tmp_path, data):
@@ -215,7 +228,7 @@ def test_a_saturday_shift_whose_shape_changed_keeps_the_model_and_records_the_ro
     path = setup_db(tmp_path, (changed, daily, model))
     assert run(path) == 0
     fc = read(path, tables.gold_forecast_daily)
-    assert by_queue(fc)["Support"] == {"lightgbm"}
+    assert by_queue(fc)["Support"] == {"ensemble"}
     support = fc.loc[fc["queue"] == "Support"].set_index("date")
     saturdays = support.loc[support.index.day_of_week == 5]
     weekdays = support.loc[support.index.day_of_week < 5]
@@ -255,7 +268,7 @@ def test_a_backfill_uses_the_model_that_was_production_then_and_the_nightly_run_
     assert run(path, BACKFILL) == 0
     assert run(path, AS_OF) == 0
     fc = read(path, tables.gold_forecast_daily)
-    models = fc.loc[fc["method"] == "lightgbm"].groupby("forecast_origin")["model_version"].agg(set).to_dict()
+    models = fc.loc[fc["method"].isin(["lightgbm", "ensemble"])].groupby("forecast_origin")["model_version"].agg(set).to_dict()
     assert models == {pd.Timestamp(BACKFILL): {"v20250217-old00001"}, pd.Timestamp(AS_OF): {"v20250309-test0001"}}
 
 
@@ -296,8 +309,8 @@ def test_a_what_if_run_leaves_the_published_rows_unchanged_and_writes_its_files(
     assert last["overrides"] == '["staffing.service_level=0.95"]' and last["rows_written"] == 0
     folder = tmp_path / "output" / "2025-03-10" / f"whatif-{last['run_id']}"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "checks.csv", "forecast_daily.csv", "forecast_interval.csv", "overrides.json", "staffing_daily.csv",
-        "staffing_interval.csv"]
+        "checks.csv", "forecast_daily.csv", "forecast_interval.csv", "forecast_members.csv", "overrides.json",
+        "staffing_daily.csv", "staffing_interval.csv"]
     # the same forecast, staffed for 95% instead of 80% answered within 20 s: never fewer agents, more in total
     staffed = pd.read_csv(folder / "staffing_interval.csv")
     base = published["gold_staffing_interval"]
