@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from common import alerts
+from common.ensemble import MEMBER_PREFIX  # the ensemble's frame: member_<name> p50 columns, p50 = ensemble
 from common.metrics import bias, coverage, mase, open_mask, pinball_loss, total_volume_error, wmape, with_naive
 
 OURS, NAIVE, MEAN4, PUBLISHED = "ours", "seasonal_naive", "same_weekday_mean_4", "published"
@@ -24,8 +25,6 @@ METHOD_LABELS = {
     "mlforecast_lgbm_quantile": "mlforecast LightGBM, quantile objectives",
     "mlforecast_lgbm_l2": "mlforecast LightGBM, L2 objective",
 }
-# An ensemble forecaster's frame carries each member's p50 as `member_<name>` next to p10/p50/p90 (p50 = ensemble).
-MEMBER_PREFIX = "member_"
 PEER_PREFIXES = ("statsforecast_", "mlforecast_")  # the methods of bench/peers.py
 # Issue 16's goal per series: published p50 daily wMAPE at or below the best of these, and an honest 80% band.
 NAIVE_FACTOR = 0.9
