@@ -6,7 +6,9 @@ backtest (--origins origins --step-days apart, the latest horizon ending on the 
 each, as 2_train.py places them) scores side by side:
 
 - `ours`: the QuantileForecaster with the data set's training config, retrained per origin (training.rolling_backtest,
-  exactly what 2_train.py runs);
+  exactly what 2_train.py runs); when its forecast carries ensemble members (`member_<name>` p50 columns next to
+  p10/p50/p90, p50 being the ensemble), each member is also scored alone as method `member_<name>` (no band);
+- `published`: what step 3 publishes at each origin with that model (guards, fallback, intraday profile choice);
 - `seasonal_naive`: weekly seasonal naive with its empirical band (the pipeline's fallback);
 - `same_weekday_mean_4`: mean of the last 4 open same weekdays before the origin;
 - the peers of bench/peers.py (statsforecast AutoETS and MSTL, season 7; mlforecast LightGBM, quantile and L2),
@@ -16,8 +18,12 @@ Metrics (common.metrics, open days = actual > 0, pooled over origins): daily wMA
 error, bias, MASE against seasonal naive, mean pinball loss over p10/p50/p90 and p10-p90 coverage for methods
 with a band, fit+predict seconds over all origins, and where the data has intervals the interval wMAPE of each
 method's daily p50 split by the pipeline's intraday profile (intraday.split_daily; open intervals of open days).
-The anonymous bank month is too short to train on: steps 2 and 3 run at --as-of 1999-02-15 and the benchmark
-shows the flagged seasonal naive forecast they publish, scored against the next 14 days.
+Each data set also gets issue 16's goal line (bench.accuracy_metrics.goal_check): the published p50's daily wMAPE
+against the best of {0.9 x seasonal naive, same_weekday_mean_4, every peer}, and p10-p90 coverage within 72-88%.
+Real exports are read from --shared-dir (../shared/data) and --data-dir (../data_extra); a data set whose files
+are not there is skipped with the reason. The anonymous bank month is too short to train on: steps 2 and 3 run
+at --as-of 1999-02-15 and the benchmark shows the flagged seasonal naive forecast they publish, scored against the
+next 14 days.
 
 Writes bench/results/accuracy_<timestamp>.json and .md and prints the Markdown and the command that made it.
 
@@ -28,7 +34,6 @@ Writes bench/results/accuracy_<timestamp>.json and .md and prints the Markdown a
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -38,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -50,131 +55,21 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run as a script from anywhere
 
-from common import alerts, db, forecast_run, intraday, silver, tables, training  # noqa: E402
+from bench.accuracy_data import (DATASETS, DEMO_END, EXTRA_DIR, SHARED_DIR, DataSet, Inputs, data_glob,  # noqa: E402
+                                 load_inputs, missing_data, prepare, run_step)
+from bench.accuracy_intraday import compare_profiles, split_intervals  # noqa: E402
+from bench.accuracy_metrics import (MEAN4, NAIVE, OURS, PUBLISHED, QCOLS, critical_miss_rates,  # noqa: E402
+                                    goal_check, interval_wmape, member_forecasts, method_metrics)
+from bench.accuracy_report import (critical_markdown, fallback_markdown, goal_markdown, json_ready,  # noqa: E402
+                                   metrics_markdown, profiles_markdown, published_markdown)
+from common import db, forecast_run, tables, training  # noqa: E402
 from common.baselines import seasonal_naive_forecast  # noqa: E402
 from common.config import load_config  # noqa: E402
-from common.config_schema import Config  # noqa: E402
-from common.forecast_frame import MODEL_METHODS  # noqa: E402
-from common.metrics import bias, coverage, mase, open_mask, pinball_loss, total_volume_error, wmape, with_naive  # noqa: E402
+from common.metrics import coverage, open_mask, wmape  # noqa: E402
 
 log = logging.getLogger("bench.accuracy")
 
-OURS, NAIVE, MEAN4, PUBLISHED = "ours", "seasonal_naive", "same_weekday_mean_4", "published"
-QCOLS = ("p10", "p50", "p90")
-METHOD_LABELS = {
-    OURS: "**wfm-forecast (ours)**",
-    PUBLISHED: "**wfm-forecast, published** (after guards and fallback)",
-    NAIVE: "weekly seasonal naive",
-    MEAN4: "mean of last 4 open same weekdays",
-    "statsforecast_autoets": "statsforecast AutoETS (season 7)",
-    "statsforecast_mstl": "statsforecast MSTL (season 7)",
-    "mlforecast_lgbm_quantile": "mlforecast LightGBM, quantile objectives",
-    "mlforecast_lgbm_l2": "mlforecast LightGBM, L2 objective",
-}
 DEFAULT_PEERS_PYTHON = REPO / "bench" / ".venv" / "bin" / "python"
-DEMO_END = date(2025, 5, 31)
-
-
-@dataclass(frozen=True)
-class DataSet:
-    """A benchmark data set: its config, the run date (day after the data), and how it is scored."""
-
-    name: str
-    config: Path | None            # None: the repository config.yaml over generated demo CSVs
-    as_of: date
-    mode: str = "backtest"         # backtest | fallback (too short to train: score what steps 2-3 publish)
-    fallback_as_of: date | None = None
-    description: str = ""
-    generated: bool = False        # the export is written by bench/odd_centre.py into the work folder
-
-
-DATASETS = {
-    "us_bank_2003": DataSet("us_bank_2003", REPO / "bench/configs/us_bank_2003.yaml", date(2003, 10, 27),
-                            description="US bank 2003: 1 queue, 164 weekdays, 5-minute rows summed to 30 minutes"),
-    "demo": DataSet("demo", None, DEMO_END + timedelta(days=1),
-                    description="generated demo CDRs (common.demo, seed 42): 4 queues, 730 days to 2025-05-31"),
-    "odd_centre": DataSet("odd_centre", REPO / "bench/configs/odd_centre.yaml", DEMO_END + timedelta(days=1),
-                          generated=True,
-                          description="generated interval export (bench/odd_centre.py, seed 7): a 5-hour Saturday "
-                                      "shift, a 24/7 line with empty nights, a noisy small queue, half-day eves"),
-    "anonymous_bank_feb1999": DataSet(
-        "anonymous_bank_feb1999", REPO / "bench/configs/anonymous_bank_feb1999.yaml", date(1999, 3, 1),
-        mode="fallback", fallback_as_of=date(1999, 2, 15),
-        description="Anonymous Bank (Israel) CDRs, February 1999: 6 queues, one month"),
-}
-
-
-# --- data through the pipeline ---------------------------------------------------------------------------
-
-def run_step(module: str, config: Path, as_of: date, overrides: Sequence[str], *extra: str) -> None:
-    """Run a numbered step's main() in-process; RuntimeError when it fails."""
-    argv = ["--config", str(config), "--as-of", str(as_of), "--log-level", "WARNING", *extra]
-    for item in overrides:
-        argv += ["--set", item]
-    code = importlib.import_module(module).main(argv)
-    if code != 0:
-        raise RuntimeError(f"{module} failed with exit code {code} (argv {shlex.join(argv)})")
-
-
-def prepare(dataset: DataSet, work_dir: Path, demo_days: int = 730, demo_seed: int = 42) -> tuple[Path, list[str]]:
-    """Load `dataset` into bronze and silver of a SQLite file under `work_dir`; return (config, overrides).
-
-    Steps 0 and 1 are idempotent, so a kept `work_dir` makes a re-run cheap and still goes through the steps.
-    """
-    folder = work_dir / dataset.name
-    folder.mkdir(parents=True, exist_ok=True)
-    overrides = [f"database.url=sqlite:///{(folder / 'wfm.db').resolve()}",
-                 f"training.model_dir={(folder / 'models').resolve()}"]
-    config = dataset.config
-    if config is None:  # the demo: generated CSVs in the default config's layout
-        from common.demo import demo_legs, write_demo_csvs
-
-        inbox = folder / "inbox"
-        end = dataset.as_of - timedelta(days=1)
-        legs = demo_legs(end - timedelta(days=demo_days - 1), end, seed=demo_seed)
-        write_demo_csvs(legs, inbox, seed=demo_seed)
-        config = REPO / "config.yaml"
-        overrides.append(f"source.csv_glob={(inbox / '*.csv').resolve()}")
-    elif dataset.generated:
-        from bench.odd_centre import write_export
-
-        end = dataset.as_of - timedelta(days=1)
-        write_export(end - timedelta(days=demo_days - 1), end, folder / "inbox" / "odd_centre.csv")
-        overrides.append(f"source.csv_glob={(folder / 'inbox' / '*.csv').resolve()}")
-    started = time.perf_counter()
-    run_step("0_load_bronze", config, dataset.as_of, overrides)
-    run_step("1_build_silver", config, dataset.as_of, overrides)
-    log.info("%s: bronze + silver in %.1fs", dataset.name, time.perf_counter() - started)
-    return config, overrides
-
-
-@dataclass
-class Inputs:
-    """What the backtest reads from silver: daily history, closed dates, intervals."""
-
-    cfg: Config
-    history: pd.DataFrame          # series, date, y, is_open, is_holiday: one row per queue per day
-    holidays: pd.DataFrame         # date, holiday_name
-    intervals: pd.DataFrame        # silver_interval columns the intraday split needs
-    left_out: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def load_inputs(config: Path, overrides: Sequence[str], as_of: date, cfg_overrides: Sequence[str] = (),
-                end: date | None = None) -> Inputs:
-    """silver_daily/silver_interval before `as_of` (and before `end` when given), as 2_train/3_forecast read them."""
-    cfg = load_config(config, [*overrides, *cfg_overrides])
-    engine = db.make_engine(cfg.database_url)
-    cut = min(as_of, end) if end else as_of
-    with engine.connect() as conn:
-        daily = training.read_daily_history(conn, cut)
-        t = tables.silver_interval
-        ints = db.read_table(conn, t, where=t.c.date < cut,
-                             columns=["queue", "date", "interval_start", "interval_start_utc", "offered", "handled",
-                                      "aht_seconds", "is_open"])
-    engine.dispose()
-    history, left_out = training.split_by_history(daily, cfg.training.min_history_days)
-    holidays = silver.closed_dates_for(cfg, history["date"].min().date(), cut + timedelta(days=366))
-    return Inputs(cfg, history, holidays, ints, left_out)
 
 
 # --- forecasts -------------------------------------------------------------------------------------------
@@ -231,6 +126,7 @@ def backtest_ours(inputs: Inputs, origins: Sequence[pd.Timestamp], horizon: int,
             model = make_model().fit(train, inputs.holidays)
             forecasts[OURS] = model.forecast(train, future, inputs.holidays)
             seconds[OURS] += time.perf_counter() - started
+            forecasts.update(member_forecasts(forecasts[OURS]))  # an ensemble's members, each scored alone
             started = time.perf_counter()
             published, why, split = publish(inputs, model, origin, horizon)
             published_intervals.append(split)
@@ -303,102 +199,6 @@ def score_peers(peers: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     return fc.assign(**values)
 
 
-# --- intraday --------------------------------------------------------------------------------------------
-
-def split_intervals(frame: pd.DataFrame, inputs: Inputs, profile_fn=intraday.intraday_profile) -> pd.DataFrame:
-    """Each method's daily p50 split into intervals by the profile known at its origin, next to the actuals.
-
-    Grain: one row per method per origin per queue per interval of the forecast days: method, origin, queue,
-    date, interval_start, is_open, p50, y. `profile_fn(history, as_of, weeks, closed)` makes the profile.
-    """
-    ints = inputs.intervals
-    weeks = inputs.cfg.forecast.profile_weeks
-    parts = []
-    for origin, rows in frame.groupby("origin", sort=True):
-        profile = profile_fn(ints, origin.date(), weeks, inputs.holidays)
-        dates = rows["date"].unique()
-        grid = ints.loc[ints["date"].isin(dates)]
-        for method, fc in rows.groupby("method", sort=True):
-            daily = fc.loc[:, ["series", "date", "p50"]].rename(columns={"series": "queue"})
-            split = intraday.split_daily(daily, profile, grid.loc[:, intraday.GRID_COLUMNS])
-            split = split.merge(grid.loc[:, ["queue", "interval_start_utc", "offered"]],
-                                on=["queue", "interval_start_utc"], how="left")
-            parts.append(split.loc[:, ["queue", "date", "interval_start", "is_open", "p50", "offered"]].rename(
-                columns={"offered": "y"}).assign(method=method, origin=origin))
-    return pd.concat(parts, ignore_index=True)
-
-
-PROFILE_VARIANTS = {  # intraday split alternatives: (weeks, half-life in weeks or None)
-    "same weekday, 8 weeks, equal weights": (8, None),
-    "same weekday, 8 weeks, half-life 2 weeks": (8, 2.0),
-    "same weekday, 8 weeks, half-life 4 weeks": (8, 4.0),
-    "same weekday, 16 weeks, equal weights": (16, None),
-    "same weekday, 26 weeks, half-life 8 weeks": (26, 8.0),
-}
-
-
-def compare_profiles(frame: pd.DataFrame, inputs: Inputs, methods: Sequence[str] = (OURS,)) -> pd.DataFrame:
-    """Interval wMAPE of each PROFILE_VARIANTS split, for `methods`' daily p50 and for the actual daily totals.
-
-    Grain: one row per profile variant: profile, <method>..., actual daily x profile.
-    """
-    chosen = frame.loc[frame["method"].isin(list(methods))]
-    oracle = frame.loc[frame["method"] == NAIVE].assign(p50=lambda f: f["y"], method="actual daily x profile")
-    both = pd.concat([chosen, oracle], ignore_index=True)
-    rows = []
-    for label, (weeks, half_life) in PROFILE_VARIANTS.items():
-        def profile(history, as_of, _weeks, closed, weeks=weeks, half_life=half_life):
-            return intraday.intraday_profile(history, as_of, weeks, closed, half_life_weeks=half_life)
-
-        rows.append({"profile": label, **interval_wmape(split_intervals(both, inputs, profile), both)})
-    return pd.DataFrame(rows)
-
-
-def profiles_markdown(table: pd.DataFrame) -> str:
-    cols = [c for c in table.columns if c != "profile"]
-    lines = ["| intraday profile | " + " | ".join(METHOD_LABELS.get(c, c) for c in cols) + " |",
-             "|" + "---|" * (len(cols) + 1)]
-    for r in table.itertuples(index=False):
-        lines.append(f"| {r[0]} | " + " | ".join(_pct(v) for v in r[1:]) + " |")
-    return "\n".join(lines)
-
-
-def interval_wmape(split: pd.DataFrame, daily: pd.DataFrame) -> dict[str, float]:
-    """Per method: wMAPE over open intervals of open days (days with a daily actual > 0)."""
-    open_days = daily.loc[daily["y"] > 0, ["series", "date"]].drop_duplicates().rename(columns={"series": "queue"})
-    s = split.merge(open_days.assign(_day=True), on=["queue", "date"], how="left")
-    mask = s["_day"].fillna(False).astype(bool).to_numpy() & s["is_open"].astype(bool).to_numpy()
-    s = s.assign(_m=mask)
-    return {m: wmape(g, "_m") for m, g in s.groupby("method", sort=True)}
-
-
-# --- metrics ---------------------------------------------------------------------------------------------
-
-def method_metrics(frame: pd.DataFrame, seconds: dict[str, float] | None = None) -> pd.DataFrame:
-    """One row per method: daily metrics on open days (y > 0), pooled over origins and series.
-
-    wmape, total_error (mean over series x origin of |sum p50 - sum y| / sum y), bias, mase (vs the
-    seasonal_naive rows), pinball (mean over p10/p50/p90) and coverage (p10-p90) for methods with a band,
-    n_points, seconds.
-    """
-    data = with_naive(frame)
-    rows = []
-    for method, g in data.groupby("method", sort=False):
-        m = open_mask(g)
-        banded = g.loc[m, ["p10", "p90"]].notna().all().all() and m.any()
-        y = g["y"].to_numpy(dtype=float)[m]
-        pin = [pinball_loss(y, g[c].to_numpy(dtype=float)[m], float(c[1:]) / 100) for c in QCOLS] if banded else []
-        rows.append({
-            "method": method, "n_points": int(m.sum()), "wmape": wmape(g, m),
-            "total_error": total_volume_error(g, m), "bias": bias(g, m),
-            "mase": mase(g, m) if "naive_p50" in g.columns else float("nan"),
-            "pinball": float(np.mean(pin)) if pin else float("nan"),
-            "coverage": coverage(g, m) if banded else float("nan"),
-            "seconds": (seconds or {}).get(method, float("nan")),
-        })
-    return pd.DataFrame(rows)
-
-
 def backtest_dataset(inputs: Inputs, origins: int = 8, horizon: int = 14, step_days: int = 7,
                      peers_python: Path | None = None, with_model: bool = True,
                      intervals: bool = True) -> dict:
@@ -459,101 +259,6 @@ def fallback_dataset(config: Path, overrides: Sequence[str], dataset: DataSet, c
     return pd.DataFrame(rows).assign(train_step=train_note)
 
 
-# --- report ----------------------------------------------------------------------------------------------
-
-def _pct(value: float, signed: bool = False) -> str:
-    if value is None or not np.isfinite(value):
-        return "–"
-    return f"{100 * value:+.1f}%" if signed else f"{100 * value:.1f}%"
-
-
-def _num(value: float, digits: int = 2) -> str:
-    return "–" if value is None or not np.isfinite(value) else f"{value:,.{digits}f}"
-
-
-def metrics_markdown(metrics: pd.DataFrame, interval_wmape: dict[str, float] | None = None) -> str:
-    """The per-data-set table: one line per method, ours first, then by daily wMAPE."""
-    order = metrics.assign(_ours=metrics["method"] != OURS).sort_values(["_ours", "wmape"], kind="stable")
-    has_int = "interval_wmape" in order.columns and order["interval_wmape"].notna().any()
-    head = ["method", "daily wMAPE", "14-day total error", "bias", "MASE", "pinball", "p10–p90 coverage"]
-    head += ["30-min wMAPE"] if has_int else []
-    head += ["fit+predict s"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in order.itertuples(index=False):
-        cells = [METHOD_LABELS.get(r.method, r.method), _pct(r.wmape), _pct(r.total_error), _pct(r.bias, True),
-                 _num(r.mase), _num(r.pinball, 0), _pct(r.coverage)]
-        cells += [_pct(r.interval_wmape)] if has_int else []
-        cells += [_num(r.seconds, 1)]
-        lines.append("| " + " | ".join(cells) + " |")
-    if has_int and interval_wmape and "actual daily x profile" in interval_wmape:
-        lines.append(f"\nProfile applied to the actual daily totals (the split's own error): "
-                     f"{_pct(interval_wmape['actual daily x profile'])} interval wMAPE.")
-    return "\n".join(lines)
-
-
-def fallback_markdown(table: pd.DataFrame) -> str:
-    head = ["queue", "method", "why", "open days", "actual", "p50 total", "daily wMAPE", "p10–p90 coverage"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in table.itertuples(index=False):
-        lines.append(f"| {r.queue} | {r.method} | {r.fallback_reason} | {r.open_days} | {r.actual:,.0f} | "
-                     f"{r.p50:,.0f} | {_pct(r.wmape)} | {_pct(r.coverage)} |")
-    return "\n".join(lines)
-
-
-def published_markdown(why: pd.DataFrame) -> str:
-    """How many queue-origins the published forecast kept the model for, why the others fell back, and which
-    weekdays' intraday profiles were replaced."""
-    if why.empty:
-        return ""
-    fell = why.loc[~why["method"].isin(MODEL_METHODS)]
-    lines = [f"Published: the model was kept on {len(why) - len(fell)} of {len(why)} queue-origins"
-             + ("." if fell.empty else f"; {len(fell)} fell back:")]
-    for r in fell.itertuples(index=False):
-        lines.append(f"- {r.origin:%Y-%m-%d} {r.queue}: {r.fallback_reason}")
-    robust = why.loc[why["profiles"] != ""]
-    if len(robust):
-        counts = robust.groupby("queue")["profiles"].agg(lambda v: ", ".join(sorted(set(", ".join(v).split(", ")))))
-        lines.append("Intraday profiles replaced by a robust one (at some origins): "
-                     + "; ".join(f"{q}: {p}" for q, p in counts.items()))
-    return "\n".join(lines)
-
-
-def critical_miss_rates(frame: pd.DataFrame, critical: float = 0.15, min_actual: float = 50) -> dict[str, float]:
-    """How often the published forecast's open days (at least `min_actual` calls, every horizon) miss by more than
-    `critical` (the old critical `daily_mape` rule), and how often also beyond chance of their own band (the rule
-    since issue 15): {"points", "above_threshold", "beyond_chance"}."""
-    points = frame.loc[(frame["method"] == PUBLISHED) & frame["is_open"].astype(bool) & (frame["y"] >= min_actual)]
-    above = (points["p50"] - points["y"]).abs() / points["y"] > critical
-    beyond = [alerts.beyond_chance(y, lo, mid, hi) for y, lo, mid, hi in
-              zip(points["y"], points["p10"], points["p50"], points["p90"])]
-    return {"points": int(len(points)), "above_threshold": int(above.sum()),
-            "beyond_chance": int((above & np.array(beyond, dtype=bool)).sum())}
-
-
-def critical_markdown(rates: dict[str, float]) -> str:
-    n = max(rates["points"], 1)
-    return (f"Critical `daily_mape` rule on the published forecast's open days with >= 50 calls (every horizon, "
-            f"{rates['points']} days): off by more than 15% on {rates['above_threshold']} "
-            f"({rates['above_threshold'] / n:.1%}); of those, beyond chance of their own band (the rule since issue "
-            f"15) {rates['beyond_chance']} ({rates['beyond_chance'] / n:.1%}).")
-
-
-def _json_ready(obj):
-    if isinstance(obj, pd.DataFrame):
-        return [_json_ready(r) for r in obj.to_dict("records")]
-    if isinstance(obj, dict):
-        return {str(k): _json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_ready(v) for v in obj]
-    if isinstance(obj, pd.Timestamp | date):
-        return str(obj.date() if isinstance(obj, pd.Timestamp) else obj)
-    if isinstance(obj, float | np.floating):
-        return round(float(obj), 6) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -566,6 +271,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-peers", action="store_true", help="skip statsforecast/mlforecast")
     parser.add_argument("--set", action="append", default=[], dest="cfg_overrides", metavar="KEY=VALUE",
                         help="config override for our model on every data set, e.g. training.target=raw")
+    parser.add_argument("--shared-dir", type=Path, default=SHARED_DIR,
+                        help=f"folder of the shared real exports (default {SHARED_DIR}, or WFM_BENCH_SHARED_DIR)")
+    parser.add_argument("--data-dir", type=Path, default=EXTRA_DIR,
+                        help=f"folder of further public exports, one folder each (default {EXTRA_DIR}, or "
+                             "WFM_BENCH_DATA_DIR)")
     parser.add_argument("--work-dir", type=Path, default=REPO / "data" / "bench",
                         help="SQLite files and demo CSVs (kept: re-runs reuse the loaded bronze/silver)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
@@ -601,7 +311,14 @@ def main(argv: list[str] | None = None) -> int:
                               as_of=args.demo_end + timedelta(days=1),
                               description=f"generated demo CDRs (common.demo, seed {args.demo_seed}): 4 queues, "
                                           f"{args.demo_days} days to {args.demo_end}")
-        config, overrides = prepare(dataset, args.work_dir, args.demo_days, args.demo_seed)
+        files = data_glob(dataset, args.shared_dir, args.data_dir)
+        skip = missing_data(dataset, files)
+        if skip:
+            log.warning("%s skipped: %s", name, skip)
+            results["datasets"][name] = {"skipped": skip}
+            sections.append(f"### {name}: {dataset.description}\n\nSkipped: {skip}")
+            continue
+        config, overrides = prepare(dataset, args.work_dir, args.demo_days, args.demo_seed, files)
         if dataset.mode == "fallback":
             table = fallback_dataset(config, overrides, dataset, args.cfg_overrides, args.horizon)
             results["datasets"][name] = {"as_of": dataset.fallback_as_of, "queues": table}
@@ -612,10 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         inputs = load_inputs(config, overrides, dataset.as_of, args.cfg_overrides)
         out = backtest_dataset(inputs, args.origins, args.horizon, args.step_days, peers_python)
         rates = critical_miss_rates(out["frame"])
+        goal = goal_check(out["metrics"])
         results["datasets"][name] = {"origins": out["origins"], "metrics": out["metrics"],
                                      "interval_wmape": out["interval_wmape"],
                                      "left_out_queues": inputs.left_out, "published": out["fallbacks"],
-                                     "critical_misses": rates}
+                                     "critical_misses": rates, "goal": goal}
         o = out["origins"]
         profiles = ""
         if args.profiles and len(inputs.intervals):
@@ -625,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(f"### {name}: {dataset.description}\n\n{len(o)} origins {o[0].date()} .. {o[-1].date()}, "
                         f"{args.horizon}-day horizon, {out['metrics']['n_points'].iloc[0]} open forecast days per "
                         f"method\n\n" + metrics_markdown(out["metrics"], out["interval_wmape"]) + "\n\n"
-                        + published_markdown(out["fallbacks"]) + "\n\n" + critical_markdown(rates) + profiles)
+                        + goal_markdown(goal) + "\n\n" + published_markdown(out["fallbacks"]) + "\n\n"
+                        + critical_markdown(rates) + profiles)
     markdown = "\n\n".join(sections) + f"\n\nCommand: `{command}`\n"
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
@@ -637,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         except FileExistsError:
             continue
-    (args.out / f"{name}.json").write_text(json.dumps(_json_ready(results), indent=1) + "\n")
+    (args.out / f"{name}.json").write_text(json.dumps(json_ready(results), indent=1) + "\n")
     print(markdown)
     print(f"written: {args.out / f'{name}.md'} and .json\ncommand: {command}")
     return 0

@@ -150,3 +150,53 @@ def test_open_holidays_keep_a_worked_public_holiday_open():
     assert closed - by_name == {date(2003, 10, 13)} and date(2003, 10, 14) in by_name
     by_date = set(holiday_calendar("US", None, [], [2003], open_holidays=[date(2003, 7, 4)])["date"].dt.date)
     assert closed - by_date == {date(2003, 7, 4)}
+
+
+def _scored(method: str, fc: pd.DataFrame, actual: pd.DataFrame) -> pd.DataFrame:
+    """A method's forecast next to the actuals, as bench/accuracy.py's backtest frame holds it."""
+    return fc.loc[:, ["series", "date", "p10", "p50", "p90"]].merge(actual, on=["series", "date"], how="left").assign(
+        method=method, origin=pd.Timestamp("2025-01-06"))
+
+
+def test_each_ensemble_member_column_is_scored_alone_and_a_member_without_a_value_is_not_a_miss():
+    bench = _bench()
+    dates = pd.to_datetime(["2025-01-06", "2025-01-07"])
+    actual = pd.DataFrame({"series": "Q", "date": dates, "y": [100.0, 200.0], "is_open": True})
+    ours = pd.DataFrame({"series": "Q", "date": dates, "p10": [90.0, 170.0], "p50": [110.0, 190.0],
+                         "p90": [130.0, 210.0], "member_lightgbm": [120.0, 180.0], "member_vendor": [100.0, np.nan]})
+    naive = pd.DataFrame({"series": "Q", "date": dates, "p10": [60.0, 220.0], "p50": [80.0, 240.0],
+                          "p90": [100.0, 260.0]})
+    members = bench.member_forecasts(ours)
+    assert sorted(members) == ["member_lightgbm", "member_vendor"]
+    assert len(members["member_vendor"]) == 1  # no vendor forecast on day 2: left out, not scored as a miss
+    frame = pd.concat([_scored("ours", ours, actual), _scored("seasonal_naive", naive, actual),
+                       *(_scored(m, fc, actual) for m, fc in members.items())], ignore_index=True)
+    m = bench.method_metrics(frame).set_index("method")
+    # lightgbm alone: |100-120| + |200-180| = 40 over 300 calls; naive's absolute error 20 + 40 = 60; no band
+    assert m.loc["member_lightgbm", "wmape"] == pytest.approx(40 / 300)
+    assert m.loc["member_lightgbm", "bias"] == pytest.approx(0.0)
+    assert m.loc["member_lightgbm", "mase"] == pytest.approx(40 / 60)
+    assert np.isnan(m.loc["member_lightgbm", "coverage"]) and np.isnan(m.loc["member_lightgbm", "pinball"])
+    assert m.loc["member_vendor", "n_points"] == 1 and m.loc["member_vendor", "wmape"] == 0.0
+    assert m.loc["ours", "wmape"] == pytest.approx(20 / 300) and m.loc["ours", "coverage"] == 1.0
+    assert bench.member_forecasts(ours.drop(columns=["member_lightgbm", "member_vendor"])) == {}
+
+
+def test_the_goal_bar_is_the_best_of_scaled_naive_the_4_week_mean_and_every_peer_but_not_our_members():
+    bench = _bench()
+    metrics = pd.DataFrame({"method": ["published", "seasonal_naive", "same_weekday_mean_4", "statsforecast_autoets",
+                                       "member_lightgbm"],
+                            "wmape": [0.100, 0.120, 0.105, 0.095, 0.050],
+                            "coverage": [0.80, 0.85, np.nan, 0.97, np.nan]})
+    goal = bench.goal_check(metrics)
+    # bar = min(0.9 x 0.120 = 0.108, 0.105, 0.095) = 0.095 (AutoETS); 0.100 > 0.095 misses it; 80% coverage is in band
+    assert goal["bar"] == pytest.approx(0.095) and goal["bar_from"] == "statsforecast_autoets"
+    assert (goal["wmape_ok"], goal["coverage_ok"], goal["met"], goal["peers_run"]) == (False, True, False, True)
+    line = bench.goal_markdown(goal)
+    assert line.startswith("Goal (issue 16): published p50 daily wMAPE 10.0% vs the bar 9.5% (statsforecast AutoETS")
+    assert line.endswith("**not met**.")
+    no_peers = bench.goal_check(metrics.loc[metrics["method"] != "statsforecast_autoets"].assign(
+        coverage=[0.90, 0.85, np.nan, np.nan]))
+    # without peers the bar is the 4-week mean (0.105 < 0.108): met on wMAPE, but 90% coverage is above 88%
+    assert no_peers["bar_from"] == "same_weekday_mean_4" and no_peers["wmape_ok"] and not no_peers["coverage_ok"]
+    assert "Peers were not run" in bench.goal_markdown(no_peers)
