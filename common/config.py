@@ -50,7 +50,7 @@ def _format_validation_error(name: str, exc: ValidationError, raw: dict) -> str:
     # A union like `str | list | TimestampSpec` reports one error per branch: keep the one that is not about the type.
     ctx_err = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_err, KeyPathError):
-        prefix = loc[:1] if loc and loc[0] == "source" else ()
+        prefix = loc[:1] if loc and loc[0] in ("source", "daily_history") else ()
         full = ".".join(("source", *ctx_err.loc) if not prefix else (*prefix, *ctx_err.loc))
         close = difflib.get_close_matches(str(ctx_err.loc[-1]), list(ctx_err.choices), n=1)
         hint = f"; did you mean {close[0]}?" if close else (
