@@ -95,7 +95,8 @@ def known_queue_first_dates(conn: Connection, cfg: Config, as_of: date, rebuilt:
     t = _bronze(cfg)
     d = tables.silver_daily
     out: dict[str, date] = {}
-    stmt = select(d.c.queue, func.min(d.c.date).label("date")).group_by(d.c.queue)
+    # Days built from daily totals have no intervals: a queue's interval grid starts at its first detailed day.
+    stmt = select(d.c.queue, func.min(d.c.date).label("date")).where(d.c.source_kind.is_(None)).group_by(d.c.queue)
     for run in chunk_dates(rebuilt, len(rebuilt)):  # one range per run of consecutive days, not one value per day
         stmt = stmt.where(~d.c.date.between(run[0], run[-1]))
     built = db.read_frame(conn, stmt, d)

@@ -183,6 +183,9 @@ silver_daily = Table(
     Column("is_open", Boolean, nullable=False),
     Column("is_holiday", Boolean, nullable=False),
     Column("holiday_name", _NAME),
+    # 'daily': built from a daily-totals export (source.kind daily / daily_history; no silver_interval rows that
+    # day); null: from the intervals or CDRs of source:.
+    Column("source_kind", String(10)),
 )
 
 # One row per local date that silver was built for: what bronze held then, so the next run rebuilds only changed days.

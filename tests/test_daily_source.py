@@ -14,6 +14,7 @@ from common.errors import ConfigError
 from tests.conftest import write_config, write_csv
 
 load_bronze = importlib.import_module("0_load_bronze")
+build_silver = importlib.import_module("1_build_silver")
 
 DAILY_SOURCE = {"kind": "daily", "csv_glob": "daily/*.csv",
                 "columns": {"queue": "Queue", "date": {"column": "Day", "format": "%d/%m/%Y"}, "offered": "Offered",
@@ -93,3 +94,89 @@ def test_daily_history_must_be_of_kind_daily(tmp_path: Path) -> None:
                                                              "offered": "Offered"}})
     with pytest.raises(ConfigError, match="daily_history: kind is 'interval', must be daily"):
         load_config(path)
+
+
+# --- silver: daily history beside an interval report ------------------------------------------------------
+
+INTERVAL_COLUMNS = {"queue": "Queue", "interval_start": "IntervalStart", "offered": "Offered", "handled": "Handled",
+                    "abandoned": "Abandoned"}
+
+# Mon 2025-03-03 .. Tue 2025-03-11. Support is open Sat 10-14 (the repository's config), Billing Mon-Fri.
+# Support's Wednesday 03-05 is missing; its Sunday calls are outside hours; its 999s overlap the intervals.
+HISTORY = """\
+    Queue,Day,Offered,Handled,AHT
+    Support,03/03/2025,100,90,300
+    Support,04/03/2025,90,85,300
+    Support,06/03/2025,80,80,300
+    Support,07/03/2025,70,70,300
+    Support,08/03/2025,10,10,300
+    Support,09/03/2025,5,5,300
+    Support,10/03/2025,999,999,300
+    Support,11/03/2025,999,999,300
+    Billing,03/03/2025,40,40,200
+    Billing,04/03/2025,41,41,200
+    Billing,05/03/2025,44,44,200
+    Billing,06/03/2025,45,45,200
+    Billing,07/03/2025,46,46,200
+    Billing,10/03/2025,42,42,200
+    Billing,11/03/2025,43,43,200
+    """
+
+
+def _interval_report(path: Path, days: list[str]) -> None:
+    """Support: 4 calls in each half-hour 08:00..17:30 of each day (80 a day)."""
+    lines = ["Queue,IntervalStart,Offered,Handled,Abandoned"]
+    for day in days:
+        lines += [f"Support,{t:%Y-%m-%d %H:%M},4,4,0" for t in pd.date_range(f"{day} 08:00", f"{day} 17:30",
+                                                                              freq="30min")]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def both_config(tmp_path: Path) -> Path:
+    path = write_config(tmp_path, source__kind="interval", source__columns=INTERVAL_COLUMNS,
+                        daily_history=DAILY_SOURCE)
+    (tmp_path / "daily").mkdir()
+    write_csv(tmp_path / "daily" / "history.csv", HISTORY)
+    _interval_report(tmp_path / "inbox" / "report.csv", ["2025-03-10", "2025-03-11"])
+    return path
+
+
+def _steps_0_1(config: Path, as_of: str = "2025-03-12") -> int:
+    args = ["--config", str(config), "--as-of", as_of]
+    return load_bronze.main(args) or build_silver.main(args)
+
+
+def test_silver_daily_takes_interval_days_from_the_intervals_and_older_days_from_the_daily_rows(
+        both_config: Path) -> None:
+    assert _steps_0_1(both_config) == 0
+    daily = _table(both_config, tables.silver_daily).sort_values(["queue", "date"])
+    support = daily[daily["queue"] == "Support"]
+    assert support["offered"].tolist() == [100, 90, 0, 80, 70, 10, 0, 80, 80]
+    assert support["offered_outside_hours"].tolist() == [0, 0, 0, 0, 0, 0, 5, 0, 0]
+    assert support["is_open"].tolist() == [True] * 6 + [False, True, True]
+    assert support["source_kind"].fillna("detailed").tolist() == ["daily"] * 7 + ["detailed"] * 2
+    billing = daily[daily["queue"] == "Billing"]
+    assert billing["offered"].tolist() == [40, 41, 44, 45, 46, 0, 0, 42, 43]
+    assert billing["is_open"].tolist() == [True] * 5 + [False, False, True, True]
+    assert (billing["source_kind"] == "daily").all()
+    intervals = _table(both_config, tables.silver_interval)
+    assert set(intervals["queue"]) == {"Support"}  # a daily-only queue has no intervals
+    assert sorted(intervals["date"].dt.strftime("%Y-%m-%d").unique()) == ["2025-03-10", "2025-03-11"]
+    checks = _table(both_config, tables.data_quality_checks)
+    failed = checks[~checks["passed"]]
+    assert failed["check_name"].tolist() == ["daily_completeness"], failed[["check_name", "queue", "detail"]]
+    assert failed["queue"].tolist() == ["Support"]
+    assert "(2025-03-05)" in failed["detail"].iloc[0]
+    loads = _table(both_config, tables.bronze_load_log)
+    assert sorted(loads["source_kind"]) == ["daily", "interval"]
+
+
+def test_a_restated_day_in_a_later_daily_export_wins_in_silver(both_config: Path) -> None:
+    assert _steps_0_1(both_config) == 0
+    write_csv(both_config.parent / "daily" / "restated.csv", "Queue,Day,Offered,Handled,AHT\nBilling,04/03/2025,50,50,200")
+    assert _steps_0_1(both_config) == 0
+    daily = _table(both_config, tables.silver_daily)
+    billing = daily[daily["queue"] == "Billing"].set_index("date")["offered"]
+    assert billing[pd.Timestamp("2025-03-04")] == 50
+    assert len(billing) == 9  # replaced, not added
