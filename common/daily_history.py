@@ -55,12 +55,14 @@ def daily_from_history(rows: pd.DataFrame, hours: OpeningHours, closed_dates: pd
                        detailed_from: dict[str, date], last_day: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     """silver_daily rows from `newest_daily_rows` output, and the open days the export lacks.
 
-    One row per queue per date (closed days too) from the queue's first daily date to `last_day` (usually the last
-    date in the export, before the as-of), stopping the day before the queue's first day in `detailed_from`
-    (intervals/CDRs). Columns: DAILY_COLUMNS plus source_kind ('daily'). Missing days: (queue, date) of open days
+    One row per queue per date (closed days too) from the queue's first daily date to `last_day` (the day before the
+    as-of), stopping the day before the queue's first day in `detailed_from` (intervals/CDRs), and before the first
+    open day after the queue's last row (not exported yet: unknown, not 0). Columns: DAILY_COLUMNS plus source_kind ('daily'). Missing days: (queue, date) of open days
     with no row, stored as 0 calls.
     """
     frames = []
+    closed = set(pd.to_datetime(closed_dates["date"]).dt.normalize()) if closed_dates is not None and len(
+        closed_dates) else set()
     for queue, group in rows.groupby("queue", sort=True):
         end = pd.Timestamp(last_day)
         if queue in detailed_from:
@@ -69,13 +71,19 @@ def daily_from_history(rows: pd.DataFrame, hours: OpeningHours, closed_dates: pd
         if start > end:
             continue
         days = pd.DataFrame({"queue": str(queue), "date": pd.date_range(start, end, freq="D")})
-        frames.append(days.merge(group, on=["queue", "date"], how="left", indicator=True))
+        days = days.merge(group, on=["queue", "date"], how="left", indicator=True)
+        # After the queue's last row only the closed days are known (0 calls); an open day not exported yet is
+        # left out, so step 3's recency check sees it is missing instead of reading it as a day without calls.
+        after = days["date"] > group["date"].max()
+        open_after = after & np.array([hours.window(str(queue), d.day_of_week) is not None and d not in closed
+                                       for d in days["date"]], dtype=bool)
+        if open_after.any():
+            days = days.loc[days["date"] < days.loc[open_after, "date"].min()]
+        frames.append(days)
     if not frames:
         empty = pd.DataFrame({c: [] for c in [*DAILY_COLUMNS, "source_kind"]})
         return empty, pd.DataFrame({"queue": [], "date": []})
     days = pd.concat(frames, ignore_index=True)
-    closed = set(pd.to_datetime(closed_dates["date"]).dt.normalize()) if closed_dates is not None and len(
-        closed_dates) else set()
     weekday = days["date"].dt.day_of_week.to_numpy()
     is_open = np.array([hours.window(q, int(w)) is not None for q, w in zip(days["queue"], weekday)], dtype=bool) \
         & ~days["date"].isin(closed).to_numpy()

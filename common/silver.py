@@ -406,6 +406,9 @@ def newest_contact(conn: Connection, cfg: Config, as_of: date) -> pd.Timestamp |
     Looked for on the last start_date before as-of only (start_date is the local date of the start
     time), so the start_date index finds it without a scan.
     """
+    if cfg.source.kind == "daily":  # a day's total covers the day to its end
+        last = conn.execute(select(func.max(tables.bronze_daily.c.date)).where(tables.bronze_daily.c.date < as_of)).scalar()
+        return None if last is None else pd.Timestamp(last) + pd.Timedelta(days=1)
     t = _bronze(cfg)
     col = t.c.start_time if cfg.source.kind == "cdr" else t.c.interval_start
     last_day = select(func.max(t.c.start_date)).where(t.c.start_date < as_of).scalar_subquery()

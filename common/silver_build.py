@@ -69,7 +69,7 @@ def _build_from_daily(ctx: StepContext) -> tuple[int, str]:
     rows = daily_history.newest_daily_rows(rows, cfg.rules.queue_aliases)
     daily, missing = pd.DataFrame(), pd.DataFrame()
     if len(rows):
-        last_day = min(rows["date"].max().date(), as_of - timedelta(days=1))
+        last_day = as_of - timedelta(days=1)
         closed = silver.closed_dates_for(cfg, rows["date"].min().date(),
                                          as_of + timedelta(days=cfg.validation.holiday_horizon_days))
         hours = parse_opening_hours(cfg.rules.opening_hours.model_dump())
