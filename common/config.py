@@ -148,10 +148,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def _check_rules(cfg: Config, name: str) -> None:
     """Checks that need other modules (opening hours, holidays): done at load so a bad config fails before any work."""
+    from common.day_shape import parse_default_shape
     from common.opening_hours import parse_opening_hours
 
     try:
-        parse_opening_hours(cfg.rules.opening_hours.model_dump(), key="rules.opening_hours")
+        hours = parse_opening_hours(cfg.rules.opening_hours.model_dump(), key="rules.opening_hours")
+        parse_default_shape(cfg.intraday.default_shape, hours, cfg.rules.interval_minutes)
     except ConfigError as exc:
         raise ConfigError(f"{name}: {exc}") from None
     for queue in cfg.rules.opening_hours.queues:

@@ -169,6 +169,14 @@ class ForecastConfig(StrictModel):
         return v
 
 
+class IntradayConfig(StrictModel):
+    """The split of a queue that has no interval history (only daily totals); common/day_shape.py."""
+
+    # Weights per time of day, {"08:00": 5, "08:30": 7, ...} for every weekday or {mon: {...}, ...} per weekday;
+    # null: such a queue is forecast by the day only (no intervals, no staffing).
+    default_shape: dict[str, float] | dict[str, dict[str, float]] | None = None
+
+
 class StaffingConfig(StrictModel):
     service_level: float = Field(0.80, gt=0, lt=1)
     answer_seconds: float = Field(20, ge=0)
@@ -263,6 +271,7 @@ class Config(StrictModel):
     segmentation: SegmentationConfig = SegmentationConfig()
     training: TrainingConfig = TrainingConfig()
     forecast: ForecastConfig = ForecastConfig()
+    intraday: IntradayConfig = IntradayConfig()
     staffing: StaffingConfig = StaffingConfig()
     report: ReportConfig = ReportConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
