@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -96,3 +97,46 @@ def test_the_default_shape_is_checked_when_the_config_loads(tmp_path: Path) -> N
         load_config(path)
     assert load_config(write_config(tmp_path, intraday={"default_shape": {"08:00": 1, "12:30": 2}})).intraday \
         .default_shape == {"08:00": 1, "12:30": 2}
+
+
+# --- step 3: one queue with interval history, one with daily totals only ----------------------------------
+
+def _forecast(tmp_path: Path, **sections):
+    from common import forecast_run, silver
+    from common.calendar import interval_grid as grid_of
+
+    cfg = load_config(write_config(tmp_path, **sections))
+    as_of = date(2025, 3, 10)
+    days = pd.date_range("2025-02-03", "2025-03-09", freq="D")
+    daily = pd.DataFrame([(q, d, 100.0 if d.day_of_week < 5 else 0.0, d.day_of_week < 5, False)
+                          for q in ("Billing", "Support") for d in days],
+                         columns=["queue", "date", "offered", "is_open", "is_holiday"])
+    hours = parse_opening_hours(cfg.rules.opening_hours.model_dump())
+    closed = silver.closed_dates_for(cfg, days[0].date(), as_of)
+    support = grid_of(["Support"], days[0].date(), days[-1].date(), 30, cfg.timezone, hours, closed)
+    history_int = support.assign(offered=support["is_open"] * 5.0, handled=support["is_open"] * 5.0,
+                                 aht_seconds=300.0)
+    return forecast_run.build_forecast(cfg, as_of, daily, history_int, None, None, None, "no model in this test")
+
+
+def test_step_3_splits_and_staffs_the_queue_with_interval_history_and_forecasts_the_other_by_the_day(
+        tmp_path: Path) -> None:
+    run = _forecast(tmp_path)
+    assert run.forecast.groupby("queue")["date"].nunique().to_dict() == {"Billing": 14, "Support": 14}
+    assert set(run.intervals["queue"]) == {"Support"} and set(run.staffing["queue"]) == {"Support"}
+    billing = run.forecast.loc[run.forecast["queue"] == "Billing"]
+    assert billing["intraday_profile"].isna().all()
+    assert set(billing["intraday_profile_reason"].dropna()) == {day_shape.DAYS_ONLY}
+    assert run.forecast.loc[run.forecast["queue"] == "Support", "intraday_profile"].notna().any()
+
+
+def test_step_3_splits_a_queue_without_interval_history_by_the_default_shape(tmp_path: Path) -> None:
+    run = _forecast(tmp_path, intraday={"default_shape": {"08:00": 1, "12:00": 3}})
+    billing = run.intervals.loc[(run.intervals["queue"] == "Billing") & (run.intervals["p50"] > 0)]
+    day = billing.loc[billing["date"] == billing["date"].min()]
+    # the whole day in 08:00 and 12:00, one part to three
+    assert day["interval_start"].dt.strftime("%H:%M").tolist() == ["08:00", "12:00"]
+    assert day["p50"].iloc[1] == pytest.approx(3 * day["p50"].iloc[0])
+    assert set(run.staffing["queue"]) == {"Billing", "Support"}
+    open_days = run.forecast.loc[(run.forecast["queue"] == "Billing") & run.forecast["intraday_profile"].notna()]
+    assert set(open_days["intraday_profile"]) == {"default_shape"}
