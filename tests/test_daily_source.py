@@ -180,3 +180,40 @@ def test_a_restated_day_in_a_later_daily_export_wins_in_silver(both_config: Path
     billing = daily[daily["queue"] == "Billing"].set_index("date")["offered"]
     assert billing[pd.Timestamp("2025-03-04")] == 50
     assert len(billing) == 9  # replaced, not added
+
+
+# --- the pure rules of common.daily_history ---------------------------------------------------------------
+
+def _bronze_rows(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["queue", "date", "offered", "handled", "abandoned", "aht_seconds", "load_id",
+                                       "source_row"]).astype({"date": "datetime64[ns]"})
+
+
+def test_old_queue_names_are_summed_into_the_current_one_and_the_newest_load_of_a_day_wins() -> None:
+    from common.daily_history import newest_daily_rows
+
+    rows = _bronze_rows([("Kundservice", "2025-03-10", 10, 10, 0, 100, 1, 1),
+                         ("Support", "2025-03-10", 30, 20, 10, 400, 1, 2),
+                         ("Support", "2025-03-10", 40, 30, 10, 400, 2, 1),   # restated in load 2
+                         ("Support", "2025-03-11", 5, None, None, None, 1, 3)])
+    out = newest_daily_rows(rows, {"Kundservice": "Support"})
+    assert out["offered"].tolist() == [50, 5]
+    assert out["handled"].tolist()[0] == 40 and pd.isna(out["handled"].iloc[1])
+    assert out["aht_seconds"].iloc[0] == pytest.approx((10 * 100 + 30 * 400) / 40)  # weighted by handled
+
+
+def test_a_zero_day_stays_open_and_open_days_after_the_last_row_stay_unknown() -> None:
+    from common.daily_history import daily_from_history
+    from common.opening_hours import parse_opening_hours
+
+    hours = parse_opening_hours({"default": {d: "08:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")}
+                                 | {"sat": "closed", "sun": "closed"}})
+    rows = _bronze_rows([("Ops", "2025-03-06", 12, 12, 0, 200, 1, 1),    # Thursday
+                         ("Ops", "2025-03-07", 0, None, None, None, 1, 2)])  # Friday: open, no calls
+    out, missing = daily_from_history(rows.drop(columns=["load_id", "source_row"]), hours, None, {},
+                                      pd.Timestamp("2025-03-11").date())
+    # Sat and Sun after the last row are closed (known: 0); Monday is open and not exported yet: left out
+    assert out["date"].dt.strftime("%a").tolist() == ["Thu", "Fri", "Sat", "Sun"]
+    assert out["offered"].tolist() == [12, 0, 0, 0] and out["is_open"].tolist() == [True, True, False, False]
+    assert out["handled"].tolist() == [12, 0, 0, 0]  # a blank beside 0 calls is 0
+    assert missing.empty
