@@ -217,3 +217,15 @@ def test_a_zero_day_stays_open_and_open_days_after_the_last_row_stay_unknown() -
     assert out["offered"].tolist() == [12, 0, 0, 0] and out["is_open"].tolist() == [True, True, False, False]
     assert out["handled"].tolist() == [12, 0, 0, 0]  # a blank beside 0 calls is 0
     assert missing.empty
+
+
+def test_daily_totals_loaded_as_an_interval_report_are_refused_with_a_pointer_to_source_kind_daily() -> None:
+    from common.aggregate import intervals_from_report
+    from common.errors import DataError
+
+    report = pd.DataFrame({"queue": ["Support", "Support"], "interval_start": pd.to_datetime(["2025-03-10",
+                                                                                              "2025-03-11"]),
+                           "offered": [120.0, 100.0], "load_id": [1, 1]})
+    report["interval_start_utc"] = report["interval_start"]
+    with pytest.raises(DataError, match=r"report intervals are 1440 minutes long .* too coarse .* source\.kind: daily"):
+        intervals_from_report(report, pd.DataFrame(), 30)
