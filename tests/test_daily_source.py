@@ -133,7 +133,9 @@ def _interval_report(path: Path, days: list[str]) -> None:
 
 
 @pytest.fixture
-def both_config(tmp_path: Path) -> Path:
+def both_config(tmp_path: Path, database_url: str, monkeypatch) -> Path:
+    """Each backend in turn (SQLite, PostgreSQL): intervals for Support's last two days, daily totals before."""
+    monkeypatch.setenv("WFM_DB_URL", database_url)
     path = write_config(tmp_path, source__kind="interval", source__columns=INTERVAL_COLUMNS,
                         daily_history=DAILY_SOURCE)
     (tmp_path / "daily").mkdir()
