@@ -15,7 +15,7 @@ The table is replaced as a whole (one transaction): it always holds the latest
 segmentation, with its run_id and as_of.
 
 Skipped (exit 0, status "skipped" in pipeline_runs, one INFO line saying why):
-source.kind is interval (no customer ids), segmentation.enabled is false, the
+source.kind is interval or daily (no customer ids), segmentation.enabled is false, the
 as-of's weekday is not in segmentation.run_weekdays (unless --force, or while
 the table is still empty), no contact in the window has a customer id, or
 there are fewer than 10 customers

@@ -211,7 +211,9 @@ def intervals_from_report(report: pd.DataFrame, grid: pd.DataFrame, interval_min
         if interval_minutes % minutes:
             fits = [m for m in cal.INTERVAL_MINUTES if m % minutes == 0]
             hint = (f"set rules.interval_minutes to {' or '.join(map(str, fits))}" if fits
-                    else "it is too coarse for interval forecasting (rules.interval_minutes is at most 60)")
+                    else "it is too coarse for interval forecasting (rules.interval_minutes is at most 60); for "
+                         "daily totals (one row per queue per day) set source.kind: daily, or load them as "
+                         "daily_history: beside the intervals (see README, Daily totals)")
             raise DataError(f"report intervals are {minutes} minutes long (their starts fall on multiples of "
                             f"{minutes} minutes) but rules.interval_minutes is {interval_minutes}; "
                             f"they cannot be summed into it; {hint}")

@@ -50,7 +50,7 @@ def _format_validation_error(name: str, exc: ValidationError, raw: dict) -> str:
     # A union like `str | list | TimestampSpec` reports one error per branch: keep the one that is not about the type.
     ctx_err = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_err, KeyPathError):
-        prefix = loc[:1] if loc and loc[0] == "source" else ()
+        prefix = loc[:1] if loc and loc[0] in ("source", "daily_history") else ()
         full = ".".join(("source", *ctx_err.loc) if not prefix else (*prefix, *ctx_err.loc))
         close = difflib.get_close_matches(str(ctx_err.loc[-1]), list(ctx_err.choices), n=1)
         hint = f"; did you mean {close[0]}?" if close else (
@@ -148,10 +148,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def _check_rules(cfg: Config, name: str) -> None:
     """Checks that need other modules (opening hours, holidays): done at load so a bad config fails before any work."""
+    from common.day_shape import parse_default_shape
     from common.opening_hours import parse_opening_hours
 
     try:
-        parse_opening_hours(cfg.rules.opening_hours.model_dump(), key="rules.opening_hours")
+        hours = parse_opening_hours(cfg.rules.opening_hours.model_dump(), key="rules.opening_hours")
+        parse_default_shape(cfg.intraday.default_shape, hours, cfg.rules.interval_minutes)
     except ConfigError as exc:
         raise ConfigError(f"{name}: {exc}") from None
     for queue in cfg.rules.opening_hours.queues:

@@ -181,6 +181,14 @@ class ForecastConfig(StrictModel):
         return v
 
 
+class IntradayConfig(StrictModel):
+    """The split of a queue that has no interval history (only daily totals); common/day_shape.py."""
+
+    # Weights per time of day, {"08:00": 5, "08:30": 7, ...} for every weekday or {mon: {...}, ...} per weekday;
+    # null: such a queue is forecast by the day only (no intervals, no staffing).
+    default_shape: dict[str, float] | dict[str, dict[str, float]] | None = None
+
+
 class StaffingConfig(StrictModel):
     service_level: float = Field(0.80, gt=0, lt=1)
     answer_seconds: float = Field(20, ge=0)
@@ -266,12 +274,16 @@ class Config(StrictModel):
     database: DatabaseConfig = DatabaseConfig()
     timezone: str = "Europe/Stockholm"
     source: SourceConfig
+    # A second source of kind daily loaded beside `source:` (years of daily totals from the WFM tool next to a few
+    # months of intervals or CDRs): its days fill silver_daily where `source:` has no data for the queue.
+    daily_history: SourceConfig | None = None
     rules: RulesConfig = RulesConfig()
     validation: ValidationConfig = ValidationConfig()
     series: SeriesConfig = SeriesConfig()
     segmentation: SegmentationConfig = SegmentationConfig()
     training: TrainingConfig = TrainingConfig()
     forecast: ForecastConfig = ForecastConfig()
+    intraday: IntradayConfig = IntradayConfig()
     staffing: StaffingConfig = StaffingConfig()
     report: ReportConfig = ReportConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
@@ -287,6 +299,24 @@ class Config(StrictModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{v!r} is not an IANA time zone name (e.g. Europe/Stockholm)") from None
         return v
+
+    @field_validator("daily_history")
+    @classmethod
+    def _daily_kind(cls, v: SourceConfig | None) -> SourceConfig | None:
+        if v is not None and v.kind != "daily":
+            raise ValueError(f"kind is {v.kind!r}, must be daily (the intervals or CDRs go under source:)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_daily_source(self) -> Config:
+        if self.daily_history is not None and self.source.kind == "daily":
+            raise ValueError("daily_history: source.kind is daily already; put the daily export under one of them "
+                             "and the intervals or CDRs under source:")
+        return self
+
+    def with_source(self, source: SourceConfig) -> Config:
+        """This config with `source` as the source step 0 loads (daily_history is loaded this way)."""
+        return self.model_copy(update={"source": source, "daily_history": None})
 
     def path(self, value: str) -> Path:
         """A path from the config, resolved against the config file's folder."""
@@ -308,7 +338,9 @@ class Config(StrictModel):
 
 
 def _resolve_url(url: str, base_dir: Path, password_env: str | None, password_key: str) -> str:
-    from sqlalchemy.engine import make_url  # sqlalchemy is heavy; only needed once a URL is asked for
+    from sqlalchemy.engine import (
+        make_url,  # sqlalchemy is heavy; only needed once a URL is asked for
+    )
 
     try:
         parsed = make_url(url)

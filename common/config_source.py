@@ -35,7 +35,12 @@ CANONICAL_CDR_COLUMNS = (
     "parent_call_id", "channel",
 )
 CANONICAL_INTERVAL_COLUMNS = ("queue", "interval_start", "offered", "handled", "abandoned", "aht_seconds")
-TIMESTAMP_COLUMNS = ("start_time", "answer_time", "end_time", "interval_start")
+# A WFM tool's daily totals (one row per queue per day): years of history where intervals are kept for months only.
+CANONICAL_DAILY_COLUMNS = ("queue", "date", "offered", "handled", "abandoned", "aht_seconds")
+TIMESTAMP_COLUMNS = ("start_time", "answer_time", "end_time", "interval_start", "date")
+_CANONICAL = {"cdr": CANONICAL_CDR_COLUMNS, "interval": CANONICAL_INTERVAL_COLUMNS, "daily": CANONICAL_DAILY_COLUMNS}
+_REQUIRED = {"cdr": ("call_id", "queue", "start_time", "outcome"), "interval": ("queue", "interval_start", "offered"),
+             "daily": ("queue", "date", "offered")}
 OUTCOMES = ("answered", "abandoned", "short_abandon", "other")
 
 
@@ -76,7 +81,7 @@ class PseudonymizeConfig(StrictModel):
 
 
 class SourceConfig(StrictModel):
-    kind: Literal["cdr", "interval"] = "cdr"
+    kind: Literal["cdr", "interval", "daily"] = "cdr"
     csv_glob: str | None = "data/inbox/*.csv"
     sql_url: str | None = None
     sql_url_env: str | None = None  # env var holding the source DB URL (it may carry a password)
@@ -125,7 +130,7 @@ class SourceConfig(StrictModel):
 
     @model_validator(mode="after")
     def _columns_fit_kind(self) -> SourceConfig:
-        allowed = CANONICAL_CDR_COLUMNS if self.kind == "cdr" else CANONICAL_INTERVAL_COLUMNS
+        allowed = _CANONICAL[self.kind]
         for name, spec in self.columns.items():
             if name not in allowed:
                 raise KeyPathError(("columns", name), f"unknown canonical column for kind {self.kind}", allowed)
@@ -133,8 +138,7 @@ class SourceConfig(StrictModel):
                 raise KeyPathError(("columns", name), "only timestamp columns take {column|date, time, format}", ())
             if isinstance(spec, list) and name not in ("call_id", "parent_call_id", "customer_id", "queue"):
                 raise KeyPathError(("columns", name), "only id columns can be joined from several columns", ())
-        required = ("call_id", "queue", "start_time", "outcome") if self.kind == "cdr" else ("queue", "interval_start", "offered")
-        for name in required:
+        for name in _REQUIRED[self.kind]:
             if name not in self.columns:
                 raise KeyPathError(("columns", name), "is required: map it to your export's column name", ())
         if self.kind == "cdr":

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import delete
 from sqlalchemy.engine import Connection, Engine
 
-from common import db, ensemble, guards, intraday, model_choice, profiles, silver, tables, validation
+from common import day_shape, db, ensemble, guards, intraday, model_choice, profiles, silver, tables, validation
 from common.calendar import interval_grid
 from common.config_schema import Config
 from common.errors import ConfigError, ModelError, PipelineError
@@ -116,6 +116,9 @@ def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: p
     day_open = future.loc[:, ["queue", "date", "is_open"]]
     profile, choice = profiles.choose_profiles(history_int, as_of, closed, hours, _open_weekdays(day_open),
                                                profile_settings(cfg))
+    shape = day_shape.parse_default_shape(cfg.intraday.default_shape, hours, minutes)
+    profile, choice, days_only = day_shape.without_interval_history(profile, choice, history_int, shape, hours,
+                                                                    minutes)
     checks += guards.profile_results(choice)
     limits = guards.GuardLimits(f.guards.max_total_deviation, f.guards.total_weeks)
     model_int = intraday.split_daily(model_daily, profile, grid)
@@ -137,6 +140,9 @@ def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: p
         forecast = forecast.assign(method=forecast["method"].replace(LIGHTGBM, ENSEMBLE))
         member_rows = member_rows.loc[~member_rows["queue"].isin(list(reasons))].reset_index(drop=True)
     interval_fc = pd.concat([model_int.loc[~model_int["queue"].isin(list(reasons))], fallback_int], ignore_index=True)
+    interval_fc = interval_fc.loc[~interval_fc["queue"].isin(days_only)]  # no intervals, so no staffing either
+    for queue in days_only:
+        log.warning("forecast: %s", day_shape.days_only_sentence(queue))
     _log_checks(checks)
     log.info("forecast: %d daily rows (%d queues by the model, %d seasonal naive), %d interval rows (%.1fs)",
              len(forecast), forecast.loc[forecast["method"].isin(MODEL_METHODS), "queue"].nunique(),

@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from common import (
+    day_shape,
     db,
     evaluation,
     mail,
@@ -105,6 +106,9 @@ def missing_notes(inputs: ReportInputs, as_of: date) -> list[str]:
     no_actuals = sorted(set(inputs.forecast["queue"]) - set(inputs.actuals["queue"]))
     if no_actuals:
         notes.append(f"No actuals in the last {WEEKS} weeks for: {', '.join(no_actuals)}.")
+    if "intraday_profile_reason" in inputs.forecast.columns:  # queues known only from daily totals
+        days_only = inputs.forecast.loc[inputs.forecast["intraday_profile_reason"] == day_shape.DAYS_ONLY, "queue"]
+        notes += [day_shape.days_only_sentence(q) + "." for q in sorted(days_only.unique())]
     fallback = inputs.forecast.loc[~inputs.forecast["method"].isin(MODEL_METHODS), "queue"].unique()
     if len(fallback):
         notes.append(f"Seasonal naive fallback (reason in the table) for: {', '.join(sorted(fallback))}.")

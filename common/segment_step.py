@@ -30,8 +30,8 @@ _CALL_COLUMNS = ["customer_id", "queue", "start_time", "date", "outcome", "handl
 def skip_reason(cfg: Config, as_of: date, force: bool, engine: Engine) -> str | None:
     """Why tonight does not segment, or None when it does."""
     seg = cfg.segmentation
-    if cfg.source.kind == "interval":
-        return "source.kind is interval: no customer ids to segment"
+    if cfg.source.kind != "cdr":
+        return f"source.kind is {cfg.source.kind}: no customer ids to segment"
     if not seg.enabled:
         return "segmentation.enabled is false"
     weekday = WEEKDAYS[as_of.weekday()]

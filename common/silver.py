@@ -95,7 +95,8 @@ def known_queue_first_dates(conn: Connection, cfg: Config, as_of: date, rebuilt:
     t = _bronze(cfg)
     d = tables.silver_daily
     out: dict[str, date] = {}
-    stmt = select(d.c.queue, func.min(d.c.date).label("date")).group_by(d.c.queue)
+    # Days built from daily totals have no intervals: a queue's interval grid starts at its first detailed day.
+    stmt = select(d.c.queue, func.min(d.c.date).label("date")).where(d.c.source_kind.is_(None)).group_by(d.c.queue)
     for run in chunk_dates(rebuilt, len(rebuilt)):  # one range per run of consecutive days, not one value per day
         stmt = stmt.where(~d.c.date.between(run[0], run[-1]))
     built = db.read_frame(conn, stmt, d)
@@ -405,6 +406,9 @@ def newest_contact(conn: Connection, cfg: Config, as_of: date) -> pd.Timestamp |
     Looked for on the last start_date before as-of only (start_date is the local date of the start
     time), so the start_date index finds it without a scan.
     """
+    if cfg.source.kind == "daily":  # a day's total covers the day to its end
+        last = conn.execute(select(func.max(tables.bronze_daily.c.date)).where(tables.bronze_daily.c.date < as_of)).scalar()
+        return None if last is None else pd.Timestamp(last) + pd.Timedelta(days=1)
     t = _bronze(cfg)
     col = t.c.start_time if cfg.source.kind == "cdr" else t.c.interval_start
     last_day = select(func.max(t.c.start_date)).where(t.c.start_date < as_of).scalar_subquery()

@@ -15,10 +15,13 @@ from datetime import timedelta
 
 import pandas as pd
 
-from common import completeness, report_checks, silver, validation
+from sqlalchemy import delete, func, select
+
+from common import completeness, daily_history, db, report_checks, silver, tables, validation
 from common.aggregate import aggregate_daily, aggregate_intervals, clip_aht, intervals_from_report
 from common.cli import StepContext, StepResult
 from common.errors import DataError
+from common.opening_hours import parse_opening_hours
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,63 @@ class _CriticalCheck(Exception):
 
 def build_silver(ctx: StepContext, full: bool, chunk_days: int, chunk_rows: int, workers: int) -> StepResult:
     """Rebuild the changed days (every day with `full`) before the as-of; return the step's outcome.
+
+    The intervals or CDRs of `source:` first; then the daily totals (source.kind daily, or daily_history) for the
+    queue-days those do not cover (`common.daily_history`).
+    """
+    cfg = ctx.cfg
+    daily_spec = cfg.source if cfg.source.kind == "daily" else cfg.daily_history
+    detailed = None if cfg.source.kind == "daily" else _build_detailed(ctx, full, chunk_days, chunk_rows, workers)
+    if daily_spec is None:
+        assert detailed is not None
+        return detailed
+    written, message = _build_from_daily(ctx)
+    if detailed is None:
+        return StepResult(written, message)
+    status = "skipped" if detailed.status == "skipped" and not written else "success"
+    return StepResult(detailed.rows_written + written, f"{detailed.message}; {message}", status)
+
+
+def _build_from_daily(ctx: StepContext) -> tuple[int, str]:
+    """Replace every silver_daily row built from daily totals (a few thousand rows: rebuilt whole each night)."""
+    cfg, as_of = ctx.cfg, ctx.as_of
+    # Load inputs
+    with ctx.engine.connect() as conn:
+        rows = db.read_table(conn, tables.bronze_daily, where=tables.bronze_daily.c.date < as_of)
+        d = tables.silver_daily
+        firsts = conn.execute(select(d.c.queue, func.min(d.c.date)).where(d.c.source_kind.is_(None))
+                              .group_by(d.c.queue)).all()
+    detailed_from = {q: pd.Timestamp(day).date() for q, day in firsts}
+    # Process data
+    rows = daily_history.newest_daily_rows(rows, cfg.rules.queue_aliases)
+    daily, missing = pd.DataFrame(), pd.DataFrame()
+    if len(rows):
+        last_day = as_of - timedelta(days=1)
+        closed = silver.closed_dates_for(cfg, rows["date"].min().date(),
+                                         as_of + timedelta(days=cfg.validation.holiday_horizon_days))
+        hours = parse_opening_hours(cfg.rules.opening_hours.model_dump())
+        daily, missing = daily_history.daily_from_history(rows, hours, closed, detailed_from, last_day)
+        daily, _ = clip_aht(daily, cfg.validation.aht_min_seconds, cfg.validation.aht_max_seconds)
+    checks = daily_history.check_daily_completeness(daily, missing, cfg.validation.ignore_dates) if len(daily) else []
+    for r in checks:
+        if not r.passed:
+            log.warning("check %s (%s) [%s]: %s", r.check_name, r.severity, r.queue, r.detail)
+    # Save outputs
+    with ctx.engine.begin() as conn:
+        conn.execute(delete(tables.silver_daily).where(tables.silver_daily.c.source_kind == daily_history.SOURCE_KIND))
+        written = db.insert_frame(conn, tables.silver_daily, daily) if len(daily) else 0
+        if checks:  # appended: the detailed build's checks of this run stay
+            db.insert_frame(conn, tables.data_quality_checks, validation.results_frame(checks).assign(
+                run_id=ctx.run_id, step=STEP, as_of=pd.Timestamp(as_of), checked_at=db.utc_now()))
+    span = f" ({daily['date'].min():%Y-%m-%d}..{daily['date'].max():%Y-%m-%d})" if len(daily) else ""
+    message = (f"{written} queue-days from daily totals{span}, {daily['queue'].nunique() if len(daily) else 0} "
+               f"queues, {len(missing)} open days missing from the export")
+    log.info("silver: %s", message)
+    return written, message
+
+
+def _build_detailed(ctx: StepContext, full: bool, chunk_days: int, chunk_rows: int, workers: int) -> StepResult:
+    """silver from the intervals or CDRs of `source:`.
 
     Days are built in chunks of at most `chunk_days` contiguous days and `chunk_rows` bronze rows; with
     several chunks, `workers` processes read bronze and build contacts ahead while this one writes.

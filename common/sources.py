@@ -1,6 +1,6 @@
 """Map raw export chunks (`common.readers`) onto canonical bronze columns.
 
-`parse_cdr_chunk` / `parse_interval_chunk` turn one chunk into typed canonical rows plus rejects, each reject with the
+`parse_cdr_chunk` / `parse_interval_chunk` (and `parse_daily_chunks` for daily totals) turn one chunk into typed canonical rows plus rejects, each reject with the
 reason a person can act on. Column names of the export come from `source.columns`; outcome values from
 `source.outcome_map`. A new ACD export needs config, not code. Text becomes typed values in `source_values`, the
 checks and their reasons are `source_rejects`, the row hashes (the bronze unique key) `row_hash`.
@@ -20,7 +20,11 @@ from common.pseudonym import Pseudonymizer
 from common.readers import RawChunk, source_export_columns
 from common.row_hash import hash_strings, row_hashes
 from common.source_rejects import (
-    Rejects, checked_timestamps, reject_control_characters, reject_time_order, reject_too_long,
+    Rejects,
+    checked_timestamps,
+    reject_control_characters,
+    reject_time_order,
+    reject_too_long,
 )
 from common.source_values import parse_number, tz_suffix
 
@@ -217,6 +221,41 @@ def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig
                                           text["interval_start"])
     columns = {"queue": text["queue"], "interval_start": start, "interval_start_utc": start_utc,
                "start_date": start.astype("datetime64[D]").astype("datetime64[ns]")}
+    for name in ("offered", "handled", "abandoned", "aht_seconds"):
+        if name not in text:
+            columns[name] = np.full(n, np.nan)
+            continue
+        raw_value = text[name]
+        value = parse_number(raw_value, spec.decimal)
+        rej.add(np.isnan(value) & (raw_value != ""), lambda rows, s=raw_value, k=name: (
+            f"{k}: {v!r} is not a number" for v in s[rows]))
+        rej.add(value < 0, lambda rows, s=raw_value, k=name: (f"{k}: {v} is negative" for v in s[rows]))
+        columns[name] = value
+    return _split(columns, rej, b, spec, pseudonyms)
+
+
+def parse_daily_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str,
+                       now_utc: datetime | None = None, pseudonyms: Pseudonymizer | None = None,
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Typed canonical daily totals (one row per queue per local date, with `source_name`) and rejects of chunks.
+
+    The date is parsed like a timestamp (source.columns.date may be {column, format}, else source.timestamp_format,
+    else ISO 8601) and must be a whole day; a day more than a day after `now_utc` is rejected. offered is required
+    and not negative; a report holds no personal ids (`pseudonyms` only covers its raw_columns in the rejects).
+    """
+    b = _batch(chunks, spec)
+    text, n = b.text, b.n
+    rej = Rejects(n)
+    for name in ("queue", "date", "offered"):
+        rej.add(text[name] == "", f"{name}: empty (source.columns.{name} = {spec.columns[name]!r})")
+    reject_too_long(rej, text, tables.bronze_daily)
+    reject_control_characters(rej, text)
+    day, _, _ = checked_timestamps(rej, text, "date", spec, tz, now_utc)
+    whole = day.astype("datetime64[D]").astype("datetime64[ns]")
+    rej.add(~np.isnat(day) & (day != whole), lambda rows: (
+        f"date: {v!r} has a time of day; a daily export has one row per queue per date (set the format of "
+        "source.columns.date to the date alone)" for v in text["date"][rows]))
+    columns = {"queue": text["queue"], "date": whole}
     for name in ("offered", "handled", "abandoned", "aht_seconds"):
         if name not in text:
             columns[name] = np.full(n, np.nan)

@@ -7,7 +7,18 @@ center's local wall-clock time (naive), which is what an analyst reads.
 """
 
 from sqlalchemy import (
-    Boolean, Column, Date, DateTime, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -22,7 +33,7 @@ bronze_load_log = Table(
     "bronze_load_log", metadata,
     Column("load_id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(32), nullable=False),
-    Column("source_kind", String(10), nullable=False),       # cdr | interval
+    Column("source_kind", String(10), nullable=False),       # cdr | interval | daily
     Column("source_name", String(500), nullable=False),      # file path or "sql:<hash of query>"
     Column("content_sha256", String(64)),                     # files: the same content is never loaded twice
     Column("rows_read", Integer, nullable=False),
@@ -82,6 +93,24 @@ bronze_interval = Table(
     Column("aht_seconds", Float),
     UniqueConstraint("row_hash", name="uq_bronze_interval_row_hash"),
     Index("ix_bronze_interval_start_date", "start_date"),
+)
+
+# One row per queue per local date, as exported by a WFM tool's daily totals (source.kind daily or daily_history).
+bronze_daily = Table(
+    "bronze_daily", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("load_id", Integer, nullable=False),
+    Column("source_name", String(500), nullable=False),
+    Column("source_row", Integer, nullable=False),
+    Column("row_hash", String(32), nullable=False),
+    Column("queue", _NAME, nullable=False),
+    Column("date", Date, nullable=False),
+    Column("offered", Float, nullable=False),
+    Column("handled", Float),
+    Column("abandoned", Float),
+    Column("aht_seconds", Float),
+    UniqueConstraint("row_hash", name="uq_bronze_daily_row_hash"),
+    Index("ix_bronze_daily_date", "date"),
 )
 
 # One row per source row that could not be used, with why; never silently dropped.
@@ -154,6 +183,9 @@ silver_daily = Table(
     Column("is_open", Boolean, nullable=False),
     Column("is_holiday", Boolean, nullable=False),
     Column("holiday_name", _NAME),
+    # 'daily': built from a daily-totals export (source.kind daily / daily_history; no silver_interval rows that
+    # day); null: from the intervals or CDRs of source:.
+    Column("source_kind", String(10)),
 )
 
 # One row per local date that silver was built for: what bronze held then, so the next run rebuilds only changed days.
