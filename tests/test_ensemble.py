@@ -26,14 +26,15 @@ def points(n: int = 28) -> pd.DataFrame:
 
 
 def test_the_member_that_is_exactly_right_gets_all_the_learnt_weight():
-    learnt = ensemble.learn_weights(points(), shrink_points=0)
+    learnt = ensemble.learn_weights(points(), shrink_origins=0)
     assert learnt["weights"]["A"] == {"lightgbm": 0.0, "same_weekday_mean": 1.0, "seasonal_naive": 0.0}
     assert learnt["wmape"]["A"]["ensemble"] == 0.0 and learnt["points"]["A"] == 28
 
 
 def test_thin_evidence_shrinks_the_weights_toward_equal():
-    # 28 points and 28 pseudo-points: half the learnt weights (0, 1, 0) and half equal (1/3 each)
-    w = ensemble.learn_weights(points(28), shrink_points=28)["weights"]["A"]
+    # 28 points without an origin (each its own) and 28 pseudo-origins: half the learnt weights (0, 1, 0) and half
+    # equal (1/3 each)
+    w = ensemble.learn_weights(points(28), shrink_origins=28)["weights"]["A"]
     assert w == pytest.approx({"lightgbm": 1 / 6, "same_weekday_mean": 0.5 + 1 / 6, "seasonal_naive": 1 / 6},
                               abs=1e-4)
     assert sum(w.values()) == pytest.approx(1.0, abs=1e-3)
@@ -43,7 +44,30 @@ def test_closed_days_and_zero_actuals_do_not_count_as_evidence():
     pts = points(10)
     pts.loc[:4, "is_open"] = False
     pts.loc[5, "y"] = 0.0
-    assert ensemble.learn_weights(pts, shrink_points=0)["points"]["A"] == 4
+    assert ensemble.learn_weights(pts, shrink_origins=0)["points"]["A"] == 4
+
+
+def two_origins() -> pd.DataFrame:
+    """The older origin: lightgbm exact, same_weekday_mean 20 over; the latest: lightgbm 20 under, the mean exact."""
+    old = pd.DataFrame({"origin": pd.Timestamp("2025-03-03"), "member_lightgbm": 100.0,
+                        "member_same_weekday_mean": 120.0}, index=range(4))
+    new = pd.DataFrame({"origin": pd.Timestamp("2025-03-10"), "member_lightgbm": 80.0,
+                        "member_same_weekday_mean": 100.0}, index=range(4, 8))
+    return pd.concat([old, new]).assign(series="A", y=100.0, is_open=True)
+
+
+def test_recent_origins_count_more_and_ties_go_to_lightgbm():
+    # half-life 1 origin: the older origin weighs 0.5. Weight w on lightgbm costs 4 x 20 x (1 - w) x 0.5 on the
+    # older origin and 4 x 20 x w on the latest: 40 + 40 w, least at w = 0
+    recent = ensemble.learn_weights(two_origins(), shrink_origins=0, half_life_origins=1)
+    assert recent["weights"]["A"] == {"lightgbm": 0.0, "same_weekday_mean": 1.0}
+    # no decay: 80 (1 - w) + 80 w is 80 for every w, a tie, which goes to lightgbm
+    flat = ensemble.learn_weights(two_origins(), shrink_origins=0, half_life_origins=0)
+    assert flat["weights"]["A"] == {"lightgbm": 1.0, "same_weekday_mean": 0.0}
+    # effective origins: (1 + 0.5)^2 / (1 + 0.25) = 1.8; shrunk by 1.8 / (1.8 + 1) toward (0.5, 0.5)
+    shrunk = ensemble.learn_weights(two_origins(), shrink_origins=1, half_life_origins=1)
+    assert shrunk["origins"]["A"] == pytest.approx(1.8)
+    assert shrunk["weights"]["A"]["lightgbm"] == pytest.approx(0.5 * 1 / 2.8, abs=1e-4)
 
 
 def test_a_member_missing_on_a_day_gives_its_weight_to_the_others():
