@@ -63,7 +63,7 @@ def test_a_daily_only_export_is_forecast_by_the_day_for_every_queue_and_the_repo
     assert (daily.loc[pd.to_datetime(daily["date"]).dt.day_of_week == 6, "is_open"] == 0).all()
     assert forecast.groupby("queue")["date"].nunique().to_dict() == {"Billing": 14, "Support": 14}
     open_days = forecast[pd.to_datetime(forecast["date"]).dt.day_of_week != 6]
-    assert (open_days["p50"] > 0).all() and set(forecast["method"]) == {"lightgbm"}
+    assert (open_days["p50"] > 0).all() and set(forecast["method"]) == {"ensemble"}
     assert forecast["intraday_profile"].isna().all()
     assert intervals == 0 and staffing == 0
     assert "Billing: days only - no interval history and no intraday.default_shape, so no staffing" in done.stdout \

@@ -69,7 +69,7 @@ def test_every_queue_publishes_the_model_and_every_open_day_records_its_profile(
     path, as_of = centre
     fc = _read(path, tables.gold_forecast_daily)
     assert set(fc["queue"]) == {"Bank", "Night", "Small"}
-    assert fc["method"].eq("lightgbm").all(), fc.loc[fc["method"] != "lightgbm", ["queue", "fallback_reason"]]
+    assert fc["method"].eq("ensemble").all(), fc.loc[fc["method"] != "ensemble", ["queue", "fallback_reason"]]
     # whether the Saturday shift's own profile passes is chance (a flat shift's shape is noise); whichever split it,
     # the day says so, and the full days keep their same-weekday profile
     open_days = fc.loc[fc["p50"] > 0]
