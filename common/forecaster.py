@@ -72,7 +72,8 @@ class QuantileForecaster:
                  level: str = "seasonal", level_half_life: float = SEASONAL_LEVEL_HALF_LIFE,
                  ensemble: bool = False, ensemble_shrink_origins: float = ensemble.SHRINK_ORIGINS,
                  ensemble_half_life_origins: float = ensemble.HALF_LIFE_ORIGINS,
-                 ensemble_members: Sequence[str] = ensemble.MEMBERS) -> None:
+                 ensemble_members: Sequence[str] = ensemble.MEMBERS, ensemble_prior: str = ensemble.PRIOR,
+                 ensemble_min_gain: float = ensemble.MIN_GAIN) -> None:
         self.quantiles = quantiles
         self.level = level
         self.level_half_life = level_half_life
@@ -91,6 +92,8 @@ class QuantileForecaster:
         self.ensemble_shrink_origins = ensemble_shrink_origins
         self.ensemble_half_life_origins = ensemble_half_life_origins
         self.ensemble_members = ensemble_members
+        self.ensemble_prior = ensemble_prior
+        self.ensemble_min_gain = ensemble_min_gain
 
     # ---- training -------------------------------------------------------------------------------
     def fit(self, history: pd.DataFrame, holidays: pd.DataFrame, *, exogenous: pd.DataFrame | None = None,
@@ -130,7 +133,8 @@ class QuantileForecaster:
                 "level": self.level, "level_half_life": float(self.level_half_life),
                 "ensemble": bool(self.ensemble), "ensemble_shrink_origins": float(self.ensemble_shrink_origins),
                 "ensemble_half_life_origins": float(self.ensemble_half_life_origins),
-                "ensemble_members": list(self.ensemble_members)}
+                "ensemble_members": list(self.ensemble_members), "ensemble_prior": self.ensemble_prior,
+                "ensemble_min_gain": float(self.ensemble_min_gain)}
 
     def _raw_settings(self) -> str:
         """What decides the unadjusted boosters, as text (a CalibrationCache key)."""
@@ -305,7 +309,8 @@ class QuantileForecaster:
         if self.ensemble:
             unused = [ensemble.member_column(m) for m in ensemble.MEMBERS if m not in self._members()]
             weights = ensemble.learn_weights(points.drop(columns=unused, errors="ignore"), self.ensemble_shrink_origins,
-                                             self.ensemble_half_life_origins)
+                                             self.ensemble_half_life_origins, prior=self.ensemble_prior,
+                                             min_gain=self.ensemble_min_gain)
             points = points.assign(combined=ensemble.combine(points, weights))
             log.info("ensemble weights on %d inner origins:\n%s", len(parts), ensemble.format_weights(weights))
         learnt = learn_adjustments(points, self.quantiles_, self.blend and not self.ensemble, self.calibrate)

@@ -107,7 +107,8 @@ def make_forecaster(training: TrainingConfig, quantiles: Sequence[float], horizo
                               calibration_step_days=training.backtest_step_days,
                               ensemble=training.ensemble, ensemble_shrink_origins=training.ensemble_shrink_origins,
                               ensemble_half_life_origins=training.ensemble_half_life_origins,
-                              ensemble_members=tuple(training.ensemble_members))
+                              ensemble_members=tuple(training.ensemble_members),
+                              ensemble_prior=training.ensemble_prior, ensemble_min_gain=training.ensemble_min_gain)
 
 
 # --- identity: data hash and version ---------------------------------------------------------------------
@@ -142,7 +143,8 @@ def model_params(model: QuantileForecaster) -> dict:
                         "step_days": int(model.calibration_step_days), "ensemble": bool(model.ensemble),
                         "ensemble_shrink_origins": float(model.ensemble_shrink_origins),
                         "ensemble_half_life_origins": float(model.ensemble_half_life_origins),
-                        "ensemble_members": list(model.ensemble_members)},
+                        "ensemble_members": list(model.ensemble_members), "ensemble_prior": model.ensemble_prior,
+                        "ensemble_min_gain": float(model.ensemble_min_gain)},
         "lightgbm_version": metadata.version("lightgbm"),
     }
 
