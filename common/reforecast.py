@@ -1,0 +1,213 @@
+"""Intraday reforecast math: today's remaining intervals from the intervals observed so far (pure functions).
+
+The nightly forecast of a queue's day is N (its p50) spread over the day's intervals by shares s_i (the profile step
+3 split it by: gold_forecast_interval p50 / day p50). At time t the intervals that have ended are observed: A calls
+against a share S = sum of their s_i. The plain projection (the practitioners' "actuals so far / share normally in
+by now") says the day runs at A / S; it is trusted by w = S / (S + k) and the rest of the day is
+
+    rest = (1 - S) x (w x A / S + (1 - w) x N)        (= N x (1 - S) x (1 + w x (A / (S N) - 1)) when N > 0)
+
+spread over the remaining intervals by s_i / (1 - S). k is calibrated per queue on a replay of recent days (the k
+of `K_GRID` with the smallest rest-of-day error), so a queue whose mornings say a lot about its afternoons trusts
+them sooner, and a noisy one later; with too few replayed days it stays at `intraday.trust_k`.
+
+Decisions:
+- The interval in progress is not observed (its count is partial): it is forecast like the others, and its
+  published value is what came in so far plus the forecast x the part of it still to come.
+- A queue with no call yet has A = 0 against a small S: w is small, so the nightly forecast stays (a long silence
+  against a large S does lower it, as it should).
+- p10/p90 of the rest are rest x the 10%/90% quantiles of (actual rest / projected rest) on the replayed days at a
+  similar share of the day seen (within `BAND_WIDTH`), never wider than the nightly band's ratios; without enough
+  replayed points, the nightly ratios narrowed by sqrt(1 - w).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+K_GRID = (0.02, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.0, 5.0)
+BAND_WIDTH = 0.1        # replayed points within +-this share of the day seen set the band at S
+MIN_BAND_POINTS = 20    # fewer: the nightly band, narrowed
+MIN_CALIBRATION_DAYS = 10  # fewer replayed days for a queue: the pooled k of all queues, else intraday.trust_k
+
+
+def trust(share: np.ndarray | float, k: np.ndarray | float) -> np.ndarray:
+    """w = S / (S + k): how much of the day's projection comes from what was observed (0 at S = 0)."""
+    s = np.asarray(share, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(s + k > 0, s / (s + k), 0.0)
+
+
+def project_rest(observed: np.ndarray | float, share: np.ndarray | float, nightly: np.ndarray | float,
+                 k: np.ndarray | float) -> np.ndarray:
+    """The expected volume of the rest of the day (intervals not yet observed): see the module doc."""
+    a, s, n = (np.asarray(x, dtype=float) for x in (observed, share, nightly))
+    w = trust(s, k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        run_rate = np.where(s > 0, a / s, n)
+    return np.clip(1.0 - s, 0.0, None) * (w * run_rate + (1.0 - w) * n)
+
+
+def plain_projection(observed: np.ndarray | float, share: np.ndarray | float, nightly: np.ndarray | float,
+                     k: float = 0.15) -> np.ndarray:
+    """The issue's benchmark: nightly rest x (actual so far / expected so far), trusted by S / (S + 0.15)."""
+    return project_rest(observed, share, nightly, k)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What a replay of recent days taught: k per queue and the band's ratio quantiles by share of the day seen."""
+
+    k: dict[str, float]
+    points: pd.DataFrame   # queue, share, ratio (actual rest / projected rest with the queue's k)
+    default_k: float
+
+    def k_for(self, queue: str) -> float:
+        return self.k.get(queue, self.default_k)
+
+
+def replay_points(actual: pd.DataFrame, shares: pd.DataFrame, nightly: pd.DataFrame, checkpoints: list[int],
+                  interval_minutes: int) -> pd.DataFrame:
+    """Each past day replayed at each checkpoint: what a reforecast would have seen and what came after.
+
+    `actual`: queue, date, minute (local minutes since midnight of the interval start), offered; complete days.
+    `shares`: queue, weekday, minute, share (the profile). `nightly`: queue, date, p50 (the day's forecast).
+    Grain: one row per queue per date per checkpoint (minutes since midnight) with an open interval after it:
+    queue, date, checkpoint, share (S), observed (A), nightly (N), rest_actual.
+    """
+    a = actual.loc[:, ["queue", "date", "minute", "offered"]].astype({"queue": "str"})
+    a = a.assign(weekday=a["date"].dt.day_of_week.astype("int64"))
+    a = a.merge(shares.loc[:, ["queue", "weekday", "minute", "share"]].astype({"queue": "str"}),
+                on=["queue", "weekday", "minute"], how="inner")
+    a = a.merge(nightly.loc[:, ["queue", "date", "p50"]].astype({"queue": "str"}), on=["queue", "date"], how="inner")
+    if a.empty:
+        return pd.DataFrame(columns=["queue", "date", "checkpoint", "share", "observed", "nightly", "rest_actual"])
+    ends = a["minute"].to_numpy() + interval_minutes
+    parts = []
+    day_total = a.groupby(["queue", "date"])["offered"].transform("sum").to_numpy(dtype=float)
+    for t in checkpoints:
+        done = ends <= t
+        g = a.assign(_s=np.where(done, a["share"], 0.0), _a=np.where(done, a["offered"], 0.0), _open=~done)
+        per = g.groupby(["queue", "date"], as_index=False).agg(share=("_s", "sum"), observed=("_a", "sum"),
+                                                               nightly=("p50", "first"), rest=("_open", "sum"))
+        per = per.assign(checkpoint=t)
+        parts.append(per)
+    out = pd.concat(parts, ignore_index=True)
+    totals = a.assign(_t=day_total).groupby(["queue", "date"], as_index=False)["_t"].first()
+    out = out.merge(totals, on=["queue", "date"])
+    out = out.assign(rest_actual=out["_t"] - out["observed"]).loc[lambda d: d["rest"] > 0]
+    # the profile may not cover every interval: renormalise S to what the profile knows of the day
+    return out.loc[:, ["queue", "date", "checkpoint", "share", "observed", "nightly", "rest_actual"]].reset_index(
+        drop=True)
+
+
+def calibrate(points: pd.DataFrame, default_k: float, grid: tuple[float, ...] = K_GRID) -> Calibration:
+    """k per queue minimising the replay's absolute rest-of-day error (a queue with fewer than MIN_CALIBRATION_DAYS
+    days gets the k of all queues pooled, and with none at all `default_k`), and the ratio points of the band."""
+    if points.empty:
+        return Calibration({}, pd.DataFrame(columns=["queue", "share", "ratio"]), default_k)
+    a, s, n, r = (points[c].to_numpy(dtype=float) for c in ("observed", "share", "nightly", "rest_actual"))
+    errors = np.stack([np.abs(project_rest(a, s, n, k) - r) for k in grid], axis=1)
+    frame = pd.DataFrame(errors, columns=list(range(len(grid)))).assign(queue=points["queue"].to_numpy())
+    per_queue = frame.groupby("queue").sum()
+    days = points.groupby("queue")["date"].nunique()
+    pooled = grid[int(np.argmin(per_queue.sum(axis=0).to_numpy()))]
+    ks = {str(q): (grid[int(np.argmin(row.to_numpy()))] if days.get(q, 0) >= MIN_CALIBRATION_DAYS else pooled)
+          for q, row in per_queue.iterrows()}
+    k_rows = points["queue"].map(ks).to_numpy(dtype=float)
+    pred = project_rest(a, s, n, k_rows)
+    ratio = np.divide(r, pred, out=np.full(len(r), np.nan), where=pred > 0)
+    band = pd.DataFrame({"queue": points["queue"].to_numpy(), "share": s, "ratio": ratio}).dropna()
+    return Calibration(ks, band.reset_index(drop=True), pooled)
+
+
+def band_ratios(calibration: Calibration, queue: str, share: float, nightly_lo: float, nightly_hi: float,
+                k: float) -> tuple[float, float]:
+    """(p10 / p50, p90 / p50) of the rest of the day at `share` seen: see the module doc."""
+    p = calibration.points
+    near = p.loc[(p["share"] - share).abs() <= BAND_WIDTH]
+    own = near.loc[near["queue"] == queue]
+    use = own if len(own) >= MIN_BAND_POINTS else near
+    if len(use) >= MIN_BAND_POINTS:
+        lo, hi = (float(np.quantile(use["ratio"], q)) for q in (0.1, 0.9))
+    else:
+        narrow = float(np.sqrt(1.0 - trust(share, k)))
+        lo, hi = 1.0 - (1.0 - nightly_lo) * narrow, 1.0 + (nightly_hi - 1.0) * narrow
+    return min(max(lo, nightly_lo), 1.0), max(min(hi, nightly_hi), 1.0)
+
+
+def interval_states(starts_utc: pd.Series, at_utc: pd.Timestamp, interval_minutes: int) -> np.ndarray:
+    """'done' (ended by `at_utc`), 'current' (in progress) or 'open' (not begun) for each interval start (UTC)."""
+    start = pd.to_datetime(starts_utc).to_numpy()
+    end = start + np.timedelta64(interval_minutes, "m")
+    at = np.datetime64(at_utc)
+    return np.where(end <= at, "done", np.where(start <= at, "current", "open"))
+
+
+QCOLS = ["p10", "p50", "p90"]
+
+
+def reforecast_day(plan: pd.DataFrame, observed: pd.DataFrame, at_utc: pd.Timestamp, interval_minutes: int,
+                   calibration: Calibration) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(remaining intervals, one summary row per queue) of today reforecast at `at_utc`.
+
+    `plan`: the nightly forecast of today, one row per queue per interval: queue, interval_start,
+    interval_start_utc, is_open, p10, p50, p90 (and any other column, e.g. aht_seconds, carried along). `observed`:
+    today's intervals so far, queue, interval_start_utc, offered (the one in progress partial; missing = 0).
+    Intervals: one row per queue per interval not yet ended (the one in progress first): the plan's columns with
+    p10/p50/p90 reforecast. Summary: queue, share_so_far, observed_so_far, nightly_day_p50, projected_day_p50,
+    rest_factor (reforecast rest / nightly rest), trust_k.
+    """
+    obs = observed.loc[:, ["queue", "interval_start_utc", "offered"]].astype({"queue": "str"})
+    obs = obs.groupby(["queue", "interval_start_utc"], as_index=False)["offered"].sum()
+    p = plan.astype({"queue": "str"}).merge(obs, on=["queue", "interval_start_utc"], how="left")
+    p = p.assign(offered=p["offered"].fillna(0.0), state=interval_states(p["interval_start_utc"], at_utc,
+                                                                           interval_minutes))
+    parts, rows = [], []
+    for queue, q in p.sort_values(["queue", "interval_start_utc"], kind="stable").groupby("queue", sort=True):
+        night = {c: float(q[c].sum()) for c in QCOLS}
+        is_open = q["is_open"].to_numpy(dtype=bool)
+        if night["p50"] > 0:
+            share = q["p50"].to_numpy(dtype=float) / night["p50"]
+        else:  # nothing forecast: an open interval is as likely as another
+            share = np.where(is_open, 1.0 / max(int(is_open.sum()), 1), 0.0)
+        state = q["state"].to_numpy()
+        done = state == "done"
+        s, a = float(share[done].sum()), float(q["offered"].to_numpy(dtype=float)[done].sum())
+        k = calibration.k_for(str(queue))
+        rest = float(project_rest(a, s, night["p50"], k))
+        lo_n = night["p10"] / night["p50"] if night["p50"] > 0 else 1.0
+        hi_n = night["p90"] / night["p50"] if night["p50"] > 0 else 1.0
+        lo, hi = band_ratios(calibration, str(queue), s, lo_n, hi_n, k)
+        left = ~done
+        weight = np.divide(share, 1.0 - s, out=np.zeros(len(share)), where=(1.0 - s) > 1e-12) * left
+        values = {"p10": rest * lo * weight, "p50": rest * weight, "p90": rest * hi * weight}
+        current = state == "current"
+        if current.any():  # what came in so far plus the forecast of the part still to come
+            start = pd.to_datetime(q["interval_start_utc"]).to_numpy()[current][0]
+            elapsed = float((np.datetime64(at_utc) - start) / np.timedelta64(1, "m")) / interval_minutes
+            seen = q["offered"].to_numpy(dtype=float)[current][0]
+            for c in QCOLS:
+                values[c][current] = seen + values[c][current] * (1.0 - elapsed)
+        out = q.loc[left].drop(columns=["offered", "state"]).assign(**{c: v[left] for c, v in values.items()})
+        parts.append(out)
+        projected = a + float(values["p50"][left].sum())
+        nightly_rest = night["p50"] * (1.0 - s)
+        rows.append({"queue": str(queue), "share_so_far": s, "observed_so_far": a, "nightly_day_p50": night["p50"],
+                     "projected_day_p50": projected, "trust_k": k,
+                     "rest_factor": rest / nightly_rest if nightly_rest > 0 else 1.0})
+    intervals = pd.concat(parts, ignore_index=True) if parts else plan.iloc[0:0]
+    summary = pd.DataFrame(rows, columns=["queue", "share_so_far", "observed_so_far", "nightly_day_p50",
+                                          "projected_day_p50", "trust_k", "rest_factor"])
+    return intervals.reset_index(drop=True), summary
+
+
+def adjust_tomorrow(plan: pd.DataFrame, summary: pd.DataFrame, shrink: float) -> pd.DataFrame:
+    """Tomorrow's nightly intervals x (1 + shrink x (today's rest factor - 1)): today's surprise, half believed by
+    default (intraday.tomorrow_shrink), for every quantile. Same grain as `plan`."""
+    factor = plan["queue"].astype("str").map(summary.set_index("queue")["rest_factor"]).fillna(1.0)
+    scale = (1.0 + shrink * (factor - 1.0)).clip(lower=0.0).to_numpy(dtype=float)
+    return plan.assign(**{c: plan[c].to_numpy(dtype=float) * scale for c in QCOLS})
