@@ -62,8 +62,9 @@ def body(ctx: StepContext) -> StepResult:
     # Process data
     rows, summary, alerts = rs.build(cfg, at, nightly, history, observed, grid)
     for s in summary.itertuples(index=False):
-        log.info("reforecast %s: %.0f calls so far (%.0f%% of the day), day projected %.0f (nightly %.0f), k %.2f",
-                 s.queue, s.observed_so_far, 100 * s.share_so_far, s.projected_day_p50, s.nightly_day_p50, s.trust_k)
+        log.info("reforecast %s: %.0f calls so far (%.0f%% of the day), day projected %.0f (nightly %.0f); "
+                 "k %.2f, half-life %.1f h", s.queue, s.observed_so_far, 100 * s.share_so_far, s.projected_day_p50,
+                 s.nightly_day_p50, s.trust_k, s.half_life_hours)
     for a in alerts:
         log.warning("alert %s", a.message)
 

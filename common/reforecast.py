@@ -5,17 +5,22 @@ The nightly forecast of a queue's day is N (its p50) spread over the day's inter
 against a share S = sum of their s_i. The plain projection (the practitioners' "actuals so far / share normally in
 by now") says the day runs at A / S; it is trusted by w = S / (S + k) and the rest of the day is
 
-    rest = (1 - S) x (w x A / S + (1 - w) x N)        (= N x (1 - S) x (1 + w x (A / (S N) - 1)) when N > 0)
+    rest = (1 - S) x (w x R + (1 - w) x N)        R = A / S: the plain projection (= N (1 - S) (1 + w (A/(SN) - 1)))
 
-spread over the remaining intervals by s_i / (1 - S). k is calibrated per queue on a replay of recent days (the k
-of `K_GRID` with the smallest rest-of-day error), so a queue whose mornings say a lot about its afternoons trusts
-them sooner, and a noisy one later; with too few replayed days it stays at `intraday.trust_k`.
+spread over the remaining intervals by s_i / (1 - S). Ours differs from that plain projection in two measured ways
+(bench/bench_reforecast.py): the run rate R weighs the observed intervals by 0.5 ** (hours since they ended /
+half-life), R = sum(v a_i) / sum(v s_i), because the afternoon follows the late morning more than the early morning
+(half-life infinite = the plain ratio); and the half-life and k are calibrated per queue on a replay of recent
+days (the pair of `HALF_LIVES` x `K_GRID` with the smallest rest-of-day error), so a queue whose mornings say a lot
+about its afternoons trusts them sooner, and a noisy one later. With too few replayed days a queue gets the pair of
+all queues pooled; a pair that does not cut the replay's error by MIN_GAIN against the plain projection (k =
+`intraday.trust_k`, every interval the same) is noise, and the plain projection stays.
 
 Decisions:
 - The interval in progress is not observed (its count is partial): it is forecast like the others, and its
   published value is what came in so far plus the forecast x the part of it still to come.
-- A queue with no call yet has A = 0 against a small S: w is small, so the nightly forecast stays (a long silence
-  against a large S does lower it, as it should).
+- A queue with no call yet where fewer than MIN_EXPECTED_CALLS were expected keeps the nightly forecast (w = 0);
+  a long silence against a large expected count does lower it, as it should.
 - p10/p90 of the rest are rest x the 10%/90% quantiles of (actual rest / projected rest) on the replayed days at a
   similar share of the day seen (within `BAND_WIDTH`), never wider than the nightly band's ratios; without enough
   replayed points, the nightly ratios narrowed by sqrt(1 - w).
@@ -29,9 +34,12 @@ import numpy as np
 import pandas as pd
 
 K_GRID = (0.02, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.0, 5.0)
+HALF_LIVES = (0.5, 1.0, 2.0, 4.0, float("inf"))  # hours; inf: every observed interval counts the same
 BAND_WIDTH = 0.1        # replayed points within +-this share of the day seen set the band at S
 MIN_BAND_POINTS = 20    # fewer: the nightly band, narrowed
-MIN_CALIBRATION_DAYS = 10  # fewer replayed days for a queue: the pooled k of all queues, else intraday.trust_k
+MIN_CALIBRATION_DAYS = 20  # fewer replayed days for a queue: the pooled pair of all queues
+MIN_EXPECTED_CALLS = 5  # no call yet against fewer expected: the nightly forecast stays
+MIN_GAIN = 0.05         # a calibrated pair must cut the replay's error by this share vs the plain projection
 
 
 def trust(share: np.ndarray | float, k: np.ndarray | float) -> np.ndarray:
@@ -41,13 +49,24 @@ def trust(share: np.ndarray | float, k: np.ndarray | float) -> np.ndarray:
         return np.where(s + k > 0, s / (s + k), 0.0)
 
 
+def recency_weights(age_hours: np.ndarray, half_life: float) -> np.ndarray:
+    """0.5 ** (age / half-life) per observed interval (age: hours from its end to the reforecast); inf: all 1."""
+    age = np.asarray(age_hours, dtype=float)
+    return np.ones_like(age) if np.isinf(half_life) else 0.5 ** (age / half_life)
+
+
 def project_rest(observed: np.ndarray | float, share: np.ndarray | float, nightly: np.ndarray | float,
-                 k: np.ndarray | float) -> np.ndarray:
-    """The expected volume of the rest of the day (intervals not yet observed): see the module doc."""
+                 k: np.ndarray | float, weighted_observed: np.ndarray | float | None = None,
+                 weighted_share: np.ndarray | float | None = None) -> np.ndarray:
+    """The expected volume of the rest of the day (intervals not yet observed): see the module doc. Without the
+    recency-weighted sums, the run rate is A / S (the plain projection)."""
     a, s, n = (np.asarray(x, dtype=float) for x in (observed, share, nightly))
-    w = trust(s, k)
+    wa = a if weighted_observed is None else np.asarray(weighted_observed, dtype=float)
+    ws = s if weighted_share is None else np.asarray(weighted_share, dtype=float)
+    # no call yet where a handful at most was expected says nothing: the nightly forecast stays
+    w = np.where((a <= 0) & (n * s < MIN_EXPECTED_CALLS), 0.0, trust(s, k))
     with np.errstate(divide="ignore", invalid="ignore"):
-        run_rate = np.where(s > 0, a / s, n)
+        run_rate = np.where(ws > 0, wa / ws, n)
     return np.clip(1.0 - s, 0.0, None) * (w * run_rate + (1.0 - w) * n)
 
 
@@ -59,14 +78,21 @@ def plain_projection(observed: np.ndarray | float, share: np.ndarray | float, ni
 
 @dataclass(frozen=True)
 class Calibration:
-    """What a replay of recent days taught: k per queue and the band's ratio quantiles by share of the day seen."""
+    """What a replay of recent days taught: (half-life, k) per queue, and the band's ratios by share of day seen."""
 
-    k: dict[str, float]
-    points: pd.DataFrame   # queue, share, ratio (actual rest / projected rest with the queue's k)
-    default_k: float
+    params: dict[str, tuple[float, float]]  # queue: (half-life in hours, k)
+    points: pd.DataFrame                     # queue, share, ratio (actual rest / projected rest with its pair)
+    default: tuple[float, float]
+
+    def for_queue(self, queue: str) -> tuple[float, float]:
+        return self.params.get(queue, self.default)
 
     def k_for(self, queue: str) -> float:
-        return self.k.get(queue, self.default_k)
+        return self.for_queue(queue)[1]
+
+
+def _h(i: int) -> tuple[str, str]:
+    return f"observed_h{i}", f"share_h{i}"
 
 
 def replay_points(actual: pd.DataFrame, shares: pd.DataFrame, nightly: pd.DataFrame, checkpoints: list[int],
@@ -76,52 +102,66 @@ def replay_points(actual: pd.DataFrame, shares: pd.DataFrame, nightly: pd.DataFr
     `actual`: queue, date, minute (local minutes since midnight of the interval start), offered; complete days.
     `shares`: queue, weekday, minute, share (the profile). `nightly`: queue, date, p50 (the day's forecast).
     Grain: one row per queue per date per checkpoint (minutes since midnight) with an open interval after it:
-    queue, date, checkpoint, share (S), observed (A), nightly (N), rest_actual.
+    queue, date, checkpoint, share (S), observed (A), nightly (N), rest_actual, and per half-life i of
+    HALF_LIVES the recency-weighted sums observed_h{i}, share_h{i}.
     """
+    columns = ["queue", "date", "checkpoint", "share", "observed", "nightly", "rest_actual",
+               *[c for i in range(len(HALF_LIVES)) for c in _h(i)]]
     a = actual.loc[:, ["queue", "date", "minute", "offered"]].astype({"queue": "str"})
     a = a.assign(weekday=a["date"].dt.day_of_week.astype("int64"))
     a = a.merge(shares.loc[:, ["queue", "weekday", "minute", "share"]].astype({"queue": "str"}),
                 on=["queue", "weekday", "minute"], how="inner")
     a = a.merge(nightly.loc[:, ["queue", "date", "p50"]].astype({"queue": "str"}), on=["queue", "date"], how="inner")
     if a.empty:
-        return pd.DataFrame(columns=["queue", "date", "checkpoint", "share", "observed", "nightly", "rest_actual"])
+        return pd.DataFrame(columns=columns)
     ends = a["minute"].to_numpy() + interval_minutes
+    share, offered = a["share"].to_numpy(dtype=float), a["offered"].to_numpy(dtype=float)
     parts = []
-    day_total = a.groupby(["queue", "date"])["offered"].transform("sum").to_numpy(dtype=float)
     for t in checkpoints:
         done = ends <= t
-        g = a.assign(_s=np.where(done, a["share"], 0.0), _a=np.where(done, a["offered"], 0.0), _open=~done)
-        per = g.groupby(["queue", "date"], as_index=False).agg(share=("_s", "sum"), observed=("_a", "sum"),
-                                                               nightly=("p50", "first"), rest=("_open", "sum"))
-        per = per.assign(checkpoint=t)
-        parts.append(per)
-    out = pd.concat(parts, ignore_index=True)
-    totals = a.assign(_t=day_total).groupby(["queue", "date"], as_index=False)["_t"].first()
-    out = out.merge(totals, on=["queue", "date"])
-    out = out.assign(rest_actual=out["_t"] - out["observed"]).loc[lambda d: d["rest"] > 0]
-    # the profile may not cover every interval: renormalise S to what the profile knows of the day
-    return out.loc[:, ["queue", "date", "checkpoint", "share", "observed", "nightly", "rest_actual"]].reset_index(
-        drop=True)
+        sums = {"share": np.where(done, share, 0.0), "observed": np.where(done, offered, 0.0),
+                "rest_actual": np.where(done, 0.0, offered), "_open": (~done).astype(float)}
+        age = np.maximum(t - ends, 0) / 60.0
+        for i, half_life in enumerate(HALF_LIVES):
+            v = recency_weights(age, half_life)
+            o, sh = _h(i)
+            sums[o], sums[sh] = sums["observed"] * v, sums["share"] * v
+        g = a.loc[:, ["queue", "date", "p50"]].assign(**sums)
+        per = g.groupby(["queue", "date"], as_index=False).agg(nightly=("p50", "first"), **{
+            c: (c, "sum") for c in sums})
+        parts.append(per.assign(checkpoint=t).loc[lambda d: d["_open"] > 0])
+    return pd.concat(parts, ignore_index=True).loc[:, columns].reset_index(drop=True)
 
 
-def calibrate(points: pd.DataFrame, default_k: float, grid: tuple[float, ...] = K_GRID) -> Calibration:
-    """k per queue minimising the replay's absolute rest-of-day error (a queue with fewer than MIN_CALIBRATION_DAYS
-    days gets the k of all queues pooled, and with none at all `default_k`), and the ratio points of the band."""
+def calibrate(points: pd.DataFrame, default_k: float) -> Calibration:
+    """(half-life, k) per queue minimising the replay's absolute rest-of-day error over HALF_LIVES x K_GRID (a
+    queue with fewer than MIN_CALIBRATION_DAYS days gets the pair of all queues pooled; no points at all: the plain
+    projection with `default_k`), and the ratio points of the band."""
     if points.empty:
-        return Calibration({}, pd.DataFrame(columns=["queue", "share", "ratio"]), default_k)
+        return Calibration({}, pd.DataFrame(columns=["queue", "share", "ratio"]), (float("inf"), default_k))
     a, s, n, r = (points[c].to_numpy(dtype=float) for c in ("observed", "share", "nightly", "rest_actual"))
-    errors = np.stack([np.abs(project_rest(a, s, n, k) - r) for k in grid], axis=1)
-    frame = pd.DataFrame(errors, columns=list(range(len(grid)))).assign(queue=points["queue"].to_numpy())
-    per_queue = frame.groupby("queue").sum()
+    pairs = [(i, k) for i in range(len(HALF_LIVES)) for k in K_GRID]
+    preds = np.stack([project_rest(a, s, n, k, *(points[c].to_numpy(dtype=float) for c in _h(i)))
+                      for i, k in pairs], axis=1)
+    per_queue = pd.DataFrame(np.abs(preds - r[:, None])).assign(queue=points["queue"].to_numpy()).groupby(
+        "queue").sum()
     days = points.groupby("queue")["date"].nunique()
-    pooled = grid[int(np.argmin(per_queue.sum(axis=0).to_numpy()))]
-    ks = {str(q): (grid[int(np.argmin(row.to_numpy()))] if days.get(q, 0) >= MIN_CALIBRATION_DAYS else pooled)
-          for q, row in per_queue.iterrows()}
-    k_rows = points["queue"].map(ks).to_numpy(dtype=float)
-    pred = project_rest(a, s, n, k_rows)
+    plain = pairs.index((len(HALF_LIVES) - 1, min(K_GRID, key=lambda k: abs(k - default_k))))
+
+    def best(errors: np.ndarray) -> tuple[int, float]:
+        # a pair must beat the plain projection by MIN_GAIN on the replay, else the plain one stays (noise)
+        i = int(np.argmin(errors))
+        return pairs[i] if errors[i] < (1.0 - MIN_GAIN) * errors[plain] else pairs[plain]
+
+    pooled = best(per_queue.sum(axis=0).to_numpy())
+    chosen = {str(q): (best(row.to_numpy()) if days.get(q, 0) >= MIN_CALIBRATION_DAYS else pooled)
+              for q, row in per_queue.iterrows()}
+    pick = points["queue"].astype("str").map({q: pairs.index(p) for q, p in chosen.items()}).to_numpy(dtype=int)
+    pred = preds[np.arange(len(r)), pick]
     ratio = np.divide(r, pred, out=np.full(len(r), np.nan), where=pred > 0)
     band = pd.DataFrame({"queue": points["queue"].to_numpy(), "share": s, "ratio": ratio}).dropna()
-    return Calibration(ks, band.reset_index(drop=True), pooled)
+    params = {q: (HALF_LIVES[i], k) for q, (i, k) in chosen.items()}
+    return Calibration(params, band.reset_index(drop=True), (HALF_LIVES[pooled[0]], pooled[1]))
 
 
 def band_ratios(calibration: Calibration, queue: str, share: float, nightly_lo: float, nightly_hi: float,
@@ -159,7 +199,7 @@ def reforecast_day(plan: pd.DataFrame, observed: pd.DataFrame, at_utc: pd.Timest
     today's intervals so far, queue, interval_start_utc, offered (the one in progress partial; missing = 0).
     Intervals: one row per queue per interval not yet ended (the one in progress first): the plan's columns with
     p10/p50/p90 reforecast. Summary: queue, share_so_far, observed_so_far, nightly_day_p50, projected_day_p50,
-    rest_factor (reforecast rest / nightly rest), trust_k.
+    rest_factor (reforecast rest / nightly rest), trust_k, half_life_hours (the calibrated pair).
     """
     obs = observed.loc[:, ["queue", "interval_start_utc", "offered"]].astype({"queue": "str"})
     obs = obs.groupby(["queue", "interval_start_utc"], as_index=False)["offered"].sum()
@@ -177,8 +217,12 @@ def reforecast_day(plan: pd.DataFrame, observed: pd.DataFrame, at_utc: pd.Timest
         state = q["state"].to_numpy()
         done = state == "done"
         s, a = float(share[done].sum()), float(q["offered"].to_numpy(dtype=float)[done].sum())
-        k = calibration.k_for(str(queue))
-        rest = float(project_rest(a, s, night["p50"], k))
+        half_life, k = calibration.for_queue(str(queue))
+        ends = pd.to_datetime(q["interval_start_utc"]).to_numpy() + np.timedelta64(interval_minutes, "m")
+        age = (np.datetime64(at_utc) - ends[done]) / np.timedelta64(1, "m") / 60.0
+        v = recency_weights(age, half_life)
+        rest = float(project_rest(a, s, night["p50"], k, float((v * q["offered"].to_numpy(dtype=float)[done]).sum()),
+                                  float((v * share[done]).sum())))
         lo_n = night["p10"] / night["p50"] if night["p50"] > 0 else 1.0
         hi_n = night["p90"] / night["p50"] if night["p50"] > 0 else 1.0
         lo, hi = band_ratios(calibration, str(queue), s, lo_n, hi_n, k)
@@ -197,11 +241,11 @@ def reforecast_day(plan: pd.DataFrame, observed: pd.DataFrame, at_utc: pd.Timest
         projected = a + float(values["p50"][left].sum())
         nightly_rest = night["p50"] * (1.0 - s)
         rows.append({"queue": str(queue), "share_so_far": s, "observed_so_far": a, "nightly_day_p50": night["p50"],
-                     "projected_day_p50": projected, "trust_k": k,
+                     "projected_day_p50": projected, "trust_k": k, "half_life_hours": half_life,
                      "rest_factor": rest / nightly_rest if nightly_rest > 0 else 1.0})
     intervals = pd.concat(parts, ignore_index=True) if parts else plan.iloc[0:0]
     summary = pd.DataFrame(rows, columns=["queue", "share_so_far", "observed_so_far", "nightly_day_p50",
-                                          "projected_day_p50", "trust_k", "rest_factor"])
+                                          "projected_day_p50", "trust_k", "half_life_hours", "rest_factor"])
     return intervals.reset_index(drop=True), summary
 
 

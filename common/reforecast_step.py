@@ -239,7 +239,8 @@ def build(cfg: Config, at: pd.Timestamp, nightly: pd.DataFrame, history: pd.Data
                               minutes)
     nightly_days = nightly.assign(date=nightly["interval_start"].dt.normalize()).groupby(
         ["queue", "date"], as_index=False)["p50"].sum().rename(columns={"p50": "nightly_day_p50"})
-    rows = staffed.merge(summary.drop(columns=["nightly_day_p50", "trust_k", "rest_factor"]), on="queue", how="left")
+    rows = staffed.merge(summary.loc[:, ["queue", "projected_day_p50", "observed_so_far", "share_so_far"]], on="queue",
+                         how="left")
     rows = rows.merge(nightly_days, on=["queue", "date"], how="left")
     is_today = rows["date"] == today
     rows.loc[~is_today, ["projected_day_p50", "observed_so_far", "share_so_far"]] = np.nan
