@@ -13,7 +13,7 @@ half-life), R = sum(v a_i) / sum(v s_i), because the afternoon follows the late 
 (half-life infinite = the plain ratio); and the half-life and k are calibrated per queue on a replay of recent
 days (the pair of `HALF_LIVES` x `K_GRID` with the smallest rest-of-day error), so a queue whose mornings say a lot
 about its afternoons trusts them sooner, and a noisy one later. With too few replayed days a queue gets the pair of
-all queues pooled; a pair that does not cut the replay's error by MIN_GAIN against the plain projection (k =
+all queues pooled (with too few dates even for that, the plain projection); a pair that does not cut the replay's error by MIN_GAIN against the plain projection (k =
 `intraday.trust_k`, every interval the same) is noise, and the plain projection stays.
 
 Decisions:
@@ -22,8 +22,10 @@ Decisions:
 - A queue with no call yet where fewer than MIN_EXPECTED_CALLS were expected keeps the nightly forecast (w = 0);
   a long silence against a large expected count does lower it, as it should.
 - p10/p90 of the rest are rest x the 10%/90% quantiles of (actual rest / projected rest) on the replayed days at a
-  similar share of the day seen (within `BAND_WIDTH`), never wider than the nightly band's ratios; without enough
-  replayed points, the nightly ratios narrowed by sqrt(1 - w).
+  similar share of the day seen (within `BAND_WIDTH`; the queue's own points, else all queues'): they narrow as the
+  day is seen because the replay's errors do. Not clamped to the nightly band: a nightly band too narrow for the
+  day's real spread would make this one too narrow too. Without enough replayed points: the nightly ratios
+  narrowed by sqrt(1 - w).
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ K_GRID = (0.02, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.0, 5.0)
 HALF_LIVES = (0.5, 1.0, 2.0, 4.0, float("inf"))  # hours; inf: every observed interval counts the same
 BAND_WIDTH = 0.1        # replayed points within +-this share of the day seen set the band at S
 MIN_BAND_POINTS = 20    # fewer: the nightly band, narrowed
-MIN_CALIBRATION_DAYS = 20  # fewer replayed days for a queue: the pooled pair of all queues
+MIN_CALIBRATION_DAYS = 20  # fewer replayed days: a queue gets the pooled pair of all queues; fewer dates: plain
 MIN_EXPECTED_CALLS = 5  # no call yet against fewer expected: the nightly forecast stays
-MIN_GAIN = 0.05         # a calibrated pair must cut the replay's error by this share vs the plain projection
+MIN_GAIN = 0.02         # a calibrated pair must cut the replay's error by this share vs the plain projection
 
 
 def trust(share: np.ndarray | float, k: np.ndarray | float) -> np.ndarray:
@@ -153,7 +155,8 @@ def calibrate(points: pd.DataFrame, default_k: float) -> Calibration:
         i = int(np.argmin(errors))
         return pairs[i] if errors[i] < (1.0 - MIN_GAIN) * errors[plain] else pairs[plain]
 
-    pooled = best(per_queue.sum(axis=0).to_numpy())
+    pooled = best(per_queue.sum(axis=0).to_numpy()) if points["date"].nunique() >= MIN_CALIBRATION_DAYS \
+        else pairs[plain]
     chosen = {str(q): (best(row.to_numpy()) if days.get(q, 0) >= MIN_CALIBRATION_DAYS else pooled)
               for q, row in per_queue.iterrows()}
     pick = points["queue"].astype("str").map({q: pairs.index(p) for q, p in chosen.items()}).to_numpy(dtype=int)
@@ -173,10 +176,9 @@ def band_ratios(calibration: Calibration, queue: str, share: float, nightly_lo: 
     use = own if len(own) >= MIN_BAND_POINTS else near
     if len(use) >= MIN_BAND_POINTS:
         lo, hi = (float(np.quantile(use["ratio"], q)) for q in (0.1, 0.9))
-    else:
-        narrow = float(np.sqrt(1.0 - trust(share, k)))
-        lo, hi = 1.0 - (1.0 - nightly_lo) * narrow, 1.0 + (nightly_hi - 1.0) * narrow
-    return min(max(lo, nightly_lo), 1.0), max(min(hi, nightly_hi), 1.0)
+        return min(lo, 1.0), max(hi, 1.0)
+    narrow = float(np.sqrt(1.0 - trust(share, k)))
+    return min(1.0 - (1.0 - nightly_lo) * narrow, 1.0), max(1.0 + (nightly_hi - 1.0) * narrow, 1.0)
 
 
 def interval_states(starts_utc: pd.Series, at_utc: pd.Timestamp, interval_minutes: int) -> np.ndarray:
