@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared-dir", type=Path, default=SHARED_DIR)
     parser.add_argument("--work-dir", type=Path, default=REPO / "data" / "bench")
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--set", action="append", default=[], dest="cfg_overrides", metavar="KEY=VALUE",
+                        help="config override for the replay, e.g. --set intraday.calibration_weeks=12")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     for name in args.datasets.split(","):
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         started = time.perf_counter()
         config, overrides = prepare(ds, args.work_dir, demo_days=args.demo_days, files=files)
-        cfg, intervals, closed = read_intervals(config, overrides)
+        cfg, intervals, closed = read_intervals(config, [*overrides, *args.cfg_overrides])
         scored = replay(intervals, closed, cfg.forecast.profile_weeks, cfg.intraday.calibration_weeks,
                         cfg.rules.interval_minutes)
         table = summary(scored)
