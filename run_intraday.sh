@@ -28,7 +28,10 @@ EOT
   esac
 done
 [ -x .venv/bin/python ] || { echo "run_intraday.sh: no .venv yet: run ./run_daily.sh once first" >&2; exit 2; }
-case "${WFM_UMASK:-077}" in 077|027|007) umask "${WFM_UMASK:-077}" ;; *) echo "run_intraday.sh: WFM_UMASK=$WFM_UMASK: use 077 or 027" >&2; exit 2 ;; esac
+case "${WFM_UMASK:-077}" in
+  077|027|007) umask "${WFM_UMASK:-077}" ;;
+  *) echo "run_intraday.sh: WFM_UMASK=$WFM_UMASK: use 077 or 027" >&2; exit 2 ;;
+esac
 
 mkdir -p data logs
 exec 8>data/.run_intraday.lock
@@ -38,7 +41,8 @@ if ! flock -n 8; then
 fi
 # The nightly run's lock is only looked at (its pid file), never taken: the night must never find it held.
 night_pid="$(cat data/.run_daily.pid 2>/dev/null || true)"
-if [ -n "$night_pid" ] && kill -0 "$night_pid" 2>/dev/null && grep -q run_daily "/proc/$night_pid/cmdline" 2>/dev/null; then
+if [ -n "$night_pid" ] && kill -0 "$night_pid" 2>/dev/null \
+    && grep -q run_daily "/proc/$night_pid/cmdline" 2>/dev/null; then
   echo "run_intraday.sh: the nightly run (pid $night_pid) is going: reforecasting from bronze as it is (--no-load)"
   extra+=(--no-load)
 fi

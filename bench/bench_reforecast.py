@@ -30,13 +30,20 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from bench.accuracy_data import DATASETS, REPO, SHARED_DIR, data_glob, missing_data, prepare  # noqa: E402
-from common import db, reforecast, reforecast_step, silver  # noqa: E402
-from common.calendar import interval_grid  # noqa: E402
-from common.config import load_config  # noqa: E402
-from common.config_schema import Config  # noqa: E402
-from common.intraday import intraday_profile, minute_of_day  # noqa: E402
-from common.opening_hours import parse_opening_hours  # noqa: E402
+from bench.accuracy_data import (
+    DATASETS,
+    REPO,
+    SHARED_DIR,
+    data_glob,
+    missing_data,
+    prepare,
+)
+from common import db, reforecast, reforecast_step, silver
+from common.calendar import interval_grid
+from common.config import load_config
+from common.config_schema import Config
+from common.intraday import intraday_profile, minute_of_day
+from common.opening_hours import parse_opening_hours
 
 log = logging.getLogger("bench.reforecast")
 HOURS = (10, 12, 14)
@@ -99,8 +106,9 @@ def replay(intervals: pd.DataFrame, holidays: pd.DataFrame, profile_weeks: int, 
                 half_life, k = cal.for_queue(str(queue))
                 v = reforecast.recency_weights((hour * 60 - q["minute"].to_numpy()[done] - minutes) / 60.0, half_life)
                 lo, hi = reforecast.band_ratios(cal, str(queue), s, n_lo, n_hi, k)
+                ours = float(reforecast.project_rest(a, s, n, k, (v * y[done]).sum(), (v * share[done]).sum()))
                 for method, rest in (("nightly", n * (1 - s)), ("plain", float(reforecast.plain_projection(a, s, n))),
-                                     ("ours", float(reforecast.project_rest(a, s, n, k, (v * y[done]).sum(), (v * share[done]).sum())))):
+                                     ("ours", ours)):
                     pred = rest * share[~done] / (1 - s)
                     band = (lo, hi) if method == "ours" else (n_lo, n_hi)
                     rows.append((method, hour, queue, day, rest, rest_actual, np.abs(pred - y[~done]).sum(),

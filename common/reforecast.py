@@ -13,8 +13,9 @@ half-life), R = sum(v a_i) / sum(v s_i), because the afternoon follows the late 
 (half-life infinite = the plain ratio); and the half-life and k are calibrated per queue on a replay of recent
 days (the pair of `HALF_LIVES` x `K_GRID` with the smallest rest-of-day error), so a queue whose mornings say a lot
 about its afternoons trusts them sooner, and a noisy one later. With too few replayed days a queue gets the pair of
-all queues pooled (with too few dates even for that, the plain projection); a pair that does not cut the replay's error by MIN_GAIN against the plain projection (k =
-`intraday.trust_k`, every interval the same) is noise, and the plain projection stays.
+all queues pooled (with too few dates even for that, the plain projection); a pair that does not cut the replay's
+error by MIN_GAIN against the plain projection (k = `intraday.trust_k`, every interval the same) is noise, and the
+plain projection stays.
 
 Decisions:
 - The interval in progress is not observed (its count is partial): it is forecast like the others, and its

@@ -11,7 +11,8 @@ Writes gold_forecast_intraday (every issue kept) and the `intraday_deviation` al
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time as dtime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -20,7 +21,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Connection
 
 from common import db, reforecast, silver, tables
-from common.aggregate import aggregate_intervals, apply_queue_aliases, clip_aht, intervals_from_report
+from common.aggregate import (
+    aggregate_intervals,
+    apply_queue_aliases,
+    clip_aht,
+    intervals_from_report,
+)
 from common.alerts import Alert, alerts_frame
 from common.calendar import interval_grid, localize
 from common.cdr import contacts_from_legs
@@ -187,9 +193,12 @@ def deviation_alerts(summary: pd.DataFrame, new: pd.DataFrame, old: pd.DataFrame
         staff_words = "staffing unchanged for the rest of the day"
         if len(diff) and (sign * diff).max() > 0:
             peak = int((sign * diff).max())
-            hit = np.flatnonzero(sign * diff >= peak)
+            at_peak = sign * diff >= peak
+            begin = end = int(np.argmax(at_peak))  # the first run of intervals at the peak
+            while end + 1 < len(diff) and at_peak[end + 1]:
+                end += 1
             starts = q_new["interval_start"].to_numpy()
-            first, last = pd.Timestamp(starts[hit[0]]), pd.Timestamp(starts[hit[-1]]) + pd.Timedelta(minutes=minutes)
+            first, last = pd.Timestamp(starts[begin]), pd.Timestamp(starts[end]) + pd.Timedelta(minutes=minutes)
             staff_words = (f"{peak} {'more' if sign > 0 else 'fewer'} agents needed "
                            f"{first:%H:%M}-{last:%H:%M}")
         message = (f"{row.queue}: {dev:+.0%} on the nightly forecast; {staff_words} (projected "

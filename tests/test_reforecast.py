@@ -160,7 +160,7 @@ def _partial(full: Path, target: Path, before: str) -> None:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> dict:
-    """Two folders with the same 21-day demo (30% of its calls) and night AS_OF run; the day AS_OF's full export aside."""
+    """Two folders with the same 21-day demo (30% of its calls) and night AS_OF run; AS_OF's full export aside."""
     root = tmp_path_factory.mktemp("reforecast")
     (root / "a").mkdir()
     a = write_config(root / "a")
