@@ -13,7 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from common import reforecast, reforecast_step
+from common.calendar import interval_grid
 from common.demo import fill_demo_inbox
+from common.opening_hours import parse_opening_hours
 from tests.conftest import write_config
 
 DAY = pd.Timestamp("2025-03-10")  # a Monday; the test plans are in UTC, so local = UTC
@@ -84,6 +86,23 @@ def test_a_queue_with_no_calls_yet_early_in_the_day_keeps_the_nightly_forecast()
                                               pd.Timestamp("2025-03-10 08:30"), 30, PLAIN)
     assert rest["p50"].sum() == pytest.approx(46.0)
     assert summary.iloc[0].projected_day_p50 == pytest.approx(46.0)
+
+
+def test_a_fall_back_day_counts_its_repeated_hour_twice_by_utc() -> None:
+    # Stockholm 2025-10-26 has 50 half-hours; at 03:00 local (02:00 UTC) 8 have ended: 00:00-02:00 CEST (6 incl. the
+    # first 02:00 and 02:30) and 02:00, 02:30 CET again. 100 forecast and 100 seen in each: S = 8/50, A = 800.
+    hours = parse_opening_hours({"default": {d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat",
+                                                                          "sun")}})
+    grid = interval_grid(["Support"], date(2025, 10, 26), date(2025, 10, 26), 30, "Europe/Stockholm", hours,
+                         pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")}))
+    assert len(grid) == 50
+    day = grid.assign(p10=80.0, p50=100.0, p90=120.0)
+    seen = grid.loc[:, ["queue", "interval_start_utc"]].assign(offered=100.0)
+    at_utc = pd.Timestamp("2025-10-26 02:00")
+    rest, summary = reforecast.reforecast_day(day, seen.loc[seen["interval_start_utc"] < at_utc], at_utc, 30, PLAIN)
+    assert (summary.iloc[0].share_so_far, summary.iloc[0].observed_so_far) == (pytest.approx(8 / 50), 800.0)
+    assert len(rest) == 42 and rest["p50"].to_numpy() == pytest.approx([100.0] * 42)  # on track: unchanged
+    assert (rest["interval_start"].dt.strftime("%H:%M") == "03:00").sum() == 1
 
 
 def test_tomorrow_carries_the_shrunk_part_of_todays_surprise() -> None:
