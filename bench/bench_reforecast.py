@@ -109,7 +109,7 @@ def replay(intervals: pd.DataFrame, holidays: pd.DataFrame, profile_weeks: int, 
                 ours = float(reforecast.project_rest(a, s, n, k, (v * y[done]).sum(), (v * share[done]).sum()))
                 for method, rest in (("nightly", n * (1 - s)), ("plain", float(reforecast.plain_projection(a, s, n))),
                                      ("ours", ours)):
-                    pred = rest * share[~done] / (1 - s)
+                    pred = rest * share[~done] / max(1 - s, 1e-12)
                     band = (lo, hi) if method == "ours" else (n_lo, n_hi)
                     rows.append((method, hour, queue, day, rest, rest_actual, np.abs(pred - y[~done]).sum(),
                                  rest * band[0] <= rest_actual <= rest * band[1]))
