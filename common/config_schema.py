@@ -192,7 +192,7 @@ class IntradayConfig(StrictModel):
     alert_deviation: float = Field(0.10, gt=0)          # alert when the projected day is this share off the nightly
     trust_k: float = Field(0.15, gt=0)                  # w = share seen / (share seen + k) until calibrated per queue
     calibration_weeks: int = Field(8, ge=0, le=52)      # recent days replayed to calibrate k and the band (0: off)
-    tomorrow_after: str | None = "15:00"                # from this local time on, tomorrow is reforecast too (null: never)
+    tomorrow_after: str | None = "15:00"                # from this local time on, tomorrow too (null: never)
     tomorrow_shrink: float = Field(0.5, ge=0, le=1)     # how much of today's surprise carries over to tomorrow
 
     @field_validator("tomorrow_after")

@@ -202,8 +202,8 @@ def deviation_alerts(summary: pd.DataFrame, new: pd.DataFrame, old: pd.DataFrame
             staff_words = (f"{peak} {'more' if sign > 0 else 'fewer'} agents needed "
                            f"{first:%H:%M}-{last:%H:%M}")
         message = (f"{row.queue}: {dev:+.0%} on the nightly forecast; {staff_words} (projected "
-                   f"{row.projected_day_p50:.0f} calls today vs {row.nightly_day_p50:.0f}; {row.share_so_far:.0%} of the "
-                   f"day seen; intraday.alert_deviation {limit:g})")
+                   f"{row.projected_day_p50:.0f} calls today vs {row.nightly_day_p50:.0f}; "
+                   f"{row.share_so_far:.0%} of the day seen; intraday.alert_deviation {limit:g})")
         alerts.append(Alert(severity="warning", rule=RULE, queue=row.queue, metric="projected_day_vs_nightly",
                             value=float(dev), threshold=float(limit), message=message))
     return alerts
@@ -217,6 +217,9 @@ def build(cfg: Config, at: pd.Timestamp, nightly: pd.DataFrame, history: pd.Data
     """
     minutes, tz = cfg.rules.interval_minutes, cfg.timezone
     day = at.date()
+    nightly = nightly.astype({"queue": "str", "interval_start": "datetime64[ns]",  # typed even when empty
+                              "interval_start_utc": "datetime64[ns]",
+                              **{c: float for c in [*reforecast.QCOLS, "aht_seconds"]}})
     today, tomorrow = pd.Timestamp(day), pd.Timestamp(day) + pd.Timedelta(days=1)
     now_utc = at_utc(at, tz)
     profile = intraday_profile(history, day, cfg.forecast.profile_weeks, silver.closed_dates_for(cfg, day, day))

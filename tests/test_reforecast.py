@@ -12,13 +12,16 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from common import reforecast, reforecast_step
+from common import db, reforecast, reforecast_step, tables
+from common.accuracy_store import replace_night
 from common.calendar import interval_grid
+from common.config import load_config
 from common.demo import fill_demo_inbox
 from common.opening_hours import parse_opening_hours
-from tests.conftest import write_config
+from tests.conftest import REPO, write_config
 
 DAY = pd.Timestamp("2025-03-10")  # a Monday; the test plans are in UTC, so local = UTC
+AS_OF = DAY.date()
 
 
 def plan(open_from: str = "08:00", intervals: int = 8, p50: float = 100.0) -> pd.DataFrame:
@@ -146,9 +149,50 @@ def test_a_deviation_alert_says_how_far_off_and_how_many_more_agents_when() -> N
     assert a.message.startswith("Support: +14% on the nightly forecast; 6 more agents needed 13:30-14:30")
 
 
+def test_a_day_no_night_forecast_is_reforecast_from_the_same_weekday_mean_of_four_weeks() -> None:
+    # Billing is open Mon-Fri 08:00-18:00 (20 half-hours). 5 weeks of 10 calls per half-hour: the Monday mean is 200
+    # (flat profile). Today 12 per half-hour 08:00-12:00: S = 0.4, A = 96, w = 0.4 / 0.55; the rest is
+    # 0.6 x (w x 240 + (1 - w) x 200) = 137.45 over 12 half-hours; the day +16.7% on 200: an alert.
+    cfg = load_config(REPO / "config.yaml", ["timezone=UTC", "rules.holidays.country=null",
+                                             "intraday.calibration_weeks=0", "intraday.tomorrow_after=null"])
+    hours = parse_opening_hours(cfg.rules.opening_hours.model_dump())
+    none = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]")})
+    past = interval_grid(["Billing"], date(2025, 2, 3), date(2025, 3, 9), 30, "UTC", hours, none)
+    history = past.assign(offered=np.where(past["is_open"], 10.0, 0.0), handled=np.where(past["is_open"], 10.0, 0.0),
+                          aht_seconds=np.where(past["is_open"], 240.0, np.nan))
+    grid = reforecast_step.today_grid(cfg, date(2025, 3, 10), ["Billing"])
+    seen = grid.loc[grid["is_open"] & (grid["interval_start"] < DAY + pd.Timedelta(hours=12))].assign(offered=12.0)
+    nightly = pd.DataFrame(columns=["queue", "interval_start", "interval_start_utc", "p10", "p50", "p90",
+                                    "aht_seconds"])
+    rows, summary, alerts = reforecast_step.build(cfg, DAY + pd.Timedelta(hours=12), nightly, history, seen, grid)
+    w = 0.4 / 0.55
+    rest = 0.6 * (w * 240 + (1 - w) * 200)
+    assert set(rows["method"]) == {"reforecast_no_nightly"} and set(rows["forecast_date"]) == {DAY}
+    assert rows.loc[rows["p50"] > 0, "p50"].to_numpy() == pytest.approx([rest / 12] * 12)
+    assert rows["nightly_day_p50"].iloc[0] == pytest.approx(200.0)
+    assert rows["projected_day_p50"].iloc[0] == pytest.approx(96 + rest)
+    assert (rows.loc[rows["p50"] > 0, "staff_p50"] >= 1).all() and rows["aht_seconds"].max() == 240.0
+    assert [a.queue for a in alerts] == ["Billing"] and alerts[0].message.startswith("Billing: +17% on the nightly")
+
+
+def test_the_night_leaves_the_days_intraday_alerts_alone() -> None:
+    engine = db.make_engine("sqlite://")
+    db.ensure_schema(engine)
+    alert = reforecast_step.Alert(severity="warning", rule="intraday_deviation", metric="projected_day_vs_nightly",
+                                  message="Support: +14% on the nightly forecast", queue="Support", value=0.14,
+                                  threshold=0.1)
+    with engine.begin() as conn:
+        reforecast_step.save(conn, pd.DataFrame(columns=[c.name for c in tables.gold_forecast_intraday.columns]),
+                             [alert], pd.Timestamp("2025-03-10 11:00"), AS_OF, "intraday")
+        replace_night(conn, AS_OF, [], pd.DataFrame(), pd.DataFrame(), pd.DataFrame(
+            {"severity": ["warning"], "alert_rule": ["daily_mape"], "queue": ["Sales"], "metric": ["mape"],
+             "value": [0.2], "threshold": [0.1], "message": ["Sales: 20% off"]}), "night")
+        rules = sorted(pd.read_sql("select alert_rule from gold_alerts", conn)["alert_rule"])
+    assert rules == ["daily_mape", "intraday_deviation"]
+
+
 # --- the step end to end --------------------------------------------------------------------------------------
 
-AS_OF = date(2025, 3, 10)
 STEPS = ("0_load_bronze", "1_build_silver", "3_forecast")
 
 
