@@ -267,3 +267,17 @@ def test_reforecast_then_night_leaves_the_nightly_tables_as_a_night_alone_and_a_
                   "gold_staffing_interval", "gold_staffing_daily"):
         left, right = (_read(c, table).drop(columns=["run_id", "built_at"], errors="ignore") for c in (a, b))
         pd.testing.assert_frame_equal(left, right, obj=table)
+
+
+def test_run_intraday_refuses_a_second_reforecast_while_one_holds_its_lock(tmp_path: Path) -> None:
+    import fcntl
+    import subprocess
+
+    shutil.copy(REPO / "run_intraday.sh", tmp_path / "run_intraday.sh")
+    (tmp_path / ".venv").symlink_to(REPO / ".venv")
+    (tmp_path / "data").mkdir()
+    with open(tmp_path / "data" / ".run_intraday.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        done = subprocess.run(["bash", str(tmp_path / "run_intraday.sh")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and "still running" in done.stderr
+    assert not (tmp_path / "data" / ".run_daily.lock").exists()  # the nightly lock is never taken
