@@ -132,7 +132,13 @@ class TrainingConfig(StrictModel):
     # p50 = learnt weights per queue over LightGBM, a ridge model, the 4-week same-weekday mean, seasonal naive and
     # the vendor's forecast (common/ensemble.py); false = LightGBM's p50 alone. Needs calibration_origins >= 2.
     ensemble: bool = True
-    ensemble_shrink_points: float = Field(28, ge=0, le=10_000)  # backtest points' worth of pull toward equal weights
+    ensemble_shrink_origins: float = Field(1.0, ge=0, le=52)  # backtest origins' worth of pull toward the prior
+    ensemble_prior: Literal["lightgbm", "equal"] = "lightgbm"  # what thin evidence shrinks toward (docs/accuracy.md)
+    ensemble_min_gain: float = Field(0.0, ge=0, lt=1)  # the combination must beat LightGBM alone by this share, else it
+    # which members may get weight (lightgbm always can): lightgbm, linear, same_weekday_mean, seasonal_naive, vendor
+    ensemble_members: list[Literal["lightgbm", "linear", "same_weekday_mean", "seasonal_naive", "vendor"]] = [
+        "lightgbm", "linear", "same_weekday_mean", "seasonal_naive", "vendor"]
+    ensemble_half_life_origins: float = Field(2.0, ge=0, le=52)  # an origin's say halves every this many back; 0 = equal
 
     @field_validator("exogenous_table")
     @classmethod

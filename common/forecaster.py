@@ -70,7 +70,10 @@ class QuantileForecaster:
                  windows: Sequence[int] = ROLLING_WINDOWS, calibrate: bool = True, blend: bool = False,
                  calibration_origins: int = 8, calibration_horizon: int = 14, calibration_step_days: int = 7,
                  level: str = "seasonal", level_half_life: float = SEASONAL_LEVEL_HALF_LIFE,
-                 ensemble: bool = False, ensemble_shrink_points: float = ensemble.SHRINK_POINTS) -> None:
+                 ensemble: bool = False, ensemble_shrink_origins: float = ensemble.SHRINK_ORIGINS,
+                 ensemble_half_life_origins: float = ensemble.HALF_LIFE_ORIGINS,
+                 ensemble_members: Sequence[str] = ensemble.MEMBERS, ensemble_prior: str = ensemble.PRIOR,
+                 ensemble_min_gain: float = ensemble.MIN_GAIN) -> None:
         self.quantiles = quantiles
         self.level = level
         self.level_half_life = level_half_life
@@ -86,7 +89,11 @@ class QuantileForecaster:
         self.calibration_horizon = calibration_horizon
         self.calibration_step_days = calibration_step_days
         self.ensemble = ensemble
-        self.ensemble_shrink_points = ensemble_shrink_points
+        self.ensemble_shrink_origins = ensemble_shrink_origins
+        self.ensemble_half_life_origins = ensemble_half_life_origins
+        self.ensemble_members = ensemble_members
+        self.ensemble_prior = ensemble_prior
+        self.ensemble_min_gain = ensemble_min_gain
 
     # ---- training -------------------------------------------------------------------------------
     def fit(self, history: pd.DataFrame, holidays: pd.DataFrame, *, exogenous: pd.DataFrame | None = None,
@@ -124,14 +131,17 @@ class QuantileForecaster:
                 "calibration_horizon": int(self.calibration_horizon),
                 "calibration_step_days": int(self.calibration_step_days),
                 "level": self.level, "level_half_life": float(self.level_half_life),
-                "ensemble": bool(self.ensemble), "ensemble_shrink_points": float(self.ensemble_shrink_points)}
+                "ensemble": bool(self.ensemble), "ensemble_shrink_origins": float(self.ensemble_shrink_origins),
+                "ensemble_half_life_origins": float(self.ensemble_half_life_origins),
+                "ensemble_members": list(self.ensemble_members), "ensemble_prior": self.ensemble_prior,
+                "ensemble_min_gain": float(self.ensemble_min_gain)}
 
     def _raw_settings(self) -> str:
         """What decides the unadjusted boosters, as text (a CalibrationCache key)."""
         return json.dumps({"quantiles": self._checked_quantiles(), "params": self.params, "seed": self.seed,
                            "num_threads": self.num_threads, "target": self.target, "lags": list(self.lags),
                            "windows": list(self.windows), "level": self.level,
-                           "level_half_life": self.level_half_life, "linear": bool(self.ensemble)},
+                           "level_half_life": self.level_half_life, "linear": self._fits_linear()},
                           sort_keys=True, default=str)
 
     def _train(self, history: pd.DataFrame, holidays: pd.DataFrame, exogenous: pd.DataFrame | None,
@@ -173,7 +183,7 @@ class QuantileForecaster:
                                params=params, free_raw_data=True)
             models[q] = lgb.train(params, data, num_boost_round=rounds)
         self.linear_ = None
-        if self.ensemble:
+        if self._fits_linear():
             self.linear_ = ensemble.LinearMember().fit(
                 X, train["series"].cat.codes.to_numpy(), train["date"].dt.day_of_week.to_numpy(), label,
                 len(feats["series"].cat.categories))
@@ -289,7 +299,7 @@ class QuantileForecaster:
             if part is not None:
                 if self.ensemble and vendor is not None:
                     part = ensemble.with_vendor(part, vendor, origin)
-                parts.append(part)
+                parts.append(part.assign(origin=origin))
                 used.append(str(origin.date()))
         if len(parts) < 2:
             log.info("calibration: %d usable inner origins (need 2): no blend, no band calibration", len(parts))
@@ -297,7 +307,10 @@ class QuantileForecaster:
         points = pd.concat(parts, ignore_index=True)
         weights = None
         if self.ensemble:
-            weights = ensemble.learn_weights(points, self.ensemble_shrink_points)
+            unused = [ensemble.member_column(m) for m in ensemble.MEMBERS if m not in self._members()]
+            weights = ensemble.learn_weights(points.drop(columns=unused, errors="ignore"), self.ensemble_shrink_origins,
+                                             self.ensemble_half_life_origins, prior=self.ensemble_prior,
+                                             min_gain=self.ensemble_min_gain)
             points = points.assign(combined=ensemble.combine(points, weights))
             log.info("ensemble weights on %d inner origins:\n%s", len(parts), ensemble.format_weights(weights))
         learnt = learn_adjustments(points, self.quantiles_, self.blend and not self.ensemble, self.calibrate)
@@ -345,6 +358,16 @@ class QuantileForecaster:
         return read_model(cls, Path(directory))
 
     # ---- helpers --------------------------------------------------------------------------------
+    def _members(self) -> tuple[str, ...]:
+        unknown = sorted(set(self.ensemble_members) - set(ensemble.MEMBERS))
+        if unknown:
+            raise ConfigError(f"training.ensemble_members has unknown member(s) {unknown}; choose from "
+                              f"{', '.join(ensemble.MEMBERS)}")
+        return tuple(m for m in ensemble.MEMBERS if m in self.ensemble_members or m == "lightgbm")
+
+    def _fits_linear(self) -> bool:
+        return bool(self.ensemble) and "linear" in self._members()
+
     def _checked_quantiles(self) -> tuple[float, ...]:
         qs = tuple(sorted(float(q) for q in self.quantiles))
         if not qs or any(not 0 < q < 1 for q in qs) or len(set(qs)) != len(qs) or 0.5 not in qs:

@@ -105,7 +105,10 @@ def make_forecaster(training: TrainingConfig, quantiles: Sequence[float], horizo
                               calibrate=training.calibration_origins > 0,
                               calibration_origins=training.calibration_origins, calibration_horizon=horizon,
                               calibration_step_days=training.backtest_step_days,
-                              ensemble=training.ensemble, ensemble_shrink_points=training.ensemble_shrink_points)
+                              ensemble=training.ensemble, ensemble_shrink_origins=training.ensemble_shrink_origins,
+                              ensemble_half_life_origins=training.ensemble_half_life_origins,
+                              ensemble_members=tuple(training.ensemble_members),
+                              ensemble_prior=training.ensemble_prior, ensemble_min_gain=training.ensemble_min_gain)
 
 
 # --- identity: data hash and version ---------------------------------------------------------------------
@@ -138,7 +141,10 @@ def model_params(model: QuantileForecaster) -> dict:
         "adjustments": {"calibrate": bool(model.calibrate), "blend": bool(model.blend),
                         "origins": int(model.calibration_origins), "horizon": int(model.calibration_horizon),
                         "step_days": int(model.calibration_step_days), "ensemble": bool(model.ensemble),
-                        "ensemble_shrink_points": float(model.ensemble_shrink_points)},
+                        "ensemble_shrink_origins": float(model.ensemble_shrink_origins),
+                        "ensemble_half_life_origins": float(model.ensemble_half_life_origins),
+                        "ensemble_members": list(model.ensemble_members), "ensemble_prior": model.ensemble_prior,
+                        "ensemble_min_gain": float(model.ensemble_min_gain)},
         "lightgbm_version": metadata.version("lightgbm"),
     }
 

@@ -26,24 +26,64 @@ def points(n: int = 28) -> pd.DataFrame:
 
 
 def test_the_member_that_is_exactly_right_gets_all_the_learnt_weight():
-    learnt = ensemble.learn_weights(points(), shrink_points=0)
+    learnt = ensemble.learn_weights(points(), shrink_origins=0)  # no pull toward the prior
     assert learnt["weights"]["A"] == {"lightgbm": 0.0, "same_weekday_mean": 1.0, "seasonal_naive": 0.0}
     assert learnt["wmape"]["A"]["ensemble"] == 0.0 and learnt["points"]["A"] == 28
 
 
 def test_thin_evidence_shrinks_the_weights_toward_equal():
-    # 28 points and 28 pseudo-points: half the learnt weights (0, 1, 0) and half equal (1/3 each)
-    w = ensemble.learn_weights(points(28), shrink_points=28)["weights"]["A"]
+    # 28 points without an origin (each its own) and 28 pseudo-origins: half the learnt weights (0, 1, 0) and half
+    # equal (1/3 each)
+    w = ensemble.learn_weights(points(28), shrink_origins=28, prior="equal")["weights"]["A"]
     assert w == pytest.approx({"lightgbm": 1 / 6, "same_weekday_mean": 0.5 + 1 / 6, "seasonal_naive": 1 / 6},
                               abs=1e-4)
     assert sum(w.values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_thin_evidence_shrinks_toward_lightgbm_by_default():
+    # 28 points, 28 pseudo-origins, prior lightgbm: half of (0, 1, 0) and half of (1, 0, 0); it beats LightGBM alone
+    # (error 0.5 x 0.2 y vs 0.2 y): kept
+    w = ensemble.learn_weights(points(28), shrink_origins=28)["weights"]["A"]
+    assert w == pytest.approx({"lightgbm": 0.5, "same_weekday_mean": 0.5, "seasonal_naive": 0.0}, abs=1e-4)
+
+
+def test_a_combination_not_clearly_better_than_lightgbm_leaves_lightgbm_alone():
+    # both over by 5% and 4.9%: the best mix is the mean alone, 2% less error than LightGBM's (1 - 4.9 / 5), under
+    # min_gain 5% -> LightGBM alone
+    pts = points(28).assign(member_lightgbm=lambda f: 1.05 * f["y"], member_same_weekday_mean=lambda f: 1.049 * f["y"])
+    learnt = ensemble.learn_weights(pts.drop(columns="member_seasonal_naive"), shrink_origins=0, min_gain=0.05)
+    assert learnt["weights"]["A"] == {"lightgbm": 1.0, "same_weekday_mean": 0.0}
+    assert "A" in learnt["kept_lightgbm"] and learnt["gain"]["A"] == pytest.approx(0.02, abs=1e-3)
 
 
 def test_closed_days_and_zero_actuals_do_not_count_as_evidence():
     pts = points(10)
     pts.loc[:4, "is_open"] = False
     pts.loc[5, "y"] = 0.0
-    assert ensemble.learn_weights(pts, shrink_points=0)["points"]["A"] == 4
+    assert ensemble.learn_weights(pts, shrink_origins=0)["points"]["A"] == 4
+
+
+def two_origins() -> pd.DataFrame:
+    """The older origin: lightgbm exact, same_weekday_mean 20 over; the latest: lightgbm 20 under, the mean exact."""
+    old = pd.DataFrame({"origin": pd.Timestamp("2025-03-03"), "member_lightgbm": 100.0,
+                        "member_same_weekday_mean": 120.0}, index=range(4))
+    new = pd.DataFrame({"origin": pd.Timestamp("2025-03-10"), "member_lightgbm": 80.0,
+                        "member_same_weekday_mean": 100.0}, index=range(4, 8))
+    return pd.concat([old, new]).assign(series="A", y=100.0, is_open=True)
+
+
+def test_recent_origins_count_more_and_ties_go_to_lightgbm():
+    # half-life 1 origin: the older origin weighs 0.5. Weight w on lightgbm costs 4 x 20 x (1 - w) x 0.5 on the
+    # older origin and 4 x 20 x w on the latest: 40 + 40 w, least at w = 0
+    recent = ensemble.learn_weights(two_origins(), shrink_origins=0, half_life_origins=1)
+    assert recent["weights"]["A"] == {"lightgbm": 0.0, "same_weekday_mean": 1.0}
+    # no decay: 80 (1 - w) + 80 w is 80 for every w, a tie, which goes to lightgbm
+    flat = ensemble.learn_weights(two_origins(), shrink_origins=0, half_life_origins=0)
+    assert flat["weights"]["A"] == {"lightgbm": 1.0, "same_weekday_mean": 0.0}
+    # effective origins: (1 + 0.5)^2 / (1 + 0.25) = 1.8; shrunk by 1.8 / (1.8 + 1) toward (0.5, 0.5)
+    shrunk = ensemble.learn_weights(two_origins(), shrink_origins=1, half_life_origins=1, prior="equal")
+    assert shrunk["origins"]["A"] == pytest.approx(1.8)
+    assert shrunk["weights"]["A"]["lightgbm"] == pytest.approx(0.5 * 1 / 2.8, abs=1e-4)
 
 
 def test_a_member_missing_on_a_day_gives_its_weight_to_the_others():
@@ -101,7 +141,8 @@ def test_a_vendor_issued_in_time_that_was_exact_earns_most_of_the_weight(data):
     vendor = vendor_issued(history, future, days_before=15)  # every backtest day was issued before its origin
     model = QuantileForecaster(params=FAST, ensemble=True).fit(history, HOLIDAYS, vendor=vendor)
     weights = model.adjustments_["ensemble"]["weights"]
-    assert weights["A"]["vendor"] > 0.7 and weights["B"]["vendor"] > 0.7
+    # learnt 1.0, shrunk toward lightgbm by 5.1 effective origins / (5.1 + 1)
+    assert weights["A"]["vendor"] > 0.8 and weights["B"]["vendor"] > 0.8
     fc = model.forecast(history, future, HOLIDAYS, vendor=vendor)
     assert (fc.loc[fc["member_vendor"].notna() & (fc["p50"] > 0), "member_vendor"] == 100.0).all()
 
