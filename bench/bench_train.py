@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--level-baseline", action="store_true",
                         help="also time the final fit + backtest with training.level: window (the 28-day level), "
                              "in this process, and compare accuracy")
+    parser.add_argument("--ensemble-baseline", action="store_true",
+                        help="also fit + backtest with training.ensemble off (LightGBM alone) and report the ratio")
     parser.add_argument("--tracemalloc", action="store_true", help="also measure the Python heap peak (slower)")
     parser.add_argument("--seed", type=int, default=7)
     return parser.parse_args(argv)
@@ -167,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"level: {cfg.level} fit + backtest {fit_seconds + backtest_seconds:.1f}s, wMAPE "
               f"{overall['candidate']['wmape']:.2%} vs window {window_seconds:.1f}s, wMAPE {ours['wmape']:.2%} "
               f"({(fit_seconds + backtest_seconds) / window_seconds:.2f}x the time)")
+    if args.ensemble_baseline:
+        _, _, alone_result, *seconds = fit_and_backtest(cfg.model_copy(update={"ensemble": False}))
+        alone_seconds = sum(seconds)
+        alone = training.backtest_metrics(alone_result.frame)["overall"]["candidate"]
+        print(f"ensemble: {cfg.ensemble} fit + backtest {fit_seconds + backtest_seconds:.1f}s, wMAPE "
+              f"{overall['candidate']['wmape']:.2%} vs LightGBM alone {alone_seconds:.1f}s, wMAPE "
+              f"{alone['wmape']:.2%} ({(fit_seconds + backtest_seconds) / alone_seconds:.2f}x the time)")
     return 0
 
 

@@ -65,7 +65,9 @@ def replace_night(conn: Connection, as_of: date, origins: list[date], accuracy: 
     conn.execute(delete(SUMMARY).where((SUMMARY.c.as_of == as_of)
                                        & SUMMARY.c.method.in_([evaluation.FORECAST, evaluation.NAIVE_BENCHMARK])))
     written += db.insert_frame(conn, SUMMARY, summary.assign(run_id=run_id))
-    conn.execute(delete(tables.gold_alerts).where(tables.gold_alerts.c.as_of == as_of))
+    # the intraday reforecast's alerts of the day (3_5_reforecast_intraday.py) are its own to replace
+    conn.execute(delete(tables.gold_alerts).where((tables.gold_alerts.c.as_of == as_of)
+                                                  & (tables.gold_alerts.c.alert_rule != "intraday_deviation")))
     written += db.insert_frame(conn, tables.gold_alerts, alert_rows.assign(
         run_id=run_id, as_of=pd.Timestamp(as_of), created_at=db.utc_now()))
     return written

@@ -188,11 +188,25 @@ class ForecastConfig(StrictModel):
 
 
 class IntradayConfig(StrictModel):
-    """The split of a queue that has no interval history (only daily totals); common/day_shape.py."""
+    """The split of a queue that has no interval history (only daily totals, common/day_shape.py), and the intraday
+    reforecast's settings."""
 
     # Weights per time of day, {"08:00": 5, "08:30": 7, ...} for every weekday or {mon: {...}, ...} per weekday;
     # null: such a queue is forecast by the day only (no intervals, no staffing).
     default_shape: dict[str, float] | dict[str, dict[str, float]] | None = None
+    # The intraday reforecast (3_5_reforecast_intraday.py; common/reforecast.py).
+    alert_deviation: float = Field(0.10, gt=0)          # alert when the projected day is this share off the nightly
+    trust_k: float = Field(0.15, gt=0)                  # w = share seen / (share seen + k) until calibrated per queue
+    calibration_weeks: int = Field(8, ge=0, le=52)      # recent days replayed to calibrate k and the band (0: off)
+    tomorrow_after: str | None = "15:00"                # from this local time on, tomorrow too (null: never)
+    tomorrow_shrink: float = Field(0.5, ge=0, le=1)     # how much of today's surprise carries over to tomorrow
+
+    @field_validator("tomorrow_after")
+    @classmethod
+    def _clock_time(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", v):
+            raise ValueError(f"{v!r} is not a time of day HH:MM, e.g. \"15:00\"")
+        return v
 
 
 class StaffingConfig(StrictModel):

@@ -327,6 +327,33 @@ gold_staffing_interval = Table(
     Column("occupancy_p50", Float),
 )
 
+# One row per intraday issue per queue per remaining interval (today's not yet ended, and tomorrow's after
+# intraday.tomorrow_after): the reforecast and its staffing. Every issue is kept, so a day can be replayed.
+gold_forecast_intraday = Table(
+    "gold_forecast_intraday", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("issued_at_utc", DateTime, primary_key=True),      # the reforecast's --at, naive UTC
+    Column("queue", _NAME, primary_key=True),
+    Column("interval_start_utc", DateTime, primary_key=True),
+    Column("issued_at", DateTime, nullable=False),            # the --at, local wall clock
+    Column("forecast_date", Date, nullable=False),            # local date of the interval (today or tomorrow)
+    Column("interval_start", DateTime, nullable=False),
+    Column("p10", Float, nullable=False),
+    Column("p50", Float, nullable=False),
+    Column("p90", Float, nullable=False),
+    Column("aht_seconds", Float),
+    Column("agents_p50", Integer),
+    Column("staff_p10", Integer),
+    Column("staff_p50", Integer),
+    Column("staff_p90", Integer),
+    Column("projected_day_p50", Float),                       # today: observed so far + the reforecast rest
+    Column("nightly_day_p50", Float),                         # the nightly forecast of that day
+    Column("observed_so_far", Float),                         # today's calls in the intervals ended by issued_at
+    Column("share_so_far", Float),                            # the share of today's volume normally in by then
+    Column("method", String(40), nullable=False),             # reforecast | reforecast_no_nightly | tomorrow_adjusted
+    Index("ix_gold_forecast_intraday_date", "forecast_date"),
+)
+
 # One row per forecast origin per queue per local date: the day's staffing range (from gold_staffing_interval).
 gold_staffing_daily = Table(
     "gold_staffing_daily", metadata,

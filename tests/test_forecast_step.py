@@ -326,3 +326,34 @@ def test_a_what_if_run_leaves_the_published_rows_unchanged_and_writes_its_files(
     assert staffing["agents_p50"].sum() == staffed["agents_p50"].sum()
     assert runs_of(path)["overrides"].iloc[-1] == '["staffing.service_level=0.95"]'
     assert pd.isna(runs_of(path)["overrides"].iloc[0])  # the run without --set
+
+
+def vendor_rows(daily: pd.DataFrame) -> pd.DataFrame:
+    """A vendor that issued the true daily totals 15 days ahead (known before every backtest origin) and, for the
+    forecast days, 100 calls on the day before the as-of and a revision of 999 on the as-of itself (too late)."""
+    known = daily.loc[daily["queue"] != "Newline", ["queue", "date", "offered"]].rename(columns={"offered": "forecast"})
+    known = known.assign(issued_at=known["date"] - pd.Timedelta(days=15))
+    future = pd.DataFrame([(q, pd.Timestamp(AS_OF) + pd.Timedelta(days=d)) for q in ("Support", "Billing")
+                           for d in range(14)], columns=["queue", "date"])
+    issued = future.assign(forecast=100.0, issued_at=pd.Timestamp(AS_OF) - pd.Timedelta(hours=3))
+    revised = future.assign(forecast=999.0, issued_at=pd.Timestamp(AS_OF) + pd.Timedelta(hours=6))
+    return pd.concat([known.loc[known["date"] < pd.Timestamp(AS_OF)], issued, revised], ignore_index=True)
+
+
+def test_the_vendor_forecast_issued_before_the_origin_is_a_member_and_a_later_revision_is_not(tmp_path, data):
+    intervals, daily, _ = data
+    vendor = vendor_rows(daily)
+    with_vendor = vendor.rename(columns={"queue": "series"}).loc[lambda v: v["date"] < pd.Timestamp(AS_OF)]
+    cfg = load_config(write_config(tmp_path))
+    model = QuantileForecaster(params=TINY, ensemble=True).fit(
+        model_history(daily), closed_dates_for(cfg, FIRST, LAST), vendor=with_vendor.astype({"series": "str"}))
+    assert model.adjustments_["ensemble"]["weights"]["Support"]["vendor"] > 0.5  # it knew the truth in time
+    setup_db(tmp_path, (intervals, daily, model))
+    path = write_config(tmp_path, forecast__vendor_table="vendor_fc")  # the same database, with the vendor table
+    with db.make_engine(load_config(path).database_url).begin() as conn:
+        vendor.assign(date=vendor["date"].dt.date).to_sql("vendor_fc", conn, index=False)
+    assert run(path) == 0
+    members = read(path, tables.gold_forecast_members)
+    vendor_p50 = members.loc[(members["member"] == "vendor") & (members["p50"] > 0), "p50"]
+    assert len(vendor_p50) and (vendor_p50 == 100.0).all()  # the 999 revision came after the origin
+    assert members.loc[members["member"] == "vendor", "weight"].max() > 0.5

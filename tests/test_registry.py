@@ -215,6 +215,19 @@ def test_the_list_says_how_production_was_scored_and_reads_rows_from_before_it_w
                     "v1": "-", "v0": "-"}
 
 
+
+def test_list_prints_the_ensemble_weights_of_production_and_the_newest_versions():
+    weights = {"weights": {"Support": {"lightgbm": 0.7, "same_weekday_mean": 0.3}, "*": {"lightgbm": 1.0}},
+               "points": {"Support": 56}, "origins": {"Support": 5.14}}
+    rows = [{"version": v, "status": s, "created_at": T2 - pd.Timedelta(days=i), "promoted_at": None,
+             "status_reason": "r", "metrics": json.dumps({"overall": {}, **({"ensemble": weights} if e else {})})}
+            for i, (v, s, e) in enumerate([("v9", "staging", True), ("v8", "production", True), ("v7", "staging", False)])]
+    text = registry.format_versions(pd.DataFrame(rows))
+    assert "ensemble weights of v9 (staging), learnt per queue on the backtest:" in text
+    assert "ensemble weights of v8 (production)" in text and "ensemble weights of v7" not in text
+    assert "  Support: lightgbm 0.70, same_weekday_mean 0.30 (56 points, 5.14 effective origins)" in text
+    assert "*:" not in text  # the pooled weights are for unseen queues, not a queue
+
 # --- which model may forecast an as-of ---------------------------------------------------------------------
 
 def registry_frame(*rows: tuple) -> pd.DataFrame:
