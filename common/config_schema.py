@@ -11,10 +11,10 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from common.config_source import SourceConfig, StrictModel
 from common.errors import ConfigError
@@ -113,6 +113,18 @@ class SegmentationConfig(StrictModel):
         return self
 
 
+def plain_table_name(v: str | None) -> str | None:
+    """A user table's name as given, or ValueError when it is not a plain SQL identifier."""
+    if v is not None and not SAFE_NAME.match(v):
+        raise ValueError(f"{v!r} is not a plain SQL identifier (letters, digits, _ ; max 63 chars)")
+    return v
+
+
+# A user's table named in the config: checked at load, so a name that could carry SQL stops the run before any work
+# (the step reading it re-checks it).
+TableName = Annotated[str | None, AfterValidator(plain_table_name)]
+
+
 class TrainingConfig(StrictModel):
     retrain_weekdays: Weekdays | None = None                # null = every night
     backtest_origins: int = Field(4, ge=1, le=52)
@@ -126,7 +138,7 @@ class TrainingConfig(StrictModel):
     seed: int = 42
     num_threads: int = Field(1, ge=1, le=1024)
     model_dir: str = "models"
-    exogenous_table: str | None = None                # table with date[, series] and numeric daily columns
+    exogenous_table: TableName = None                # table with date[, series] and numeric daily columns
     min_history_days: int = Field(56, ge=14, le=3660)        # series with less open history get seasonal naive
     calibration_origins: int = Field(8, ge=0, le=52)  # inner backtest origins behind the conformal p10/p90; 0 = off
     # p50 = learnt weights per queue over LightGBM, a ridge model, the 4-week same-weekday mean, seasonal naive and
@@ -140,13 +152,6 @@ class TrainingConfig(StrictModel):
         "lightgbm", "linear", "same_weekday_mean", "seasonal_naive", "vendor"]
     ensemble_half_life_origins: float = Field(2.0, ge=0, le=52)  # an origin's say halves every this many back; 0 = equal
 
-    @field_validator("exogenous_table")
-    @classmethod
-    def _plain_table_name(cls, v: str | None) -> str | None:
-        # Checked at load so a name that could carry SQL stops the run before any work (training re-checks it).
-        if v is not None and not SAFE_NAME.match(v):
-            raise ValueError(f"{v!r} is not a plain SQL identifier (letters, digits, _ ; max 63 chars)")
-        return v
 
 
 class ForecastGuardsConfig(StrictModel):
@@ -170,14 +175,8 @@ class ForecastConfig(StrictModel):
     aht_weeks: int = Field(8, ge=1, le=52)              # same-weekday/interval AHT from this many recent weeks
     default_aht_seconds: float = Field(300, gt=0)       # AHT when a queue has no handled contact in those weeks
     guards: ForecastGuardsConfig = ForecastGuardsConfig()
-    vendor_table: str | None = None  # the WFM tool's forecasts (queue, date, forecast, issued_at): an ensemble member
+    vendor_table: TableName = None  # the WFM tool's forecasts (queue, date, forecast, issued_at): an ensemble member
 
-    @field_validator("vendor_table")
-    @classmethod
-    def _plain_vendor_table(cls, v: str | None) -> str | None:
-        if v is not None and not SAFE_NAME.match(v):
-            raise ValueError(f"{v!r} is not a plain SQL identifier (letters, digits, _ ; max 63 chars)")
-        return v
 
     @field_validator("quantiles")
     @classmethod

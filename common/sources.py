@@ -221,6 +221,14 @@ def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig
                                           text["interval_start"])
     columns = {"queue": text["queue"], "interval_start": start, "interval_start_utc": start_utc,
                "start_date": start.astype("datetime64[D]").astype("datetime64[ns]")}
+    columns |= _report_counts(text, n, rej, spec)
+    return _split(columns, rej, b, spec, pseudonyms)
+
+
+def _report_counts(text: dict[str, np.ndarray], n: int, rej: Rejects, spec: SourceConfig) -> dict[str, np.ndarray]:
+    """offered, handled, abandoned, aht_seconds of a report (interval or daily) as numbers (NaN when the column is
+    not mapped or the cell is empty); a cell that is not a number, or is negative, rejects its row."""
+    columns = {}
     for name in ("offered", "handled", "abandoned", "aht_seconds"):
         if name not in text:
             columns[name] = np.full(n, np.nan)
@@ -231,7 +239,7 @@ def parse_interval_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig
             f"{k}: {v!r} is not a number" for v in s[rows]))
         rej.add(value < 0, lambda rows, s=raw_value, k=name: (f"{k}: {v} is negative" for v in s[rows]))
         columns[name] = value
-    return _split(columns, rej, b, spec, pseudonyms)
+    return columns
 
 
 def parse_daily_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, tz: str,
@@ -256,16 +264,7 @@ def parse_daily_chunks(chunks: list[tuple[RawChunk, str]], spec: SourceConfig, t
         f"date: {v!r} has a time of day; a daily export has one row per queue per date (set the format of "
         "source.columns.date to the date alone)" for v in text["date"][rows]))
     columns = {"queue": text["queue"], "date": whole}
-    for name in ("offered", "handled", "abandoned", "aht_seconds"):
-        if name not in text:
-            columns[name] = np.full(n, np.nan)
-            continue
-        raw_value = text[name]
-        value = parse_number(raw_value, spec.decimal)
-        rej.add(np.isnan(value) & (raw_value != ""), lambda rows, s=raw_value, k=name: (
-            f"{k}: {v!r} is not a number" for v in s[rows]))
-        rej.add(value < 0, lambda rows, s=raw_value, k=name: (f"{k}: {v} is negative" for v in s[rows]))
-        columns[name] = value
+    columns |= _report_counts(text, n, rej, spec)
     return _split(columns, rej, b, spec, pseudonyms)
 
 
