@@ -1,18 +1,15 @@
 #!/usr/bin/env python3
-"""Step 2: train the quantile LightGBM forecaster, backtest it, register it, promote it when it is better.
+"""Step 2: train the forecaster (quantile LightGBM + the learnt ensemble), backtest it, register it, promote it.
 
-One global LightGBM per quantile across queues on the open days of silver_daily before the as-of (queues with
-fewer than training.min_history_days open days are left out: step 3 gives them seasonal naive). A rolling-origin
-backtest of the real recursive forecast (training.backtest_origins origins, backtest_step_days apart) scores it
-against weekly seasonal naive and against production's setup retrained at every origin. The model is saved under
-training.model_dir/<version>/ and registered in model_registry; it becomes production when it beats naive and
-beats production's setup by training.promotion_margin (a refresh of the same setup only needs to beat naive),
-else it stays staging with the reason. The backtest of the model that forecasts after tonight is published as
-the track record (gold_forecast_accuracy methods backtest_lightgbm / backtest_naive), so the first report already
-shows accuracy, labelled as a backtest. The same data and config give the same version and bytes. Nights whose
-weekday is not in training.retrain_weekdays are skipped (--force trains anyway). A run with --set (other than
-database.*, source.*, report.*, training.model_dir) is a what-if unless --publish: staging, never promoted, no
-track record.
+One global LightGBM per quantile across queues on the open days of silver_daily before the as-of (shorter queues
+than training.min_history_days are left to step 3's seasonal naive), the ensemble's weights per queue learnt on
+its inner backtest (common/ensemble.py). A rolling-origin backtest scores it against seasonal naive and
+production's setup retrained at every origin. Saved under training.model_dir/<version>/ and registered in
+model_registry, it becomes production when it beats naive and production's setup by training.promotion_margin (a
+refresh of the same setup only needs to beat naive), else it stays staging with the reason; its backtest is
+published as the track record (gold_forecast_accuracy methods backtest_*). Same data and config, same version and
+bytes. Nights not in training.retrain_weekdays are skipped (--force trains anyway). A run with --set (other than
+database.*, source.*, report.*, training.model_dir) is a what-if unless --publish: staging, no track record.
 
 Examples:
   python 2_train.py --as-of 2025-03-10

@@ -1,29 +1,23 @@
 #!/usr/bin/env python3
 """Step 3: forecast each queue forecast.horizon_days ahead, split it into intervals, staff it -> gold.
 
-For --as-of D a model trained only on data before D (model_registry, artifacts verified by sha256)
-forecasts every queue for D .. D+horizon-1 recursively from silver_daily before D; closed days and
-holidays are 0. That is the production model for the nightly run; a backfill (an earlier D) uses the
-version that was production on D, else the newest one trained before D (e.g. by 2_train.py --as-of D),
-never a model that has seen the days it forecasts. A queue gets the weekly seasonal naive forecast
-instead (reason in fallback_reason) only when the daily model cannot be used: no such model, the
-queue is new or has < training.min_history_days open days, or its daily values fail a check of
-forecast.guards (a negative value, an open day +-40% off the same weekday's recent mean beyond
-noise); the run still succeeds. Days are split into intervals by the same-weekday profile of the last
-forecast.profile_weeks weeks, or, where that profile fails its checks (too few days, a spike, a noisy
-shape), by the best robust profile measured on recent weeks (gold_forecast_daily.intraday_profile
-says which and why); AHT comes from recent history (forecast.aht_weeks), and Erlang C (staffing.*)
-gives agents and staff for p10/p50/p90.
+For --as-of D a model trained only on data before D (model_registry, artifacts verified by sha256) forecasts
+every queue for D .. D+horizon-1 recursively from silver_daily before D (the ensemble's weighted p50, the vendor's
+forecast as issued before D); closed days and holidays are 0. That is the production model for the nightly run; a
+backfill uses the version that was production on D, else the newest one trained before D, never a model that has
+seen the days it forecasts. A queue gets seasonal naive instead (reason in fallback_reason) only when the daily
+model cannot be used: no such model, a new or short queue, or daily values failing forecast.guards (a negative
+value, an open day +-40% off the same weekday's recent mean beyond noise); the run still succeeds. Days are split
+into intervals by the same-weekday profile of recent weeks, or a robust one where it fails its checks
+(gold_forecast_daily.intraday_profile says which and why), or intraday.default_shape, or not at all (days only);
+AHT comes from recent history and Erlang C (staffing.*) gives agents and staff for p10/p50/p90.
 
-Writes gold_forecast_daily, gold_forecast_interval, gold_staffing_interval and gold_staffing_daily
-in one transaction (re-running an as-of replaces that origin's rows; other origins stay) and one
-data_quality_checks row per queue per check.
-
-A run with --set overrides is a what-if unless --publish is given (overrides of database.*, source.*,
-report.* and training.model_dir only say where things are and do not count): the forecast and staffing
-go to <report.output_dir>/<as-of>/whatif-<run_id>/ (forecast_daily.csv, forecast_interval.csv,
-staffing_interval.csv, staffing_daily.csv, checks.csv, overrides.json) and nothing to the database
-but its pipeline_runs row (with the overrides), so what Power BI shows never changes by accident.
+Writes gold_forecast_daily, gold_forecast_members, gold_forecast_interval, gold_staffing_interval and
+gold_staffing_daily in one transaction (re-running an as-of replaces that origin's rows; other origins stay) and
+one data_quality_checks row per queue per check. A run with --set overrides is a what-if unless --publish
+(overrides of database.*, source.*, report.*, training.model_dir do not count): its outputs go to
+<report.output_dir>/<as-of>/whatif-<run_id>/ as CSV files with checks.csv and overrides.json, and nothing to the
+database but its pipeline_runs row, so what Power BI shows never changes by accident.
 
 Examples:
   python 3_forecast.py --as-of 2025-03-10
