@@ -47,6 +47,7 @@ def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
         rejects = pd.read_sql("select reason from bronze_rejects", conn)
         forecast = pd.read_sql("select * from gold_forecast_daily", conn)
         staffing = pd.read_sql("select * from gold_staffing_interval", conn)
+        patience = pd.read_sql("select * from gold_queue_patience", conn)
     status = dict(zip(runs["step"], runs["status"]))
     # 35 days is too little history to train on: step 2 says so and skips; step 3 falls back to seasonal naive.
     assert status == {"0_load_bronze": "success", "1_build_silver": "success", "1_5_segment_customers": "success",
@@ -58,6 +59,10 @@ def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
     assert len(forecast) == 4 * 14 and set(forecast["method"]) == {"seasonal_naive"}
     assert forecast["fallback_reason"].str.contains("no production model").all()
     assert (staffing["staff_p90"] >= staffing["staff_p10"]).all() and staffing["staff_p50"].max() > 0
+    # The demo's CDRs carry waits and abandons: each queue's patience is estimated and staffs it with Erlang A.
+    assert sorted(patience["queue"]) == ["Billing", "Sales", "Support", "VIP"]
+    assert set(patience["source"]) == {"estimated"} and (patience["abandons"] >= 30).all()
+    assert set(staffing["staffing_model"]) == {"erlang_a"} and staffing["target_service_level"].eq(0.8).all()
     report = project / "output" / AS_OF
     for name in ("forecast.png", "totals.png", "staffing.png", "accuracy.png"):
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
