@@ -123,14 +123,14 @@ def staffing_table(
     abandon = np.full((n_q, len(intervals)), np.nan)
     occupancy = np.zeros((n_q, len(intervals)))
     # One solve per group of rows sharing targets and model (usually one per queue at most).
-    group_keys = targets.loc[:, list(TARGET_KEYS.values())].assign(model=models, patience=patience)
+    group_keys = targets.loc[:, list(TARGET_KEYS.values())].assign(model=models)
     groups = group_keys.groupby(list(group_keys.columns), dropna=False, sort=False).indices
     for key, rows in groups.items():
-        sl, ans, occ, asa, aband, row_model, pat = key
+        sl, ans, occ, asa, aband, row_model = key
         asa = None if pd.isna(asa) else float(asa)
         aband = None if pd.isna(aband) else float(aband)
         solved = _solve_group(volumes[rows], aht[rows], interval_seconds, float(sl), float(ans), float(occ), asa,
-                              aband, float(pat) if row_model == ERLANG_A else None)
+                              aband, patience[rows] if row_model == ERLANG_A else None)
         agents[:, rows], level[:, rows], abandon[:, rows], occupancy[:, rows] = solved
     row_shrinkage = targets["shrinkage"].to_numpy(dtype=np.float64)
     staff = np.ceil(np.round(agents / (1.0 - row_shrinkage), _STAFF_ROUND_DECIMALS)).astype(np.int64)
@@ -150,16 +150,18 @@ def staffing_table(
 
 def _solve_group(
     volumes: np.ndarray, aht: np.ndarray, interval_seconds: int, sl: float, answer: float, occ: float,
-    asa: float | None, max_abandon: float | None, patience: float | None,
+    asa: float | None, max_abandon: float | None, patience: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(agents, service level, abandon rate, occupancy), each (quantile, row), for rows sharing targets and model.
 
-    Each distinct (calls, AHT) pair is solved once across the three quantiles: closed intervals collapse
-    to one pair and repeated profiles are common. Erlang C rows have no abandons (abandon rate NaN: not modelled).
+    Each distinct (calls, AHT, patience) triple is solved once across the three quantiles: closed intervals
+    collapse to one and repeated profiles are common. Erlang C rows (patience None) have no abandons (abandon
+    rate NaN: not modelled).
     """
     calls = volumes.T.ravel()
     aht3 = np.tile(aht, len(QUANTILES))
-    pairs, inverse = np.unique(np.column_stack([calls, aht3]), axis=0, return_inverse=True)
+    pat3 = np.zeros_like(aht3) if patience is None else np.tile(patience, len(QUANTILES))
+    pairs, inverse = np.unique(np.column_stack([calls, aht3, pat3]), axis=0, return_inverse=True)
     inverse = inverse.ravel()
     traffic = pairs[:, 0] * pairs[:, 1] / interval_seconds
     if patience is None:
@@ -168,7 +170,7 @@ def _solve_group(
         occupancy = np.divide(traffic, n, out=np.zeros_like(traffic), where=n > 0)
     else:
         n, level, abandon, occupancy = _required_agents_erlang_a_array(
-            traffic, pairs[:, 1], np.full(traffic.shape, patience), sl, answer, occ, asa, max_abandon)
+            traffic, pairs[:, 1], pairs[:, 2], sl, answer, occ, asa, max_abandon)
     shape = (len(QUANTILES), -1)
     return (n[inverse].reshape(shape), level[inverse].reshape(shape), abandon[inverse].reshape(shape),
             occupancy[inverse].reshape(shape))
