@@ -373,6 +373,21 @@ gold_queue_patience = Table(
     Column("source", String(10), nullable=False),
 )
 
+# One row per queue per interval with offered calls: the service delivered (step 4, from silver_calls; the trailing
+# evaluation.window_days are replaced each night). A day or week is sum(answered_in_target) / sum(offered).
+gold_service_delivered = Table(
+    "gold_service_delivered", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("queue", _NAME, primary_key=True),
+    Column("interval_start_utc", DateTime, primary_key=True),
+    Column("interval_start", DateTime, nullable=False),
+    Column("date", Date, nullable=False),
+    *(Column(c, Integer, nullable=False) for c in ("offered", "answered", "answered_in_target", "abandoned")),
+    *(Column(c, Float) for c in ("wait_seconds_answered", "target_answer_seconds", "target_service_level",
+                                 "service_level", "asa_seconds", "abandon_rate")),
+    Index("ix_gold_service_delivered_date", "date"),
+)
+
 # One row per forecast origin per queue per date per method: a forecast point next to its actual (step 4).
 # method: the stored forecast's (lightgbm | seasonal_naive), naive_benchmark (weekly seasonal naive recomputed
 # at the origin), or backtest_lightgbm | backtest_naive (the track record: 2_train.py's backtest each training night,

@@ -48,6 +48,7 @@ def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
         forecast = pd.read_sql("select * from gold_forecast_daily", conn)
         staffing = pd.read_sql("select * from gold_staffing_interval", conn)
         patience = pd.read_sql("select * from gold_queue_patience", conn)
+        delivered = pd.read_sql("select * from gold_service_delivered", conn)
     status = dict(zip(runs["step"], runs["status"]))
     # 35 days is too little history to train on: step 2 says so and skips; step 3 falls back to seasonal naive.
     assert status == {"0_load_bronze": "success", "1_build_silver": "success", "1_5_segment_customers": "success",
@@ -63,6 +64,10 @@ def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
     assert sorted(patience["queue"]) == ["Billing", "Sales", "Support", "VIP"]
     assert set(patience["source"]) == {"estimated"} and (patience["abandons"] >= 30).all()
     assert set(staffing["staffing_model"]) == {"erlang_a"} and staffing["target_service_level"].eq(0.8).all()
+    # Step 4 measured the service delivered over its window, against the same target.
+    assert sorted(delivered["queue"].unique()) == ["Billing", "Sales", "Support", "VIP"]
+    assert delivered["service_level"].between(0, 1).all() and delivered["target_service_level"].eq(0.8).all()
+    assert (delivered["answered_in_target"] <= delivered["answered"]).all()
     report = project / "output" / AS_OF
     for name in ("forecast.png", "totals.png", "staffing.png", "accuracy.png"):
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
