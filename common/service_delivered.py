@@ -91,3 +91,31 @@ def staffing_targets(cfg: Config) -> tuple[dict[str, Any], dict[str, dict[str, A
     defaults = {k: getattr(s, k) for k in ("service_level", "answer_seconds", "max_occupancy", "asa_target_seconds",
                                           "max_abandon_rate", "shrinkage")}
     return defaults, {q: t.model_dump(exclude_none=True) for q, t in s.queues.items()}
+
+
+def delivered_sentence(intervals: pd.DataFrame, as_of: date, weeks: int = 4) -> str:
+    """The service delivered in words, all queues together: the day before the as-of and the past `weeks` weeks.
+
+    E.g. "Service delivered (target 80%): yesterday 84% answered within target, 3.1% abandoned, ASA 12 s; last 4
+    weeks 82% answered within target, 2.8% abandoned, ASA 14 s." Empty when there are no rows (no CDR source).
+    """
+    if intervals.empty:
+        return ""
+    days = pd.to_datetime(intervals["date"])
+    end = pd.Timestamp(as_of)
+
+    def part(rows: pd.DataFrame) -> str:
+        offered = rows["offered"].sum()
+        answered = rows["answered"].sum()
+        asa = f", ASA {rows['wait_seconds_answered'].sum() / answered:.0f} s" if answered else ""
+        return (f"{rows['answered_in_target'].sum() / offered:.0%} answered within target, "
+                f"{rows['abandoned'].sum() / offered:.1%} abandoned{asa}")
+
+    recent = intervals.loc[(days >= end - pd.Timedelta(weeks=weeks)) & (days < end) & (intervals["offered"] > 0)]
+    if recent.empty:
+        return ""
+    targets = sorted(recent["target_service_level"].dropna().unique())
+    target = "/".join(f"{t:.0%}" for t in targets)
+    yesterday = recent.loc[pd.to_datetime(recent["date"]) == end - pd.Timedelta(days=1)]
+    first = f"yesterday {part(yesterday)}" if len(yesterday) else "no calls yesterday"
+    return f"Service delivered (target {target}): {first}; last {weeks} weeks {part(recent)}."

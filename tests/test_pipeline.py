@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import fcntl
 import shutil
 import subprocess
@@ -72,6 +74,10 @@ def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
     for name in ("forecast.png", "totals.png", "staffing.png", "accuracy.png"):
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Content-Type: multipart" in (report / "report.eml").read_text()  # no SMTP host: the email is a file
+    message = email.message_from_bytes((report / "report.eml").read_bytes(), policy=email.policy.default)
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    # Yesterday (a Sunday) was closed; the past 4 weeks' service delivered is there, against the 80% target.
+    assert "Service delivered (target 80%): no calls yesterday; last 4 weeks " in text
 
 
 def test_second_concurrent_run_is_refused(project: Path) -> None:

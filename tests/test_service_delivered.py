@@ -1,10 +1,12 @@
 """The service delivered in a hand-made interval: service level, ASA and abandon rate against the queue's target."""
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from common.service_delivered import daily_delivered, service_delivered
+from common.service_delivered import daily_delivered, delivered_sentence, service_delivered
 
 DEFAULTS = {"service_level": 0.8, "answer_seconds": 20, "max_occupancy": 0.85, "asa_target_seconds": None,
             "max_abandon_rate": None, "shrinkage": 0.3}
@@ -47,3 +49,18 @@ def test_a_day_is_the_ratio_of_its_sums():
 def test_no_calls_give_no_rows():
     assert service_delivered(_calls().iloc[:0], DEFAULTS).empty
     assert np.isnan(service_delivered(_calls().iloc[3:4], DEFAULTS)["asa_seconds"].iloc[0])  # only an abandon
+
+
+def test_the_email_sentence_gives_yesterday_and_the_past_weeks_against_the_target():
+    rows = service_delivered(_calls(), DEFAULTS)
+    earlier = rows.assign(date=pd.Timestamp("2025-03-03"), answered_in_target=rows["answered"],
+                          interval_start_utc=rows["interval_start_utc"] - pd.Timedelta(days=7))
+    got = delivered_sentence(pd.concat([rows, earlier]), date(2025, 3, 11))
+    # Yesterday (Mon 10 Mar): 3 of 7 offered within 20 s... vip's 15 and 5 s are within 20 s too: 5 of 7 = 71%,
+    # 1 abandon of 7 = 14.3%, ASA (5+20+45+10+15+5) / 6 = 17 s. The week before: every answered call within target.
+    assert got == ("Service delivered (target 80%): yesterday 71% answered within target, 14.3% abandoned, ASA 17 s; "
+                   "last 4 weeks 79% answered within target, 14.3% abandoned, ASA 17 s.")
+    # A closed yesterday says so; the weeks still count.
+    assert delivered_sentence(earlier, date(2025, 3, 11)).startswith("Service delivered (target 80%): no calls "
+                                                                     "yesterday; last 4 weeks 86% answered")  # 6 of 7
+    assert delivered_sentence(rows.iloc[:0], date(2025, 3, 11)) == ""
