@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| speed-up | {fast_rate / naive_rate:,.1f}x |")
     print(f"| agents differing from baseline | {mismatches} |")
     print(f"| staffing_table, Erlang A (best of {len(times_a)}) | {erlang_a_seconds:.3f} s, "
-          f"{n_intervals / erlang_a_seconds:,.0f} intervals/s, {erlang_a_seconds / fast_seconds:.1f}x Erlang C's time |")
+          f"{n_intervals / erlang_a_seconds:,.0f} intervals/s, "
+          f"{erlang_a_seconds / fast_seconds:.1f}x Erlang C's time |")
     print(f"| agent-hours p50, Erlang C -> Erlang A | {hours['c']:,.0f} -> {hours['a']:,.0f} "
           f"({hours['a'] / hours['c'] - 1:+.1%}) |")
     return 1 if mismatches else 0

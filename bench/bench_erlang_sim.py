@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(calls):,} calls offered to agents; target {args.service_level:.0%} answered within "
           f"{args.answer_seconds:.0f} s, max occupancy {args.max_occupancy:.0%}; mean patience per queue (s): "
           + ", ".join(f"{q} {p:.0f}" for q, p in sorted(patience.items())) + "\n")
-    print("| model | agent-hours | service level achieved | abandon rate | ASA of answered (s) | intervals meeting target |"
+    print("| model | agent-hours | service level achieved | abandon rate | ASA of answered (s) "
+          "| intervals meeting target |"
           " expected SL (model) |")
     print("|---|---|---|---|---|---|---|")
     for name, staff in staffed.items():

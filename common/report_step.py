@@ -201,8 +201,9 @@ def compose(content: ReportContent, charts: list[mail.Chart], as_of: date, cfg: 
     c = content
     email = report_email.EmailContent(
         as_of=as_of, horizon=c.horizon, alerts=c.alerts, summary=c.summary, named=c.named, rest=c.rest,
-        service_target=report_email.service_target(cfg.staffing), service_delivered=c.delivered, last_day=c.last_day, last_day_rows=c.last_day_rows,
-        headlines=[h for h in (c.headline, c.backtest_headline) if h], notes=c.notes, charts=charts)
+        service_target=report_email.service_target(cfg.staffing), last_day=c.last_day, last_day_rows=c.last_day_rows,
+        headlines=[h for h in (c.headline, c.backtest_headline) if h], notes=c.notes, charts=charts,
+        service_delivered=c.delivered)
     return mail.build_report_message(report_email.report_subject(as_of, c.alerts), cfg.report.smtp.sender,
                                      cfg.report.recipients, report_email.report_text(email),
                                      report_email.report_html(email), charts)

@@ -109,7 +109,8 @@ def staffing_table(
     aht = np.where(has_calls, aht, 0.0)
 
     queues = intervals["queue"] if "queue" in intervals.columns else pd.Series("", index=intervals.index)
-    starts = intervals["interval_start"] if "interval_start" in intervals.columns else pd.Series(pd.NaT, index=intervals.index)
+    starts = (intervals["interval_start"] if "interval_start" in intervals.columns
+              else pd.Series(pd.NaT, index=intervals.index))
     defaults = {"service_level": service_level_target, "answer_seconds": answer_seconds,
                 "max_occupancy": max_occupancy, "asa_target_seconds": asa_target_seconds,
                 "max_abandon_rate": max_abandon_rate, "shrinkage": shrinkage}

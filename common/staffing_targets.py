@@ -48,7 +48,7 @@ def row_targets(
     defaults: Mapping[str, Any],
     queue_targets: Mapping[str, Mapping[str, Any]] | None,
 ) -> pd.DataFrame:
-    """One row per input row: target_* columns and shrinkage, from `defaults` (the global keys) and the queue's overrides.
+    """One row per input row: target_* columns and shrinkage from `defaults` (the global keys) and queue overrides.
 
     `defaults` holds service_level, answer_seconds, max_occupancy, asa_target_seconds, max_abandon_rate, shrinkage.
     """
@@ -75,7 +75,9 @@ def row_targets(
     return pd.DataFrame(out, index=index).assign(shrinkage=shrinkage)
 
 
-def row_models(queues: pd.Series, model: str, patience_seconds: Mapping[str, float] | None) -> tuple[np.ndarray, np.ndarray]:
+def row_models(
+    queues: pd.Series, model: str, patience_seconds: Mapping[str, float] | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(model per row, patience seconds per row, NaN under Erlang C): Erlang A only where the queue has a patience."""
     if model not in MODELS:
         raise ConfigError(f"staffing.model == {model!r}, must be one of {', '.join(MODELS)}")
