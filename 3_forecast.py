@@ -10,10 +10,11 @@ model cannot be used: no such model, a new or short queue, or daily values faili
 value, an open day +-40% off the same weekday's recent mean beyond noise); the run still succeeds. Days are split
 into intervals by the same-weekday profile of recent weeks, or a robust one where it fails its checks
 (gold_forecast_daily.intraday_profile says which and why), or intraday.default_shape, or not at all (days only);
-AHT comes from recent history and Erlang C (staffing.*) gives agents and staff for p10/p50/p90.
+AHT comes from recent history; staffing.* gives agents and staff for p10/p50/p90: Erlang A with each queue's
+patience from its silver_calls (gold_queue_patience), else Erlang C, with per-queue targets (staffing.queues).
 
-Writes gold_forecast_daily, gold_forecast_members, gold_forecast_interval, gold_staffing_interval and
-gold_staffing_daily in one transaction (re-running an as-of replaces that origin's rows; other origins stay) and
+Writes gold_forecast_daily, gold_forecast_members, gold_forecast_interval, gold_staffing_interval,
+gold_staffing_daily and gold_queue_patience in one transaction (re-running an as-of replaces that origin's rows; other origins stay) and
 one data_quality_checks row per queue per check. A run with --set overrides is a what-if unless --publish
 (overrides of database.*, source.*, report.*, training.model_dir do not count): its outputs go to
 <report.output_dir>/<as-of>/whatif-<run_id>/ as CSV files with checks.csv and overrides.json, and nothing to the
@@ -34,7 +35,7 @@ from datetime import timedelta
 
 import pandas as pd
 
-from common import forecast_run, silver, tables, training, validation
+from common import forecast_run, patience, silver, tables, training, validation
 from common.cli import StepContext, StepResult, recorded_overrides, run_step, step_parser, what_if_overrides
 from common.errors import DataError
 from common.vendor import read_vendor
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 STEP = "3_forecast"
 GOLD_TABLES = (tables.gold_forecast_daily, tables.gold_forecast_interval, tables.gold_staffing_interval,
-               tables.gold_staffing_daily, tables.gold_forecast_members)
+               tables.gold_staffing_daily, tables.gold_forecast_members, tables.gold_queue_patience)
 
 
 def body(ctx: StepContext) -> StepResult:
@@ -61,6 +62,7 @@ def body(ctx: StepContext) -> StepResult:
         exogenous = (training.read_exogenous(conn, cfg.training.exogenous_table, end + timedelta(days=1))
                      if cfg.training.exogenous_table else None)
         vendor = read_vendor(conn, f.vendor_table, as_of) if f.vendor_table else None
+        waits = patience.read_waits(conn, as_of, cfg.staffing.patience_days)
     if daily.empty:
         raise DataError(f"silver_daily has no rows before as-of {as_of}; run 1_build_silver.py first")
     version, model, problem = forecast_run.choose_model(ctx.engine, cfg, as_of)
@@ -69,7 +71,11 @@ def body(ctx: StepContext) -> StepResult:
              version or f"none: {problem}", time.perf_counter() - started)
 
     # Process data
-    run = forecast_run.build_forecast(cfg, as_of, daily, history_int, exogenous, model, version, problem, vendor)
+    s = cfg.staffing
+    queue_patience = patience.estimate_patience(waits, daily["queue"].unique(), s.patience_days, s.min_abandons,
+                                                s.default_patience_seconds)
+    run = forecast_run.build_forecast(cfg, as_of, daily, history_int, exogenous, model, version, problem, vendor,
+                                      queue_patience)
     forecast_run.log_planner_lines(run.staffing, run.staff_daily)
 
     # Save outputs: one transaction; this origin's rows are replaced, other origins stay. A what-if (--set without
@@ -82,6 +88,7 @@ def body(ctx: StepContext) -> StepResult:
         tables.gold_staffing_daily: run.staff_daily.assign(**stamp),
         tables.gold_forecast_members: (run.members if run.members is not None
                                        else forecast_run.empty_members()).assign(**stamp),
+        tables.gold_queue_patience: queue_patience.assign(**stamp),
     }
     message = forecast_run.run_message(run, as_of, version, f.horizon_days)
     if what_if_overrides(ctx.args.overrides) and not ctx.args.publish:

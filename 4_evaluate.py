@@ -18,6 +18,9 @@ weekday and method, next to the naive benchmark on the same points. Open days
 only. gold_alerts: daily MAPE, weekly bias, data freshness, feature drift
 (PSI), model vs naive, fallback used (thresholds: alerts.*). All three
 tables are replaced for this as-of / these origins, never duplicated.
+gold_service_delivered: per queue and interval of the trailing window, the
+service delivered (service level against staffing.* / staffing.queues, ASA,
+abandon rate) from silver_calls; replaced for those dates each night.
 
 A forecast whose model was trained on data up to or after its origin had seen
 the days it forecast (a backfill made with a later model, e.g. by an older
@@ -42,7 +45,7 @@ import logging
 import sys
 import time
 
-from common import accuracy_store, evaluate_step, training
+from common import accuracy_store, evaluate_step, service_delivered, training
 from common.cli import StepContext, StepResult, run_step, step_parser, whole_number
 from common.errors import DataError
 
@@ -65,6 +68,8 @@ def _evaluate(ctx: StepContext) -> StepResult:
         inputs = accuracy_store.read_night(conn, cfg, as_of, rescore_from=window.rescore_from,
                                            daily_from=window.daily_from, drift_from=window.drift_from,
                                            full=ctx.args.full)
+        delivered_from = service_delivered.window_start(as_of, cfg.evaluation.window_days)
+        calls = service_delivered.read_calls(conn, delivered_from, as_of)
     latest = inputs.latest
     log.info("evaluate: %d of %d stored origins to score (%d forecast rows), %d silver_daily rows, %d open intervals, "
              "latest forecast origin %s (%.1fs)", len(inputs.origins), len(inputs.stored), len(inputs.forecasts),
@@ -73,11 +78,13 @@ def _evaluate(ctx: StepContext) -> StepResult:
 
     # Process data
     night = evaluate_step.score_night(cfg, as_of, inputs)
+    delivered = service_delivered.service_delivered(calls, *service_delivered.staffing_targets(cfg))
 
     # Save outputs: one transaction; the scored origins' rows and this as-of's summary and alerts are replaced
     with ctx.engine.begin() as conn:
         written = accuracy_store.replace_night(conn, as_of, inputs.origins, night.accuracy, night.summary,
                                                night.alert_rows, ctx.run_id)
+        written += service_delivered.replace_delivered(conn, delivered_from, as_of, delivered, ctx.run_id)
     print(evaluate_step.format_night(night, as_of, cfg.evaluation.window_days))
     return StepResult(written, night.message)
 

@@ -1,10 +1,11 @@
-"""Time `staffing_table` on a realistic random forecast against a naive Erlang C search.
+"""Time `staffing_table` on a realistic random forecast against a naive Erlang C search, and with Erlang A.
 
 The naive baseline is what a first implementation usually does: for every
 interval and quantile separately, try N = floor(A)+1, floor(A)+2, ... and for
 each candidate recompute Erlang B from B(0) with the recursion (no factorials,
 but O(N) work per candidate, no reuse between candidates or intervals). Both
-run in this process on the same frame; the baseline's agents must match.
+run in this process on the same frame; the baseline's agents must match. Then the same frame is
+staffed with Erlang A (each queue a mean patience drawn from 60-600 s) and timed against Erlang C.
 
     .venv/bin/python bench/bench_erlang.py --queues 50 --days 14 --intervals 48
 """
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--answer-seconds", type=float, default=20.0)
     parser.add_argument("--max-occupancy", type=float, default=0.85)
     parser.add_argument("--shrinkage", type=float, default=0.30)
+    parser.add_argument("--patience-seed", type=int, default=7, help="seed of the queues' mean patience (Erlang A)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of staffing_table; best is reported")
     parser.add_argument(
         "--baseline-rows",
@@ -139,6 +141,16 @@ def main(argv: list[str] | None = None) -> int:
             mismatches += n != expected[i]
     naive_seconds = (time.perf_counter() - t0) * len(frame) / len(rows)
 
+    patience = dict(zip(sorted(frame["queue"].unique()),
+                        np.random.default_rng(args.patience_seed).uniform(60, 600, args.queues), strict=True))
+    times_a = []
+    for _ in range(max(args.repeats, 1)):
+        t0 = time.perf_counter()
+        result_a = staffing_table(frame, *params, patience_seconds=patience)
+        times_a.append(time.perf_counter() - t0)
+    erlang_a_seconds = min(times_a)
+    hours = {name: float(r["agents_p50"].sum()) * interval_minutes / 60 for name, r in (("c", result), ("a", result_a))}
+
     n_intervals = len(frame)
     open_share = float((frame["volume_p50"] > 0).mean())
     fast_rate = n_intervals / fast_seconds
@@ -156,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| naive baseline | {naive_seconds:.3f} s{sampled}, {naive_rate:,.0f} intervals/s |")
     print(f"| speed-up | {fast_rate / naive_rate:,.1f}x |")
     print(f"| agents differing from baseline | {mismatches} |")
+    print(f"| staffing_table, Erlang A (best of {len(times_a)}) | {erlang_a_seconds:.3f} s, "
+          f"{n_intervals / erlang_a_seconds:,.0f} intervals/s, "
+          f"{erlang_a_seconds / fast_seconds:.1f}x Erlang C's time |")
+    print(f"| agent-hours p50, Erlang C -> Erlang A | {hours['c']:,.0f} -> {hours['a']:,.0f} "
+          f"({hours['a'] / hours['c'] - 1:+.1%}) |")
     return 1 if mismatches else 0
 
 

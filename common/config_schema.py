@@ -208,12 +208,48 @@ class IntradayConfig(StrictModel):
         return v
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class QueueStaffingConfig(StrictModel):
+    """One queue's targets over the global `staffing.*` ones (common/staffing_targets.py); unset: the global value."""
+
+    service_level: float | None = Field(None, gt=0, lt=1)
+    answer_seconds: float | None = Field(None, ge=0)
+    max_occupancy: float | None = Field(None, gt=0, le=1)
+    asa_target_seconds: float | None = Field(None, gt=0)
+    max_abandon_rate: float | None = Field(None, gt=0, lt=1)
+    shrinkage: float | None = Field(None, ge=0, lt=1)
+    shrinkage_by_month: dict[int, float] = Field(default_factory=dict)      # {12: 0.35}: month 1-12, over shrinkage
+    shrinkage_by_weekday: dict[str, float] = Field(default_factory=dict)    # {fri: 0.33}: over the month's value
+
+    @model_validator(mode="after")
+    def _shrinkage_ranges(self) -> QueueStaffingConfig:
+        for key, value in self.shrinkage_by_month.items():
+            if not 1 <= key <= 12 or not 0 <= value < 1:
+                raise ValueError(f"shrinkage_by_month {key}: {value}: the month must be 1-12 and the value >= 0, < 1")
+        for key, value in self.shrinkage_by_weekday.items():
+            if key not in _WEEKDAYS or not 0 <= value < 1:
+                raise ValueError(f"shrinkage_by_weekday {key}: {value}: the day must be one of {', '.join(_WEEKDAYS)} "
+                                 "and the value >= 0, < 1")
+        return self
+
+
 class StaffingConfig(StrictModel):
     service_level: float = Field(0.80, gt=0, lt=1)
     answer_seconds: float = Field(20, ge=0)
     max_occupancy: float = Field(0.85, gt=0, le=1)
     shrinkage: float = Field(0.30, ge=0, lt=1)
     asa_target_seconds: float | None = Field(None, gt=0)
+    max_abandon_rate: float | None = Field(None, gt=0, lt=1)      # Erlang A only: P(abandon) at most this
+    # erlang_a: M/M/N+M with the queue's patience (estimated, else default_patience_seconds, else Erlang C);
+    # erlang_c: nobody hangs up (the pre-0.6 behaviour).
+    model: Literal["erlang_a", "erlang_c"] = "erlang_a"
+    patience_days: int = Field(28, ge=1, le=366)                  # trailing window of silver_calls for the estimate
+    min_abandons: int = Field(30, ge=1)                           # fewer abandons in it: the estimate is not trusted
+    default_patience_seconds: float | None = Field(None, gt=0)    # for queues without a trusted estimate
+    paid_hours_per_fte: float = Field(7.5, gt=0, le=24)           # gold_staffing_daily.fte_pX = staff hours / this
+    queues: dict[str, QueueStaffingConfig] = Field(default_factory=dict)
 
 
 # One plain address: no display name, no separator, no whitespace or control character (a newline in a recipient

@@ -24,6 +24,7 @@ from common.errors import ConfigError, ModelError, PipelineError
 from common.forecast_frame import ENSEMBLE, LIGHTGBM, MODEL_METHODS
 from common.forecaster import QuantileForecaster
 from common.opening_hours import parse_opening_hours
+from common.patience import patience_map
 from common.staffing import daily_staffing_summary, staffing_table
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ def choose_model(engine: Engine, cfg: Config,
 
 def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: pd.DataFrame,
                    exogenous: pd.DataFrame | None, model: QuantileForecaster | None, version: str | None,
-                   problem: str | None, vendor: pd.DataFrame | None = None) -> ForecastRun:
+                   problem: str | None, vendor: pd.DataFrame | None = None,
+                   patience: pd.DataFrame | None = None) -> ForecastRun:
     """The forecast of every queue of `daily` (silver_daily before `as_of`) for as_of .. as_of + horizon - 1.
 
     `history_int`: silver_interval rows of the weeks before `as_of` (profile, AHT, shape history); `model` the
@@ -156,12 +158,19 @@ def build_forecast(cfg: Config, as_of: date, daily: pd.DataFrame, history_int: p
     staffing_in = interval_fc.rename(columns={q: f"volume_{q}" for q in QCOLS})
     s = cfg.staffing
     staffing = staffing_table(staffing_in, minutes, s.service_level, s.answer_seconds, s.max_occupancy, s.shrinkage,
-                              s.asa_target_seconds)
-    staff_daily = daily_staffing_summary(staffing, minutes)
+                              s.asa_target_seconds, **staffing_options(cfg, patience))
+    staff_daily = daily_staffing_summary(staffing, minutes, s.paid_hours_per_fte)
     log.info("forecast: staffing for %d intervals, %d queue-days (%.1fs)", len(staffing), len(staff_daily),
              time.perf_counter() - t0)
 
     return ForecastRun(forecast, interval_fc, staffing, staff_daily, checks, queues, member_rows)
+
+
+def staffing_options(cfg: Config, patience: pd.DataFrame | None) -> dict:
+    """staffing_table's keyword arguments from `staffing.*` and the queues' patience (gold_queue_patience rows)."""
+    s = cfg.staffing
+    return {"max_abandon_rate": s.max_abandon_rate, "model": s.model, "patience_seconds": patience_map(patience),
+            "queue_targets": {q: t.model_dump(exclude_none=True) for q, t in s.queues.items()}}
 
 
 def run_message(run: ForecastRun, as_of: date, version: str | None, horizon_days: int) -> str:

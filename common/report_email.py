@@ -256,6 +256,7 @@ class EmailContent:
     headlines: Sequence[str] = ()        # accuracy sentences: recent forecasts, then the track record
     notes: Sequence[str] = ()
     charts: Sequence[Chart] = ()
+    service_delivered: str = ""          # service_delivered.delivered_sentence ("" without CDRs)
 
 
 _TEMPLATES = Path(__file__).parent / "templates"

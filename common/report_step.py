@@ -25,6 +25,7 @@ from common import (
     plots_accuracy,
     report_email,
     report_queues,
+    service_delivered,
     tables,
 )
 from common.config_schema import Config
@@ -35,6 +36,7 @@ STAFFING_DAYS = 7   # days of the staffing heatmap (the week a planner schedules
 PAST_WEEKS = 6      # weeks of the forecast-vs-actual chart of past origins
 PAST_HORIZONS = (1, 7)  # the past forecasts it draws: made the night before and a week before
 EVALUATE_STEP = "4_evaluate"
+DELIVERED_WEEKS = 4  # weeks of service delivered the email sums (gold_service_delivered)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class ReportInputs:
     past: pd.DataFrame = field(default_factory=pd.DataFrame)  # gold_forecast_accuracy: published 1 / 7 days ahead,
     #                                                            and the track record (backtest_lightgbm), WEEKS back
     backtest_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # the latest backtest's summary <= as-of
+    delivered: pd.DataFrame = field(default_factory=pd.DataFrame)  # gold_service_delivered, DELIVERED_WEEKS back
 
 
 def load_inputs(conn: Connection, as_of: date, horizon_day: int) -> ReportInputs:
@@ -87,8 +90,10 @@ def load_inputs(conn: Connection, as_of: date, horizon_day: int) -> ReportInputs
     backtest_summary = db.read_table(conn, asum, and_(asum.c.as_of == latest,
                                                       asum.c.method.in_(evaluation.BACKTEST_METHODS))
                                      if latest is not None else asum.c.as_of.is_(None))
+    gd = tables.gold_service_delivered
+    delivered = db.read_table(conn, gd, and_(gd.c.date >= as_of - timedelta(weeks=DELIVERED_WEEKS), gd.c.date < as_of))
     return ReportInputs(forecast, actuals, staffing, staffing_daily, accuracy, accuracy_summary, alerts, evaluated,
-                        past, backtest_summary)
+                        past, backtest_summary, delivered)
 
 
 def missing_notes(inputs: ReportInputs, as_of: date) -> list[str]:
@@ -136,6 +141,7 @@ class ReportContent:
     last_day: pd.Timestamp | None  # report_email.last_day_vs_actual
     last_day_rows: pd.DataFrame
     backtest_headline: str | None
+    delivered: str = ""  # service_delivered.delivered_sentence
 
 
 def prepare(inputs: ReportInputs, as_of: date, cfg: Config) -> ReportContent:
@@ -161,7 +167,8 @@ def prepare(inputs: ReportInputs, as_of: date, cfg: Config) -> ReportContent:
         backtest_daily=plots_accuracy.accuracy_trend(track, as_of, None, WEEKS * 7, (plots_accuracy.BACKTEST,)),
         backtest_weekly=plots_accuracy.weekly_bias(track, as_of, None, WEEKS, (plots_accuracy.BACKTEST,)),
         past_lines=plots_accuracy.past_forecasts(past, PAST_HORIZONS), last_day=last_day, last_day_rows=last_day_rows,
-        backtest_headline=report_email.backtest_headline(inputs.backtest_summary, inputs.past))
+        backtest_headline=report_email.backtest_headline(inputs.backtest_summary, inputs.past),
+        delivered=service_delivered.delivered_sentence(inputs.delivered, as_of, DELIVERED_WEEKS))
 
 
 def write_charts(content: ReportContent, as_of: date, out_dir: Path, cfg: Config) -> list[mail.Chart]:
@@ -195,7 +202,8 @@ def compose(content: ReportContent, charts: list[mail.Chart], as_of: date, cfg: 
     email = report_email.EmailContent(
         as_of=as_of, horizon=c.horizon, alerts=c.alerts, summary=c.summary, named=c.named, rest=c.rest,
         service_target=report_email.service_target(cfg.staffing), last_day=c.last_day, last_day_rows=c.last_day_rows,
-        headlines=[h for h in (c.headline, c.backtest_headline) if h], notes=c.notes, charts=charts)
+        headlines=[h for h in (c.headline, c.backtest_headline) if h], notes=c.notes, charts=charts,
+        service_delivered=c.delivered)
     return mail.build_report_message(report_email.report_subject(as_of, c.alerts), cfg.report.smtp.sender,
                                      cfg.report.recipients, report_email.report_text(email),
                                      report_email.report_html(email), charts)

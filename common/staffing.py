@@ -1,27 +1,30 @@
-"""Erlang C staffing: agents and scheduled staff per queue per interval for a service-level target.
+"""Staffing tables: agents and scheduled staff per queue per interval for a service-level target.
 
-The model is M/M/N (Erlang C): Poisson arrivals, exponential handle times,
-callers wait (no abandons). Offered load A = calls * AHT / interval_seconds.
-Every probability comes from the Erlang B recursion
-``B(0) = 1, B(n) = A*B(n-1) / (n + A*B(n-1))``, which stays in (0, 1] for any A,
-so there are no factorials and no overflow even at thousands of Erlangs;
-``C = N*B / (N - A*(1 - B))`` turns B into P(wait).
-
-Two searches for the smallest sufficient N exist on purpose: `required_agents`
-is the plain scalar loop (the oracle), and `_required_agents_array` advances
-the recursion for many intervals at once with numpy (the fast path used by
-`staffing_table`); the tests hold them equal.
+The queue formulas and the searches for the smallest sufficient N live in
+`common/erlang.py`; this module turns forecast intervals into staffing rows
+and days. Offered load A = calls * AHT / interval_seconds.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from common.erlang import (  # noqa: F401  (re-exported: the public Erlang C API predates common/erlang.py)
+    _check_targets,
+    _required_agents_array,
+    average_speed_of_answer,
+    erlang_c_wait_probability,
+    required_agents,
+    service_level,
+)
+from common.erlang_a import _check_abandon_target, _required_agents_erlang_a_array
 from common.errors import ConfigError, DataError
+from common.staffing_targets import ERLANG_A, TARGET_KEYS, row_models, row_targets
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +38,6 @@ _STAFF_ROUND_DECIMALS = 9
 # --- validation -------------------------------------------------------------
 
 
-def _check_targets(
-    service_level_target: float,
-    answer_seconds: float,
-    max_occupancy: float,
-    asa_target_seconds: float | None,
-) -> None:
-    """Raise ConfigError naming the `staffing.*` key whose value is out of range."""
-    if not 0 < service_level_target < 1:
-        raise ConfigError(f"staffing.service_level == {service_level_target!r}, must be > 0 and < 1 (e.g. 0.80)")
-    if not answer_seconds >= 0:  # also rejects NaN
-        raise ConfigError(f"staffing.answer_seconds == {answer_seconds!r}, must be >= 0")
-    if not 0 < max_occupancy <= 1:
-        raise ConfigError(f"staffing.max_occupancy == {max_occupancy!r}, must be > 0 and <= 1 (e.g. 0.85)")
-    if asa_target_seconds is not None and not asa_target_seconds > 0:
-        # ASA is positive whenever there is traffic, so a target <= 0 can never be met.
-        raise ConfigError(f"staffing.asa_target_seconds == {asa_target_seconds!r}, must be > 0 or unset")
-
-
 def _check_shrinkage(shrinkage: float) -> None:
     if not 0 <= shrinkage < 1:
         raise ConfigError(f"staffing.shrinkage == {shrinkage!r}, must be >= 0 and < 1 (e.g. 0.30)")
@@ -61,155 +46,6 @@ def _check_shrinkage(shrinkage: float) -> None:
 def _check_interval_minutes(interval_minutes: int) -> None:
     if not interval_minutes > 0:
         raise ConfigError(f"rules.interval_minutes == {interval_minutes!r}, must be >= 1")
-
-
-def _check_load(traffic_erlangs: float, agents: int) -> None:
-    if not traffic_erlangs >= 0 or math.isinf(traffic_erlangs):
-        raise ValueError(f"traffic_erlangs == {traffic_erlangs!r}, must be finite and >= 0")
-    if agents < 0:
-        raise ValueError(f"agents == {agents!r}, must be >= 0")
-
-
-# --- scalar Erlang C ---------------------------------------------------------
-
-
-def _erlang_b(traffic_erlangs: float, agents: int) -> float:
-    b = 1.0
-    for n in range(1, agents + 1):
-        ab = traffic_erlangs * b
-        b = ab / (n + ab)
-    return b
-
-
-def _erlang_c_from_b(traffic_erlangs: float, agents: int, erlang_b: float) -> float:
-    return agents * erlang_b / (agents - traffic_erlangs * (1.0 - erlang_b))
-
-
-def erlang_c_wait_probability(traffic_erlangs: float, agents: int) -> float:
-    """P(a call waits > 0) for `traffic_erlangs` offered to `agents`; 1.0 when agents <= traffic, 0.0 with no traffic."""
-    _check_load(traffic_erlangs, agents)
-    if traffic_erlangs == 0:
-        return 0.0
-    if agents <= traffic_erlangs:
-        return 1.0  # unstable queue: everybody waits, eventually forever
-    return _erlang_c_from_b(traffic_erlangs, agents, _erlang_b(traffic_erlangs, agents))
-
-
-def service_level(traffic_erlangs: float, agents: int, aht_seconds: float, answer_seconds: float) -> float:
-    """Share of calls answered within `answer_seconds`: 1 - C * exp(-(N - A) * t / AHT); 1.0 with no traffic, 0.0 if N <= A."""
-    _check_load(traffic_erlangs, agents)
-    if traffic_erlangs == 0:
-        return 1.0
-    if agents <= traffic_erlangs:
-        return 0.0
-    if not aht_seconds > 0:
-        raise ValueError(f"aht_seconds == {aht_seconds!r}, must be > 0 when there is traffic")
-    wait = _erlang_c_from_b(traffic_erlangs, agents, _erlang_b(traffic_erlangs, agents))
-    return 1.0 - wait * math.exp(-(agents - traffic_erlangs) * answer_seconds / aht_seconds)
-
-
-def average_speed_of_answer(traffic_erlangs: float, agents: int, aht_seconds: float) -> float:
-    """Mean wait in seconds over all calls: C * AHT / (N - A); 0.0 with no traffic, inf if N <= A."""
-    _check_load(traffic_erlangs, agents)
-    if traffic_erlangs == 0:
-        return 0.0
-    if agents <= traffic_erlangs:
-        return math.inf
-    wait = _erlang_c_from_b(traffic_erlangs, agents, _erlang_b(traffic_erlangs, agents))
-    return wait * aht_seconds / (agents - traffic_erlangs)
-
-
-def _first_candidate(traffic_erlangs: float, max_occupancy: float) -> int:
-    # A lower bound, never the answer itself by construction: N must exceed A
-    # (stability) and A/N <= max_occupancy. ceil(A/occ) - 1 leaves room for
-    # float noise in the division; the search re-checks occupancy exactly.
-    return max(math.floor(traffic_erlangs) + 1, math.ceil(traffic_erlangs / max_occupancy) - 1, 1)
-
-
-def required_agents(
-    calls: float,
-    aht_seconds: float,
-    interval_seconds: int,
-    service_level_target: float,
-    answer_seconds: float,
-    max_occupancy: float = 1.0,
-    asa_target_seconds: float | None = None,
-) -> int:
-    """Smallest N meeting the service level, A/N <= max_occupancy and (if given) ASA <= target; 0 with no calls."""
-    _check_targets(service_level_target, answer_seconds, max_occupancy, asa_target_seconds)
-    if not interval_seconds > 0:
-        raise ValueError(f"interval_seconds == {interval_seconds!r}, must be > 0")
-    if not (calls >= 0 and aht_seconds >= 0) or math.isinf(calls) or math.isinf(aht_seconds):
-        raise ValueError(f"calls == {calls!r}, aht_seconds == {aht_seconds!r}: both must be finite and >= 0")
-    traffic = calls * aht_seconds / interval_seconds
-    if traffic == 0:
-        return 0
-    n = _first_candidate(traffic, max_occupancy)
-    b = _erlang_b(traffic, n)
-    while True:
-        # n > traffic holds for every candidate, so the gap below is positive.
-        gap = n - traffic
-        wait = _erlang_c_from_b(traffic, n, b)
-        ok = (
-            1.0 - wait * math.exp(-gap * answer_seconds / aht_seconds) >= service_level_target
-            and traffic / n <= max_occupancy
-            and (asa_target_seconds is None or wait * aht_seconds / gap <= asa_target_seconds)
-        )
-        if ok:
-            return n
-        n += 1
-        ab = traffic * b
-        b = ab / (n + ab)
-
-
-# --- vectorised search --------------------------------------------------------
-
-
-def _required_agents_array(
-    traffic: np.ndarray,
-    aht_seconds: np.ndarray,
-    service_level_target: float,
-    answer_seconds: float,
-    max_occupancy: float,
-    asa_target_seconds: float | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """`required_agents` for many loads at once; returns (agents, service level at those agents).
-
-    One Erlang B recursion step per loop turn advances every unsolved load;
-    a load is checked once the turn reaches its first candidate and leaves
-    the working set when it meets the targets. The loop runs max(agents) turns.
-    """
-    agents = np.zeros(traffic.shape, dtype=np.int64)
-    level = np.ones(traffic.shape, dtype=np.float64)
-    rows = np.flatnonzero(traffic > 0)
-    a = traffic[rows]
-    h = aht_seconds[rows]
-    first = np.maximum(np.maximum(np.floor(a) + 1, np.ceil(a / max_occupancy) - 1), 1)
-    b = np.ones_like(a)
-    n = 0
-    while rows.size:
-        n += 1
-        ab = a * b
-        b = ab / (n + ab)
-        due = np.flatnonzero(first <= n)
-        if due.size == 0:
-            continue
-        ad, bd, hd = a[due], b[due], h[due]
-        gap = n - ad
-        wait = n * bd / (n - ad * (1.0 - bd))
-        sl = 1.0 - wait * np.exp(-gap * answer_seconds / hd)
-        ok = (sl >= service_level_target) & (ad / n <= max_occupancy)
-        if asa_target_seconds is not None:
-            ok &= wait * hd / gap <= asa_target_seconds
-        if not ok.any():
-            continue
-        solved = due[ok]
-        agents[rows[solved]] = n
-        level[rows[solved]] = sl[ok]
-        keep = np.ones(rows.size, dtype=bool)
-        keep[solved] = False
-        rows, a, h, b, first = rows[keep], a[keep], h[keep], b[keep], first[keep]
-    return agents, level
 
 
 # --- tables ---------------------------------------------------------------------
@@ -229,16 +65,26 @@ def staffing_table(
     max_occupancy: float,
     shrinkage: float,
     asa_target_seconds: float | None = None,
+    *,
+    max_abandon_rate: float | None = None,
+    model: str = ERLANG_A,
+    patience_seconds: Mapping[str, float] | None = None,
+    queue_targets: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> pd.DataFrame:
-    """Erlang C agents and scheduled staff for each forecast interval.
+    """Agents and scheduled staff for each forecast interval (Erlang A where the queue has a patience, else Erlang C).
 
     Grain: one row per input row (one queue per interval); all input columns
     are kept and these are added: workload_minutes (p50 volume x AHT / 60),
     agents_p10/p50/p90, staff_p10/p50/p90 (= ceil(agents / (1 - shrinkage))),
-    service_level_p50 and occupancy_p50 (expected at agents_p50).
+    service_level_p50, occupancy_p50 and abandon_rate_p50 (expected at agents_p50), agents_raw
+    (agents_p50 / (1 - shrinkage) before rounding up), staffing_model, patience_seconds, the target_*
+    columns and shrinkage the row was computed with (`queue_targets`: {queue: {key: value}} over the
+    global arguments; see common/staffing_targets.py). `patience_seconds`: {queue: mean patience};
+    without one (or with model erlang_c) a queue gets Erlang C. max_abandon_rate binds under Erlang A only.
     Rows with zero volume (closed intervals) need 0 agents; their AHT may be NaN.
     """
     _check_targets(service_level_target, answer_seconds, max_occupancy, asa_target_seconds)
+    _check_abandon_target(max_abandon_rate)
     _check_shrinkage(shrinkage)
     _check_interval_minutes(interval_minutes)
     _require_columns(intervals, [*VOLUME_COLUMNS, "aht_seconds"], "staffing input")
@@ -262,41 +108,85 @@ def staffing_table(
     # A closed interval's AHT is meaningless (often NaN); zero makes its load 0.
     aht = np.where(has_calls, aht, 0.0)
 
-    # Solve each distinct (calls, AHT) pair once, across all three quantiles:
-    # closed intervals collapse to one pair and repeated profiles are common.
-    calls = volumes.T.ravel()
-    aht3 = np.tile(aht, len(QUANTILES))
-    pairs, inverse = np.unique(np.column_stack([calls, aht3]), axis=0, return_inverse=True)
-    inverse = inverse.ravel()
+    queues = intervals["queue"] if "queue" in intervals.columns else pd.Series("", index=intervals.index)
+    starts = (intervals["interval_start"] if "interval_start" in intervals.columns
+              else pd.Series(pd.NaT, index=intervals.index))
+    defaults = {"service_level": service_level_target, "answer_seconds": answer_seconds,
+                "max_occupancy": max_occupancy, "asa_target_seconds": asa_target_seconds,
+                "max_abandon_rate": max_abandon_rate, "shrinkage": shrinkage}
+    targets = row_targets(queues, starts, defaults, queue_targets)
+    models, patience = row_models(queues, model, patience_seconds)
+
     interval_seconds = interval_minutes * 60
-    pair_traffic = pairs[:, 0] * pairs[:, 1] / interval_seconds
-    pair_agents, pair_level = _required_agents_array(
-        pair_traffic, pairs[:, 1], service_level_target, answer_seconds, max_occupancy, asa_target_seconds
-    )
-    agents = pair_agents[inverse].reshape(len(QUANTILES), -1)
-    level = pair_level[inverse].reshape(len(QUANTILES), -1)
-    staff = np.ceil(np.round(agents / (1.0 - shrinkage), _STAFF_ROUND_DECIMALS)).astype(np.int64)
+    n_q = len(QUANTILES)
+    agents = np.zeros((n_q, len(intervals)), dtype=np.int64)
+    level = np.ones((n_q, len(intervals)))
+    abandon = np.full((n_q, len(intervals)), np.nan)
+    occupancy = np.zeros((n_q, len(intervals)))
+    # One solve per group of rows sharing targets and model (usually one per queue at most).
+    group_keys = targets.loc[:, list(TARGET_KEYS.values())].assign(model=models)
+    groups = group_keys.groupby(list(group_keys.columns), dropna=False, sort=False).indices
+    for key, rows in groups.items():
+        sl, ans, occ, asa, aband, row_model = key
+        asa = None if pd.isna(asa) else float(asa)
+        aband = None if pd.isna(aband) else float(aband)
+        solved = _solve_group(volumes[rows], aht[rows], interval_seconds, float(sl), float(ans), float(occ), asa,
+                              aband, patience[rows] if row_model == ERLANG_A else None)
+        agents[:, rows], level[:, rows], abandon[:, rows], occupancy[:, rows] = solved
+    row_shrinkage = targets["shrinkage"].to_numpy(dtype=np.float64)
+    staff = np.ceil(np.round(agents / (1.0 - row_shrinkage), _STAFF_ROUND_DECIMALS)).astype(np.int64)
 
     p50 = QUANTILES.index("p50")
-    traffic_p50 = volumes[:, p50] * aht / interval_seconds
-    agents_p50 = agents[p50]
-    occupancy = np.divide(traffic_p50, agents_p50, out=np.zeros_like(traffic_p50), where=agents_p50 > 0)
-
-    new_columns: dict[str, np.ndarray] = {"workload_minutes": volumes[:, p50] * aht / 60.0}
+    new_columns: dict[str, Any] = {"workload_minutes": volumes[:, p50] * aht / 60.0}
     new_columns |= {f"agents_{q}": agents[i] for i, q in enumerate(QUANTILES)}
     new_columns |= {f"staff_{q}": staff[i] for i, q in enumerate(QUANTILES)}
-    new_columns |= {"service_level_p50": level[p50], "occupancy_p50": occupancy}
-    log.debug("staffing: %d intervals, %d distinct (calls, aht) pairs solved", len(intervals), len(pairs))
+    new_columns |= {"service_level_p50": level[p50], "occupancy_p50": occupancy[p50],
+                    "abandon_rate_p50": abandon[p50], "agents_raw": agents[p50] / (1.0 - row_shrinkage),
+                    "staffing_model": models, "patience_seconds": patience}
+    new_columns |= {c: targets[c].to_numpy() for c in TARGET_KEYS.values()}
+    new_columns["shrinkage"] = row_shrinkage
+    log.debug("staffing: %d intervals in %d target groups", len(intervals), len(groups))
     return intervals.assign(**new_columns)
 
 
-def daily_staffing_summary(staffing: pd.DataFrame, interval_minutes: int) -> pd.DataFrame:
+def _solve_group(
+    volumes: np.ndarray, aht: np.ndarray, interval_seconds: int, sl: float, answer: float, occ: float,
+    asa: float | None, max_abandon: float | None, patience: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(agents, service level, abandon rate, occupancy), each (quantile, row), for rows sharing targets and model.
+
+    Each distinct (calls, AHT, patience) triple is solved once across the three quantiles: closed intervals
+    collapse to one and repeated profiles are common. Erlang C rows (patience None) have no abandons (abandon
+    rate NaN: not modelled).
+    """
+    calls = volumes.T.ravel()
+    aht3 = np.tile(aht, len(QUANTILES))
+    pat3 = np.zeros_like(aht3) if patience is None else np.tile(patience, len(QUANTILES))
+    pairs, inverse = np.unique(np.column_stack([calls, aht3, pat3]), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    traffic = pairs[:, 0] * pairs[:, 1] / interval_seconds
+    if patience is None:
+        n, level = _required_agents_array(traffic, pairs[:, 1], sl, answer, occ, asa)
+        abandon = np.full(traffic.shape, np.nan)
+        occupancy = np.divide(traffic, n, out=np.zeros_like(traffic), where=n > 0)
+    else:
+        n, level, abandon, occupancy = _required_agents_erlang_a_array(
+            traffic, pairs[:, 1], pairs[:, 2], sl, answer, occ, asa, max_abandon)
+    shape = (len(QUANTILES), -1)
+    return (n[inverse].reshape(shape), level[inverse].reshape(shape), abandon[inverse].reshape(shape),
+            occupancy[inverse].reshape(shape))
+
+
+def daily_staffing_summary(
+    staffing: pd.DataFrame, interval_minutes: int, paid_hours_per_fte: float = 7.5
+) -> pd.DataFrame:
     """Staff hours and peaks per day from `staffing_table` output.
 
     Grain: one row per queue per date (and per run_id / forecast_origin when
     those columns are present). date = interval_start at midnight (datetime64);
     staff_hours_pX = sum(staff_pX) * interval_minutes / 60; peak_staff_pX =
-    max(staff_pX) over the day's intervals; volume_p50 = sum over the day.
+    max(staff_pX) over the day's intervals; volume_p50 = sum over the day;
+    fte_pX = staff_hours_pX / paid_hours_per_fte.
     """
     _check_interval_minutes(interval_minutes)
     staff_columns = [f"staff_{q}" for q in QUANTILES]
@@ -312,5 +202,8 @@ def daily_staffing_summary(staffing: pd.DataFrame, interval_minutes: int) -> pd.
     aggregations |= {f"staff_hours_{q}": (f"staff_{q}", "sum") for q in QUANTILES}
     aggregations |= {f"peak_staff_{q}": (f"staff_{q}", "max") for q in QUANTILES}
     daily = frame.groupby(keys, sort=True, as_index=False, dropna=False).agg(**aggregations)
+    if not paid_hours_per_fte > 0:
+        raise ConfigError(f"staffing.paid_hours_per_fte == {paid_hours_per_fte!r}, must be > 0 (e.g. 7.5)")
     hours = {f"staff_hours_{q}": daily[f"staff_hours_{q}"] * hours_per_interval for q in QUANTILES}
-    return daily.assign(**hours)
+    fte = {f"fte_{q}": hours[f"staff_hours_{q}"] / paid_hours_per_fte for q in QUANTILES}
+    return daily.assign(**hours, **fte)

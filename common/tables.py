@@ -325,6 +325,17 @@ gold_staffing_interval = Table(
     Column("staff_p90", Integer, nullable=False),
     Column("service_level_p50", Float),
     Column("occupancy_p50", Float),
+    # 0.6: why the number is what it is. Null on rows written before 0.6.
+    Column("abandon_rate_p50", Float),                        # Erlang A's P(abandon) at agents_p50; null: Erlang C
+    Column("agents_raw", Float),                              # agents_p50 / (1 - shrinkage), before rounding up
+    Column("staffing_model", String(10)),                     # erlang_a | erlang_c
+    Column("patience_seconds", Float),                        # mean patience Erlang A used; null: Erlang C
+    Column("target_service_level", Float),                    # staffing.* or staffing.queues.<queue>.*
+    Column("target_answer_seconds", Float),
+    Column("target_max_occupancy", Float),
+    Column("target_asa_seconds", Float),
+    Column("target_max_abandon_rate", Float),
+    Column("shrinkage", Float),                               # after shrinkage_by_month / _by_weekday
 )
 
 # One row per intraday issue per queue per remaining interval (today's not yet ended, and tomorrow's after
@@ -368,6 +379,40 @@ gold_staffing_daily = Table(
     Column("peak_staff_p10", Integer, nullable=False),         # highest staff_pX of any interval that day
     Column("peak_staff_p50", Integer, nullable=False),
     Column("peak_staff_p90", Integer, nullable=False),
+    Column("fte_p10", Float),                                 # staff_hours_pX / staffing.paid_hours_per_fte (0.6)
+    Column("fte_p50", Float),
+    Column("fte_p90", Float),
+)
+
+# One row per forecast origin per queue: the mean patience step 3 staffed the queue with (Erlang A).
+# source: estimated (abandons / seconds waited over staffing.patience_days, >= staffing.min_abandons abandons) |
+# default (staffing.default_patience_seconds) | none (Erlang C).
+gold_queue_patience = Table(
+    "gold_queue_patience", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("forecast_origin", Date, primary_key=True),
+    Column("queue", _NAME, primary_key=True),
+    Column("patience_seconds", Float),
+    Column("abandons", Integer, nullable=False),               # offered calls abandoned in the window
+    Column("calls", Integer, nullable=False),                  # offered calls answered or abandoned in the window
+    Column("wait_seconds_total", Float, nullable=False),       # every such caller's wait, answered or not
+    Column("window_days", Integer, nullable=False),
+    Column("source", String(10), nullable=False),
+)
+
+# One row per queue per interval with offered calls: the service delivered (step 4, from silver_calls; the trailing
+# evaluation.window_days are replaced each night). A day or week is sum(answered_in_target) / sum(offered).
+gold_service_delivered = Table(
+    "gold_service_delivered", metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("queue", _NAME, primary_key=True),
+    Column("interval_start_utc", DateTime, primary_key=True),
+    Column("interval_start", DateTime, nullable=False),
+    Column("date", Date, nullable=False),
+    *(Column(c, Integer, nullable=False) for c in ("offered", "answered", "answered_in_target", "abandoned")),
+    *(Column(c, Float) for c in ("wait_seconds_answered", "target_answer_seconds", "target_service_level",
+                                 "service_level", "asa_seconds", "abandon_rate")),
+    Index("ix_gold_service_delivered_date", "date"),
 )
 
 # One row per forecast origin per queue per date per method: a forecast point next to its actual (step 4).

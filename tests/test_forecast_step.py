@@ -310,7 +310,7 @@ def test_a_what_if_run_leaves_the_published_rows_unchanged_and_writes_its_files(
     folder = tmp_path / "output" / "2025-03-10" / f"whatif-{last['run_id']}"
     assert sorted(p.name for p in folder.iterdir()) == [
         "checks.csv", "forecast_daily.csv", "forecast_interval.csv", "forecast_members.csv", "overrides.json",
-        "staffing_daily.csv", "staffing_interval.csv"]
+        "queue_patience.csv", "staffing_daily.csv", "staffing_interval.csv"]
     # the same forecast, staffed for 95% instead of 80% answered within 20 s: never fewer agents, more in total
     staffed = pd.read_csv(folder / "staffing_interval.csv")
     base = published["gold_staffing_interval"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import fcntl
 import shutil
 import subprocess
@@ -47,6 +49,8 @@ def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
         rejects = pd.read_sql("select reason from bronze_rejects", conn)
         forecast = pd.read_sql("select * from gold_forecast_daily", conn)
         staffing = pd.read_sql("select * from gold_staffing_interval", conn)
+        patience = pd.read_sql("select * from gold_queue_patience", conn)
+        delivered = pd.read_sql("select * from gold_service_delivered", conn)
     status = dict(zip(runs["step"], runs["status"]))
     # 35 days is too little history to train on: step 2 says so and skips; step 3 falls back to seasonal naive.
     assert status == {"0_load_bronze": "success", "1_build_silver": "success", "1_5_segment_customers": "success",
@@ -58,10 +62,22 @@ def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
     assert len(forecast) == 4 * 14 and set(forecast["method"]) == {"seasonal_naive"}
     assert forecast["fallback_reason"].str.contains("no production model").all()
     assert (staffing["staff_p90"] >= staffing["staff_p10"]).all() and staffing["staff_p50"].max() > 0
+    # The demo's CDRs carry waits and abandons: each queue's patience is estimated and staffs it with Erlang A.
+    assert sorted(patience["queue"]) == ["Billing", "Sales", "Support", "VIP"]
+    assert set(patience["source"]) == {"estimated"} and (patience["abandons"] >= 30).all()
+    assert set(staffing["staffing_model"]) == {"erlang_a"} and staffing["target_service_level"].eq(0.8).all()
+    # Step 4 measured the service delivered over its window, against the same target.
+    assert sorted(delivered["queue"].unique()) == ["Billing", "Sales", "Support", "VIP"]
+    assert delivered["service_level"].between(0, 1).all() and delivered["target_service_level"].eq(0.8).all()
+    assert (delivered["answered_in_target"] <= delivered["answered"]).all()
     report = project / "output" / AS_OF
     for name in ("forecast.png", "totals.png", "staffing.png", "accuracy.png"):
         assert (report / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Content-Type: multipart" in (report / "report.eml").read_text()  # no SMTP host: the email is a file
+    message = email.message_from_bytes((report / "report.eml").read_bytes(), policy=email.policy.default)
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    # Yesterday (a Sunday) was closed; the past 4 weeks' service delivered is there, against the 80% target.
+    assert "Service delivered (target 80%): no calls yesterday; last 4 weeks " in text
 
 
 def test_second_concurrent_run_is_refused(project: Path) -> None:

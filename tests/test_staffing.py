@@ -200,8 +200,15 @@ def test_staffing_table_adds_agents_staff_service_level_and_occupancy():
         service_level_p50=[0.8883500192, 1.0, 1 - math.exp(-40 / 180) / 11],
         occupancy_p50=[10 / 14, 0.0, 1 / 3],
     )
-    pd.testing.assert_frame_equal(got, expect, check_exact=False, atol=1e-9)
+    pd.testing.assert_frame_equal(got.loc[:, list(expect.columns)], expect, check_exact=False, atol=1e-9)
     pd.testing.assert_frame_equal(given, before)  # input untouched
+    # No patience given: every row is Erlang C, and says so with the targets it was computed with.
+    assert got["staffing_model"].tolist() == ["erlang_c"] * 3
+    assert got["patience_seconds"].isna().all() and got["abandon_rate_p50"].isna().all()
+    assert got["target_service_level"].tolist() == [0.8] * 3 and got["target_answer_seconds"].tolist() == [20] * 3
+    assert got["target_max_occupancy"].tolist() == [0.85] * 3 and got["target_asa_seconds"].isna().all()
+    assert got["shrinkage"].tolist() == [0.3] * 3
+    assert got["agents_raw"].to_numpy() == pytest.approx([20.0, 0.0, 3 / 0.7])
 
 
 def test_staff_after_shrinkage_is_not_inflated_by_float_noise():
@@ -288,6 +295,10 @@ def test_daily_summary_sums_staff_hours_and_takes_the_peak_per_queue_per_day():
             "peak_staff_p10": np.array([16, 8], dtype=np.int64),
             "peak_staff_p50": np.array([20, 10], dtype=np.int64),
             "peak_staff_p90": np.array([23, 12], dtype=np.int64),
+            # FTE = staff hours / 7.5 paid hours (the default)
+            "fte_p10": [9.5 / 7.5, 4.0 / 7.5],
+            "fte_p50": [12.5 / 7.5, 5.0 / 7.5],
+            "fte_p90": [14.5 / 7.5, 6.0 / 7.5],
         }
     )
     pd.testing.assert_frame_equal(got, expect)
