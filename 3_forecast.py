@@ -33,7 +33,6 @@ import sys
 import time
 from datetime import timedelta
 
-import pandas as pd
 
 from common import forecast_run, patience, silver, tables, training, validation
 from common.cli import StepContext, StepResult, recorded_overrides, run_step, step_parser, what_if_overrides
@@ -80,16 +79,7 @@ def body(ctx: StepContext) -> StepResult:
 
     # Save outputs: one transaction; this origin's rows are replaced, other origins stay. A what-if (--set without
     # --publish) is written to files instead, so it never changes what Power BI shows.
-    stamp = {"run_id": ctx.run_id, "forecast_origin": pd.Timestamp(as_of)}
-    frames = {
-        tables.gold_forecast_daily: run.forecast.assign(**stamp),
-        tables.gold_forecast_interval: run.intervals.assign(**stamp),
-        tables.gold_staffing_interval: run.staffing.assign(**stamp),
-        tables.gold_staffing_daily: run.staff_daily.assign(**stamp),
-        tables.gold_forecast_members: (run.members if run.members is not None
-                                       else forecast_run.empty_members()).assign(**stamp),
-        tables.gold_queue_patience: queue_patience.assign(**stamp),
-    }
+    frames = forecast_run.gold_frames(run, queue_patience, ctx.run_id, as_of)
     message = forecast_run.run_message(run, as_of, version, f.horizon_days)
     if what_if_overrides(ctx.args.overrides) and not ctx.args.publish:
         return _save_whatif(ctx, frames, run.checks, recorded_overrides(ctx.args.overrides, cfg.database_url), message)

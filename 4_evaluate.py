@@ -1,38 +1,22 @@
 #!/usr/bin/env python3
 """Step 4: score stored forecasts against the actuals that arrived, compare with seasonal naive, raise alerts.
 
-For --as-of D every forecast origin in gold_forecast_daily with dates before D
-that silver_daily now has actuals for is scored into gold_forecast_accuracy
-(one row per origin per queue per date per method): the published forecast
-(lightgbm, or seasonal_naive where step 3 fell back) and the weekly seasonal
-naive forecast recomputed as it would have been at that origin from silver
-before it (naive_benchmark), so "does the model still beat naive?" is
-answered on the same points every night. Origins of the last few weeks are
-re-scored every night (their actuals keep arriving), older ones once; --full
-re-scores every origin (e.g. after silver was rebuilt).
+For --as-of D every forecast origin in gold_forecast_daily with dates before D that silver_daily now has actuals for
+is scored into gold_forecast_accuracy (one row per origin per queue per date per method): the published forecast
+(ensemble or lightgbm, or seasonal_naive where step 3 fell back) and weekly seasonal naive recomputed as it would
+have been at that origin (naive_benchmark), so "does the model still beat naive?" is answered on the same points
+every night. Recent origins are re-scored every night (their actuals keep arriving), older ones once; --full
+re-scores every origin. gold_forecast_accuracy_summary: wMAPE, MAPE, MAE, RMSE, bias, total-volume error, pinball
+loss and p10-p90 coverage over the trailing evaluation.window_days, overall and by queue, horizon day, weekday and
+method, beside the naive benchmark (open days only). gold_alerts: daily MAPE, weekly bias, data freshness, feature
+drift (PSI), model vs naive, fallback used (alerts.*). gold_service_delivered: per queue and interval of the window,
+the service delivered (service level against staffing.* targets, ASA, abandon rate) from silver_calls. Each table
+is replaced for this as-of / these origins, never duplicated. A forecast whose model had seen the days it forecast
+is never scored (its old rows are removed; the message says how many).
 
-gold_forecast_accuracy_summary: wMAPE, MAPE, MAE, RMSE, bias, total-volume
-error, pinball loss (p10/p50/p90) and p10-p90 coverage over the origins of
-the trailing evaluation.window_days, overall and by queue, horizon day,
-weekday and method, next to the naive benchmark on the same points. Open days
-only. gold_alerts: daily MAPE, weekly bias, data freshness, feature drift
-(PSI), model vs naive, fallback used (thresholds: alerts.*). All three
-tables are replaced for this as-of / these origins, never duplicated.
-gold_service_delivered: per queue and interval of the trailing window, the
-service delivered (service level against staffing.* / staffing.queues, ASA,
-abandon rate) from silver_calls; replaced for those dates each night.
-
-A forecast whose model was trained on data up to or after its origin had seen
-the days it forecast (a backfill made with a later model, e.g. by an older
-version of 3_forecast.py): it is never scored, summarised or alerted on, its
-old accuracy rows are removed, and the run's message says how many were skipped.
-
---backtest: a rolling-origin backtest of the production setup (the
-production model's parameters, else training.*), retrained at each origin on
-silver before it, scored the same way. Its rows carry methods
-backtest_lightgbm / backtest_naive (gold_forecast_accuracy keeps only the
-latest backtest; the summary keeps one per as-of), so they never mix with
-real forecasts. Both modes print the accuracy table.
+--backtest: a rolling-origin backtest of the production setup, retrained at each origin on silver before it, scored
+the same way under methods backtest_lightgbm / backtest_naive (only the latest backtest is kept), so they never mix
+with real forecasts. Both modes print the accuracy table.
 
 Examples:
   python 4_evaluate.py --as-of 2025-03-10

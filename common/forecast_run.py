@@ -317,6 +317,18 @@ def read_intervals(conn: Connection, start: date, as_of: date) -> pd.DataFrame:
                                   "aht_seconds", "is_open"])
 
 
+def gold_frames(run: ForecastRun, queue_patience: pd.DataFrame, run_id: str, as_of: date) -> dict:
+    """{gold table: its rows of this origin}: what step 3 writes (or a what-if writes to files)."""
+    stamp = {"run_id": run_id, "forecast_origin": pd.Timestamp(as_of)}
+    members = run.members if run.members is not None else empty_members()
+    return {tables.gold_forecast_daily: run.forecast.assign(**stamp),
+            tables.gold_forecast_interval: run.intervals.assign(**stamp),
+            tables.gold_staffing_interval: run.staffing.assign(**stamp),
+            tables.gold_staffing_daily: run.staff_daily.assign(**stamp),
+            tables.gold_forecast_members: members.assign(**stamp),
+            tables.gold_queue_patience: queue_patience.assign(**stamp)}
+
+
 def replace_origin(conn: Connection, as_of: date, frames: dict) -> int:
     """Replace the gold rows of origin `as_of` with `frames` ({table: rows}); other origins stay. Rows written."""
     written = 0
