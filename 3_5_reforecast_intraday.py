@@ -50,6 +50,7 @@ def body(ctx: StepContext) -> StepResult:
         log.info("reforecast: %d new export rows loaded into bronze", loaded)
     with ctx.engine.connect() as conn:
         origin, nightly = rs.read_nightly(conn, day)
+        patience = rs.read_patience(conn, origin)
         history = rs.read_history(conn, day - timedelta(days=7 * weeks), day)
         queues = sorted(set(nightly["queue"].astype("str")) | set(history["queue"].astype("str")))
         observed = rs.observed_today(conn, cfg, day, rs.at_utc(at, cfg.timezone),
@@ -60,7 +61,7 @@ def body(ctx: StepContext) -> StepResult:
              time.perf_counter() - started)
 
     # Process data
-    rows, summary, alerts = rs.build(cfg, at, nightly, history, observed, grid)
+    rows, summary, alerts = rs.build(cfg, at, nightly, history, observed, grid, patience)
     for s in summary.itertuples(index=False):
         log.info("reforecast %s: %.0f calls so far (%.0f%% of the day), day projected %.0f (nightly %.0f); "
                  "k %.2f, half-life %.1f h", s.queue, s.observed_so_far, 100 * s.share_so_far, s.projected_day_p50,

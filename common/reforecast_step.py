@@ -34,6 +34,7 @@ from common.config_schema import Config
 from common.errors import ConfigError
 from common.intraday import aht_forecast, intraday_profile, minute_of_day, split_daily
 from common.opening_hours import parse_opening_hours
+from common.forecast_run import staffing_options
 from common.staffing import staffing_table
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,14 @@ def read_nightly(conn: Connection, day: date) -> tuple[date | None, pd.DataFrame
                          & (t.c.interval_start < end),
                          columns=["queue", "interval_start", "interval_start_utc", "p10", "p50", "p90", "aht_seconds"])
     return pd.Timestamp(origin).date(), rows
+
+
+def read_patience(conn: Connection, origin: date | None) -> pd.DataFrame | None:
+    """gold_queue_patience rows of the nightly `origin` (None when no night ran): the patience step 3 staffed with."""
+    if origin is None:
+        return None
+    t = tables.gold_queue_patience
+    return db.read_table(conn, t, where=t.c.forecast_origin == origin, columns=["queue", "patience_seconds"])
 
 
 def read_history(conn: Connection, start: date, day: date) -> pd.DataFrame:
@@ -163,15 +172,17 @@ def fallback_plan(history: pd.DataFrame, grid: pd.DataFrame, day: date, cfg: Con
                                              on=["queue", "interval_start_utc"], how="left")
 
 
-def staff(intervals: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """Erlang staffing of the rows (step 3's `staffing_table`, same settings): the rows with agents/staff columns."""
+def staff(intervals: pd.DataFrame, cfg: Config, patience: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Staffing of the rows exactly as step 3 staffs them (`staffing_table` with the same model, targets and the
+    nightly's queue patience, so a reforecast's agents differ from the night's only by the volume): the rows with
+    agents/staff columns."""
     if intervals.empty:
         return intervals.assign(agents_p50=pd.Series(dtype="int64"), staff_p10=pd.Series(dtype="int64"),
                                 staff_p50=pd.Series(dtype="int64"), staff_p90=pd.Series(dtype="int64"))
     s = cfg.staffing
     frame = intervals.rename(columns={c: f"volume_{c}" for c in reforecast.QCOLS})
     out = staffing_table(frame, cfg.rules.interval_minutes, s.service_level, s.answer_seconds, s.max_occupancy,
-                         s.shrinkage, s.asa_target_seconds)
+                         s.shrinkage, s.asa_target_seconds, **staffing_options(cfg, patience))
     return out.rename(columns={f"volume_{c}": c for c in reforecast.QCOLS})
 
 
@@ -210,10 +221,12 @@ def deviation_alerts(summary: pd.DataFrame, new: pd.DataFrame, old: pd.DataFrame
 
 
 def build(cfg: Config, at: pd.Timestamp, nightly: pd.DataFrame, history: pd.DataFrame,
-          observed: pd.DataFrame, grid: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[Alert]]:
+          observed: pd.DataFrame, grid: pd.DataFrame,
+          patience: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list[Alert]]:
     """(gold_forecast_intraday rows without run_id, the per-queue summary, alerts) of the reforecast at `at`.
 
-    `nightly`: read_nightly rows (today and tomorrow); `grid`: today's and tomorrow's interval grid of every queue.
+    `nightly`: read_nightly rows (today and tomorrow); `grid`: today's and tomorrow's interval grid of every queue;
+    `patience`: the nightly origin's gold_queue_patience rows (staffing as step 3 did).
     """
     minutes, tz = cfg.rules.interval_minutes, cfg.timezone
     day = at.date()
@@ -244,9 +257,9 @@ def build(cfg: Config, at: pd.Timestamp, nightly: pd.DataFrame, history: pd.Data
         nxt = nxt.loc[:, [*grid.columns, "p10", "p50", "p90", "aht_seconds"]]
         parts.append(reforecast.adjust_tomorrow(nxt, summary, cfg.intraday.tomorrow_shrink).assign(method=TOMORROW))
     out = pd.concat(parts, ignore_index=True)
-    staffed = staff(out, cfg)
+    staffed = staff(out, cfg, patience)
     old = staff(rest.assign(**{c: plan.set_index(keys).loc[pd.MultiIndex.from_frame(rest[keys]), c].to_numpy()
-                               for c in reforecast.QCOLS}), cfg)
+                               for c in reforecast.QCOLS}), cfg, patience)
     alerts = deviation_alerts(summary, staffed.loc[staffed["date"] == today], old, cfg.intraday.alert_deviation,
                               minutes)
     nightly_days = nightly.assign(date=nightly["interval_start"].dt.normalize()).groupby(

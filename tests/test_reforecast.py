@@ -241,15 +241,27 @@ def demo(tmp_path_factory) -> dict:
 def test_reforecast_then_night_leaves_the_nightly_tables_as_a_night_alone_and_a_late_file_adds_rows(demo) -> None:
     a, b, day_file = demo["a"], demo["b"], demo["day_file"]
     inbox = a.parent / "inbox"
+    # before the day opens nothing is seen: the reforecast is the night's, staffed exactly as step 3 staffed it
+    # (the same model, targets and queue patience), so the agents differ from the night's only by the volume
+    _run("3_5_reforecast_intraday", a, "--at", f"{AS_OF} 07:30", "--no-load")
+    early = _read(a, "gold_forecast_intraday")
+    night = _read(a, "gold_staffing_interval")
+    night = night.loc[night["forecast_origin"] == str(AS_OF)]
+    both = early.merge(night, on=["queue", "interval_start_utc"], suffixes=("", "_night"))
+    assert len(both) == len(early) > 0
+    assert (both["staff_p50"] == both["staff_p50_night"]).all() and (both["p50"] - both["volume_p50"]).abs().max() < 1e-9
     # a: the morning's drop, a reforecast at 12:00; then a late file with more of the morning, the same --at again
     _partial(day_file, inbox / "drop_1.csv", f"{AS_OF} 10:00")
     _run("3_5_reforecast_intraday", a, "--at", f"{AS_OF} 12:00")
-    first = _read(a, "gold_forecast_intraday")
+    noon = f"{AS_OF} 12:00"
+    first = _read(a, "gold_forecast_intraday").loc[lambda f: f["issued_at"].str.startswith(noon)]
     assert pd.Timestamp(AS_OF) > pd.to_datetime(_read(a, "silver_daily")["date"]).max()  # no partial day in silver
     _partial(day_file, inbox / "drop_2.csv", f"{AS_OF} 12:00")
     _run("3_5_reforecast_intraday", a, "--at", f"{AS_OF} 12:00")
-    again = _read(a, "gold_forecast_intraday")
-    assert len(again) == len(first) > 0 and again["issued_at"].nunique() == 1  # the same issue, replaced
+    issues = _read(a, "gold_forecast_intraday")
+    assert issues["issued_at"].nunique() == 2  # 12:00 replaced, 07:30 kept
+    again = issues.loc[issues["issued_at"].str.startswith(noon)]
+    assert len(again) == len(first) > 0
     seen_first = first.groupby("queue")["observed_so_far"].first()
     seen_again = again.groupby("queue")["observed_so_far"].first()
     assert (seen_again > seen_first).all()  # the late rows were seen
@@ -262,7 +274,7 @@ def test_reforecast_then_night_leaves_the_nightly_tables_as_a_night_alone_and_a_
     _night(a, AS_OF + timedelta(days=1))
     _night(b, AS_OF + timedelta(days=1))
     _run("3_5_reforecast_intraday", a, "--at", f"{AS_OF} 15:00", "--no-load")
-    assert _read(a, "gold_forecast_intraday")["issued_at"].nunique() == 2  # every issue is kept
+    assert _read(a, "gold_forecast_intraday")["issued_at"].nunique() == 3  # every issue is kept
     for table in ("silver_interval", "silver_daily", "gold_forecast_daily", "gold_forecast_interval",
                   "gold_staffing_interval", "gold_staffing_daily"):
         left, right = (_read(c, table).drop(columns=["run_id", "built_at"], errors="ignore") for c in (a, b))
