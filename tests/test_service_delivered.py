@@ -58,8 +58,10 @@ def test_the_email_sentence_gives_yesterday_and_the_past_weeks_against_the_targe
     got = delivered_sentence(pd.concat([rows, earlier]), date(2025, 3, 11))
     # Yesterday (Mon 10 Mar): 3 of 7 offered within 20 s... vip's 15 and 5 s are within 20 s too: 5 of 7 = 71%,
     # 1 abandon of 7 = 14.3%, ASA (5+20+45+10+15+5) / 6 = 17 s. The week before: every answered call within target.
+    # By queue: sales 3 of 5 yesterday, (3 + 4) of 10 over the weeks; vip 2 of 2 and 4 of 4.
     assert got == ("Service delivered (target 80%): yesterday 71% answered within target, 14.3% abandoned, ASA 17 s; "
-                   "last 4 weeks 79% answered within target, 14.3% abandoned, ASA 17 s.")
+                   "last 4 weeks 79% answered within target, 14.3% abandoned, ASA 17 s. By queue, answered within "
+                   "target yesterday / last 4 weeks: sales 60% / 70% (target 80%), vip 100% / 100% (target 80%).")
     # A closed yesterday says so; the weeks still count.
     assert delivered_sentence(earlier, date(2025, 3, 11)).startswith("Service delivered (target 80%): no calls "
                                                                      "yesterday; last 4 weeks 86% answered")  # 6 of 7
