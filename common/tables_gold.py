@@ -197,7 +197,7 @@ gold_service_delivered = Table(
 )
 
 # One row per forecast origin per queue per date per method: a forecast point next to its actual (step 4).
-# method: the stored forecast's (lightgbm | seasonal_naive), naive_benchmark (weekly seasonal naive recomputed
+# method: the stored forecast's (ensemble | lightgbm | seasonal_naive), naive_benchmark (weekly seasonal naive recomputed
 # at the origin), or backtest_lightgbm | backtest_naive (the track record: 2_train.py's backtest each training night,
 # or 4_evaluate.py --backtest; only the latest backtest is kept; model_version null: retrained at every origin).
 gold_forecast_accuracy = Table(
