@@ -24,9 +24,10 @@ Decisions:
   a long silence against a large expected count does lower it, as it should.
 - p10/p90 of the rest are rest x the conformal 10%/90% quantiles (the floor((n+1) 0.1)-th and ceil((n+1) 0.9)-th
   of n) of (actual rest / projected rest) on the replayed days at a similar share of the day seen (within
-  `BAND_WIDTH`; the queue's own points, else all queues'). Those ratios are out of sample: each replayed week is
-  projected with the pair chosen on the other weeks, since the pair chosen on all of them fits them better than it
-  fits today (the in-sample band covered 58-74% where 80% is promised, bench/bench_reforecast.py). They narrow as
+  `BAND_WIDTH`; the queue's own points, else all queues'). Those ratios are out of sample, because the in-sample
+  band covered 58-74% where 80% is promised (bench/bench_reforecast.py): each replayed day is split by its own
+  week's profile, not today's (which has seen it), and each replayed week is projected with the pair chosen on the
+  other weeks (the pair chosen on all of them fits them better than it fits today). They narrow as
   the day is seen because the replay's errors do. Not clamped to the nightly band: a nightly band too narrow for
   the day's real spread would make this one too narrow too. Without enough replayed points: the nightly ratios
   narrowed by sqrt(1 - w).
@@ -34,7 +35,7 @@ Decisions:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -87,8 +88,10 @@ class Calibration:
     """What a replay of recent days taught: (half-life, k) per queue, and the band's ratios by share of day seen."""
 
     params: dict[str, tuple[float, float]]  # queue: (half-life in hours, k)
-    points: pd.DataFrame  # queue, share, ratio (actual rest / projected rest, out of sample), ratio_in_sample
+    points: pd.DataFrame     # queue, share, ratio (actual rest / projected rest, out of sample): the band
     default: tuple[float, float]
+    # the same with the pair chosen on them and today's shares (the band before 2026-12; the bench's before/after)
+    in_sample: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["queue", "share", "ratio"]))
 
     def for_queue(self, queue: str) -> tuple[float, float]:
         return self.params.get(queue, self.default)
@@ -161,37 +164,50 @@ def _ratio(actual: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return np.divide(actual, pred, out=np.full(len(actual), np.nan), where=pred > 0)
 
 
-def calibrate(points: pd.DataFrame, default_k: float) -> Calibration:
+def _predictions(points: pd.DataFrame, pairs: list[tuple[int, float]]) -> np.ndarray:
+    """The rest of the day each pair projects at each point (points x pairs)."""
+    a, s, n = (points[c].to_numpy(dtype=float) for c in ("observed", "share", "nightly"))
+    return np.stack([project_rest(a, s, n, k, *(points[c].to_numpy(dtype=float) for c in _h(i))) for i, k in pairs],
+                    axis=1)
+
+
+def calibrate(points: pd.DataFrame, default_k: float, band_points: pd.DataFrame | None = None) -> Calibration:
     """(half-life, k) per queue minimising the replay's absolute rest-of-day error over HALF_LIVES x K_GRID (a
     queue with fewer than MIN_CALIBRATION_DAYS days gets the pair of all queues pooled; no points at all: the plain
-    projection with `default_k`), and the ratio points of the band: `ratio` out of sample (each replayed week's
-    projection with the pair chosen on the other weeks), `ratio_in_sample` with the pair chosen on all of them."""
+    projection with `default_k`), and the ratio points of the band, out of sample: each replayed week of
+    `band_points` (default `points`; replay_points of the same days with shares that knew nothing of them) projected
+    with the pair `points` of the other weeks choose. `in_sample`: the ratios of `points` with the pair chosen on
+    all of them (the band before 2026-12, for the bench's before/after)."""
+    empty = pd.DataFrame(columns=["queue", "share", "ratio"])
     if points.empty:
-        return Calibration({}, pd.DataFrame(columns=["queue", "share", "ratio", "ratio_in_sample"]),
-                           (float("inf"), default_k))
-    a, s, n, r = (points[c].to_numpy(dtype=float) for c in ("observed", "share", "nightly", "rest_actual"))
+        return Calibration({}, empty, (float("inf"), default_k), empty)
+    bp = points if band_points is None else band_points
     pairs = [(i, k) for i in range(len(HALF_LIVES)) for k in K_GRID]
-    preds = np.stack([project_rest(a, s, n, k, *(points[c].to_numpy(dtype=float) for c in _h(i)))
-                      for i, k in pairs], axis=1)
+    preds = _predictions(points, pairs)
+    r = points["rest_actual"].to_numpy(dtype=float)
     errors = np.abs(preds - r[:, None])
     queues = points["queue"].astype("str").to_numpy()
     dates = pd.to_datetime(points["date"]).to_numpy()
     plain = pairs.index((len(HALF_LIVES) - 1, min(K_GRID, key=lambda k: abs(k - default_k))))
     chosen, pooled = _choose(queues, dates, errors, plain)
-    rows = np.arange(len(r))
-    in_sample = _ratio(r, preds[rows, pd.Series(queues).map(chosen).to_numpy(dtype=int)])
+    in_sample = pd.DataFrame({"queue": queues, "share": points["share"].to_numpy(dtype=float), "ratio": _ratio(
+        r, preds[np.arange(len(r)), pd.Series(queues).map(chosen).to_numpy(dtype=int)])})
     # the pair was chosen to fit these very days: their ratios are too tight for a day it has not seen. Each week's
     # points are projected with the pair the other weeks choose (a week: 7 days back from the newest replayed day)
+    b_preds = preds if band_points is None else _predictions(bp, pairs)
+    b_queues = bp["queue"].astype("str").to_numpy()
+    b_week = (dates.max() - pd.to_datetime(bp["date"]).to_numpy()) // np.timedelta64(7, "D")
     week = (dates.max() - dates) // np.timedelta64(7, "D")
-    pred_oos = np.empty(len(r))
-    for w in np.unique(week):
-        fold = week == w
-        c, p = _choose(queues[~fold], dates[~fold], errors[~fold], plain)
-        pick = np.array([c.get(q, p) for q in queues[fold]], dtype=int)
-        pred_oos[fold] = preds[rows[fold], pick]
-    band = pd.DataFrame({"queue": queues, "share": s, "ratio": _ratio(r, pred_oos), "ratio_in_sample": in_sample})
+    pred_oos = np.full(len(bp), np.nan)
+    for w in np.unique(b_week):
+        c, p = _choose(queues[week != w], dates[week != w], errors[week != w], plain)
+        fold = np.flatnonzero(b_week == w)
+        pred_oos[fold] = b_preds[fold, [c.get(q, p) for q in b_queues[fold]]]
+    band = pd.DataFrame({"queue": b_queues, "share": bp["share"].to_numpy(dtype=float),
+                         "ratio": _ratio(bp["rest_actual"].to_numpy(dtype=float), pred_oos)})
     params = {q: (HALF_LIVES[pairs[i][0]], pairs[i][1]) for q, i in chosen.items()}
-    return Calibration(params, band.dropna().reset_index(drop=True), (HALF_LIVES[pairs[pooled][0]], pairs[pooled][1]))
+    return Calibration(params, band.dropna().reset_index(drop=True), (HALF_LIVES[pairs[pooled][0]], pairs[pooled][1]),
+                       in_sample.dropna().reset_index(drop=True))
 
 
 def conformal_quantiles(values: np.ndarray, lo: float = 0.1, hi: float = 0.9) -> tuple[float, float] | None:
@@ -210,16 +226,15 @@ def band_ratios(calibration: Calibration, queue: str, share: float, nightly_lo: 
                 k: float, in_sample: bool = False) -> tuple[float, float]:
     """(p10 / p50, p90 / p50) of the rest of the day at `share` seen: see the module doc. `in_sample`: the band
     before 2026-12 (np.quantile of the in-sample ratios), kept for the bench's before/after only."""
-    p = calibration.points
-    col = "ratio_in_sample" if in_sample else "ratio"
+    p = calibration.in_sample if in_sample else calibration.points
     near = p.loc[(p["share"] - share).abs() <= BAND_WIDTH]
     own = near.loc[near["queue"] == queue]
     use = own if len(own) >= MIN_BAND_POINTS else near
     if len(use) >= MIN_BAND_POINTS:
         if in_sample:
-            lo, hi = (float(np.quantile(use[col], q)) for q in (0.1, 0.9))
+            lo, hi = (float(np.quantile(use["ratio"], q)) for q in (0.1, 0.9))
         else:
-            lo, hi = conformal_quantiles(use[col].to_numpy())
+            lo, hi = conformal_quantiles(use["ratio"].to_numpy())
         return min(lo, 1.0), max(hi, 1.0)
     narrow = float(np.sqrt(1.0 - trust(share, k)))
     return min(1.0 - (1.0 - nightly_lo) * narrow, 1.0), max(1.0 + (nightly_hi - 1.0) * narrow, 1.0)

@@ -151,7 +151,7 @@ def test_the_band_takes_its_ratios_out_of_sample_so_a_pair_fitted_to_the_replay_
                            **{c: (60.0 if c.startswith("observed") else 0.5) for c in h}})
     cal = reforecast.calibrate(points, 0.15)
     assert cal.for_queue("Support") == (float("inf"), 0.15)
-    assert cal.points["ratio_in_sample"].to_numpy() == pytest.approx(np.where(rest == 60, 1.04, 13 / 15))
+    assert cal.in_sample["ratio"].to_numpy() == pytest.approx(np.where(rest == 60, 1.04, 13 / 15))
     assert cal.points["ratio"].to_numpy() == pytest.approx(np.where(rest == 60, 33 / 28, 26 / 31))
     before = reforecast.band_ratios(cal, "Support", 0.5, 0.8, 1.2, 0.15, in_sample=True)
     after = reforecast.band_ratios(cal, "Support", 0.5, 0.8, 1.2, 0.15)
@@ -166,6 +166,26 @@ def test_the_conformal_band_takes_the_order_statistics_of_n_plus_one() -> None:
     # np.quantile interpolates inside them (2.9, 18.1): the 1 in 11 chance of a new value beyond is ignored
     assert (np.quantile(values, 0.1), np.quantile(values, 0.9)) == pytest.approx((2.9, 18.1))
     assert reforecast.conformal_quantiles(np.arange(1.0, 9.0)) is None  # 8 values: no 10% order statistic
+
+def test_the_band_replays_each_day_against_its_own_weeks_profile() -> None:
+    # Two replayed Mondays, 25 calls per half-hour 08:00-10:00. The week of 3 March split by 0.4/0.2/0.2/0.2, the week
+    # of 10 March by 0.25 each: at 09:00 the first has seen S = 0.6, the second S = 0.5, each of its own profile.
+    asked = []
+
+    def profile_of(monday):
+        asked.append(monday)
+        first = [0.4, 0.2, 0.2, 0.2] if monday == date(2025, 3, 3) else [0.25] * 4
+        return pd.DataFrame({"queue": "Support", "weekday": 0, "minute": range(480, 600, 30), "share": first})
+
+    days = [DAY - pd.Timedelta(days=7), DAY]
+    actual = pd.DataFrame([("Support", d, m, 25.0) for d in days for m in range(480, 600, 30)],
+                          columns=["queue", "date", "minute", "offered"])
+    nightly = pd.DataFrame({"queue": "Support", "date": days, "p50": 100.0})
+    points = reforecast_step.replay_by_week(actual, profile_of, nightly, 30)
+    at_nine = points.loc[points["checkpoint"] == 540].sort_values("date")
+    assert asked == [date(2025, 3, 3), date(2025, 3, 10)]
+    assert at_nine["share"].tolist() == pytest.approx([0.6, 0.5]) and at_nine["observed"].tolist() == [50.0, 50.0]
+
 
 def test_a_deviation_alert_says_how_far_off_and_how_many_more_agents_when() -> None:
     summary = pd.DataFrame({"queue": ["Support", "Sales"], "share_so_far": [0.5, 0.5], "observed_so_far": [570, 500],
