@@ -11,6 +11,7 @@ Writes gold_forecast_intraday (every issue kept) and the `intraday_deviation` al
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from zoneinfo import ZoneInfo
@@ -132,7 +133,8 @@ def day_means(history: pd.DataFrame, days: pd.DatetimeIndex, weeks: int = MEAN_W
     return pd.DataFrame(rows, columns=["queue", "date", "p10", "p50", "p90"])
 
 
-def replay_by_week(actual: pd.DataFrame, profile_of, nightly: pd.DataFrame, minutes: int) -> pd.DataFrame:
+def replay_by_week(actual: pd.DataFrame, profile_of: Callable[[date], pd.DataFrame], nightly: pd.DataFrame,
+                   minutes: int) -> pd.DataFrame:
     """reforecast.replay_points of each replayed day against `profile_of(its week's Monday)`: the shares a nightly
     run that week split by, which knew nothing of the day (today's profile has seen the replayed days, so their
     ratios came out too tight for the band)."""
