@@ -41,7 +41,9 @@ def body(ctx: StepContext) -> StepResult:
     at = rs.parse_at(ctx.args.at, cfg.timezone, ctx.args.as_of)
     day = at.date()
     started = time.perf_counter()
-    weeks = max(cfg.forecast.profile_weeks, cfg.forecast.aht_weeks, cfg.intraday.calibration_weeks + rs.MEAN_WEEKS)
+    # the oldest replayed week's own profile reaches profile_weeks behind its Monday
+    weeks = max(cfg.forecast.aht_weeks, cfg.intraday.calibration_weeks + max(cfg.forecast.profile_weeks + 1,
+                                                                             rs.MEAN_WEEKS))
 
     # Load inputs (the new export rows first, in their own transaction, as step 0 loads them)
     if not ctx.args.no_load:

@@ -9,7 +9,10 @@ are observed and the rest of the day is forecast three ways, scored on the inter
   ours     common/reforecast.py as 3_5_reforecast_intraday.py runs it: k per queue calibrated on a replay of the
            intraday.calibration_weeks weeks before the day (hourly checkpoints), nothing of the day itself.
 Metrics: rest-of-day total error = sum |forecast rest - actual rest| / sum actual rest over queue-days; interval
-wMAPE over the remaining open intervals; p10-p90 coverage of the rest (ours). Then the time of one reforecast of
+wMAPE over the remaining open intervals; p10-p90 coverage of the rest (80% nominal) with ours' band (out of sample:
+each replayed day split by its own week's profile, each week projected with the pair the other weeks chose) and,
+as coverage_in_sample, with the band before 2026-12 (today's profile, the pair chosen on all replayed days, plain
+quantiles), on the same p50; band_width = mean (p90 - p10) / p50 of the rest. Then the time of one reforecast of
 20 queues with 2 years of history (`reforecast_step.build` on generated frames, reads excluded).
 
     .venv/bin/python bench/bench_reforecast.py                       (us_bank_2003, anonymous_bank_feb1999, demo)
@@ -80,16 +83,23 @@ def replay(intervals: pd.DataFrame, holidays: pd.DataFrame, profile_weeks: int, 
     weeks = min(reforecast_step.MEAN_WEEKS, max(1, (len(totals["date"].unique()) // 5) // 2))
     nightly = reforecast_step.day_means(intervals, pd.DatetimeIndex(sorted(totals["date"].unique())), weeks)
     profiles: dict = {}
+
+    def profile_of(monday: date) -> pd.DataFrame:
+        if monday not in profiles:
+            profiles[monday] = intraday_profile(intervals, monday, profile_weeks, holidays)
+        return profiles[monday]
+
+    # every day against its own week's profile, as the step replays them for the band: once, sliced per day below
+    band_points = reforecast_step.replay_by_week(actual, profile_of, nightly, minutes)
     rows = []
     for day in days:
         monday = (day - pd.Timedelta(days=day.day_of_week)).date()
-        if monday not in profiles:
-            profiles[monday] = intraday_profile(intervals, monday, profile_weeks, holidays)
-        profile = profiles[monday]
+        profile = profile_of(monday)
         since = day - pd.Timedelta(days=7 * calibration_weeks)
         past = actual.loc[(actual["date"] < day) & (actual["date"] >= since)]
-        points = reforecast.replay_points(past, profile, nightly, list(range(60, 1440, 60)), minutes)
-        cal = reforecast.calibrate(points, 0.15)
+        points = reforecast.replay_points(past, profile, nightly, reforecast_step.CHECKPOINTS, minutes)
+        cal = reforecast.calibrate(points, 0.15, band_points.loc[(band_points["date"] < day)
+                                                                 & (band_points["date"] >= since)])
         today = actual.loc[actual["date"] == day].assign(weekday=day.day_of_week)
         today = today.merge(profile.loc[:, ["queue", "weekday", "minute", "share"]], on=["queue", "weekday", "minute"],
                             how="inner").merge(nightly.loc[nightly["date"] == day, ["queue", "p10", "p50", "p90"]],
@@ -106,15 +116,17 @@ def replay(intervals: pd.DataFrame, holidays: pd.DataFrame, profile_weeks: int, 
                 half_life, k = cal.for_queue(str(queue))
                 v = reforecast.recency_weights((hour * 60 - q["minute"].to_numpy()[done] - minutes) / 60.0, half_life)
                 lo, hi = reforecast.band_ratios(cal, str(queue), s, n_lo, n_hi, k)
+                old = reforecast.band_ratios(cal, str(queue), s, n_lo, n_hi, k, in_sample=True)
                 ours = float(reforecast.project_rest(a, s, n, k, (v * y[done]).sum(), (v * share[done]).sum()))
                 for method, rest in (("nightly", n * (1 - s)), ("plain", float(reforecast.plain_projection(a, s, n))),
                                      ("ours", ours)):
                     pred = rest * share[~done] / max(1 - s, 1e-12)
-                    band = (lo, hi) if method == "ours" else (n_lo, n_hi)
+                    band, before = ((lo, hi), old) if method == "ours" else ((n_lo, n_hi), (n_lo, n_hi))
                     rows.append((method, hour, queue, day, rest, rest_actual, np.abs(pred - y[~done]).sum(),
-                                 rest * band[0] <= rest_actual <= rest * band[1]))
+                                 rest * band[0] <= rest_actual <= rest * band[1],
+                                 rest * before[0] <= rest_actual <= rest * before[1], band[1] - band[0]))
     return pd.DataFrame(rows, columns=["method", "hour", "queue", "date", "rest", "rest_actual", "interval_abs",
-                                       "in_band"])
+                                       "in_band", "in_band_in_sample", "band_width"])
 
 
 def summary(scored: pd.DataFrame) -> pd.DataFrame:
@@ -122,7 +134,8 @@ def summary(scored: pd.DataFrame) -> pd.DataFrame:
     g = scored.assign(abs_rest=(scored["rest"] - scored["rest_actual"]).abs()).groupby(["hour", "method"])
     out = pd.DataFrame({"rest_total_error": g["abs_rest"].sum() / g["rest_actual"].sum(),
                         "interval_wmape": g["interval_abs"].sum() / g["rest_actual"].sum(),
-                        "coverage": g["in_band"].mean(), "queue_days": g.size()})
+                        "coverage": g["in_band"].mean(), "coverage_in_sample": g["in_band_in_sample"].mean(),
+                        "band_width": g["band_width"].mean(), "queue_days": g.size()})
     return out.reset_index()
 
 

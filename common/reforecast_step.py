@@ -11,6 +11,7 @@ Writes gold_forecast_intraday (every issue kept) and the `intraday_deviation` al
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from zoneinfo import ZoneInfo
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 RULE = "intraday_deviation"
 NO_NIGHTLY, REFORECAST, TOMORROW = "reforecast_no_nightly", "reforecast", "tomorrow_adjusted"
 MEAN_WEEKS = 4  # the fallback day total and the replay's stand-in for the nightly: the same weekday's mean
+CHECKPOINTS = list(range(60, 1440, 60))  # the replay reforecasts each past day at every full hour
 
 
 def parse_at(value: str | None, tz: str, day: date | None = None) -> pd.Timestamp:
@@ -140,9 +142,23 @@ def day_means(history: pd.DataFrame, days: pd.DatetimeIndex, weeks: int = MEAN_W
     return pd.DataFrame(rows, columns=["queue", "date", "p10", "p50", "p90"])
 
 
-def calibration_for(history: pd.DataFrame, profile: pd.DataFrame, day: date, cfg: Config) -> reforecast.Calibration:
+def replay_by_week(actual: pd.DataFrame, profile_of: Callable[[date], pd.DataFrame], nightly: pd.DataFrame,
+                   minutes: int) -> pd.DataFrame:
+    """reforecast.replay_points of each replayed day against `profile_of(its week's Monday)`: the shares a nightly
+    run that week split by, which knew nothing of the day (today's profile has seen the replayed days, so their
+    ratios came out too tight for the band)."""
+    mondays = actual["date"] - pd.to_timedelta(actual["date"].dt.day_of_week, unit="D")
+    parts = [reforecast.replay_points(chunk, profile_of(monday.date()), nightly, CHECKPOINTS, minutes)
+             for monday, chunk in actual.groupby(mondays)]
+    return pd.concat(parts, ignore_index=True) if parts else reforecast.replay_points(actual.iloc[0:0], pd.DataFrame(
+        columns=["queue", "weekday", "minute", "share"]), nightly, CHECKPOINTS, minutes)
+
+
+def calibration_for(history: pd.DataFrame, profile: pd.DataFrame, day: date, cfg: Config,
+                    closed: pd.DataFrame) -> reforecast.Calibration:
     """Replay the last intraday.calibration_weeks weeks at every full hour against the same-weekday mean day (the
-    nightly forecast of a past day is not at hand for every day): k per queue and the band's points."""
+    nightly forecast of a past day is not at hand for every day): k per queue on today's profile, the band's points
+    on each week's own profile (`replay_by_week`)."""
     i = cfg.intraday
     if i.calibration_weeks == 0 or history.empty:
         return reforecast.calibrate(pd.DataFrame(), i.trust_k)
@@ -154,8 +170,10 @@ def calibration_for(history: pd.DataFrame, profile: pd.DataFrame, day: date, cfg
                            "minute": minute_of_day(h["interval_start"]),
                            "offered": h["offered"].to_numpy(dtype=float, na_value=0.0)})
     actual = actual.groupby(["queue", "date", "minute"], as_index=False)["offered"].sum()
-    points = reforecast.replay_points(actual, profile, nightly, list(range(60, 1440, 60)), cfg.rules.interval_minutes)
-    return reforecast.calibrate(points, i.trust_k)
+    points = reforecast.replay_points(actual, profile, nightly, CHECKPOINTS, cfg.rules.interval_minutes)
+    band = replay_by_week(actual, lambda monday: intraday_profile(history, monday, cfg.forecast.profile_weeks, closed),
+                          nightly, cfg.rules.interval_minutes)
+    return reforecast.calibrate(points, i.trust_k, band)
 
 
 def fallback_plan(history: pd.DataFrame, grid: pd.DataFrame, day: date, cfg: Config,
@@ -235,7 +253,8 @@ def build(cfg: Config, at: pd.Timestamp, nightly: pd.DataFrame, history: pd.Data
                               **{c: float for c in [*reforecast.QCOLS, "aht_seconds"]}})
     today, tomorrow = pd.Timestamp(day), pd.Timestamp(day) + pd.Timedelta(days=1)
     now_utc = at_utc(at, tz)
-    profile = intraday_profile(history, day, cfg.forecast.profile_weeks, silver.closed_dates_for(cfg, day, day))
+    closed = silver.closed_dates_for(cfg, day, day)
+    profile = intraday_profile(history, day, cfg.forecast.profile_weeks, closed)
     g_today = grid.loc[grid["date"] == today]
     keys = ["queue", "interval_start_utc"]
     plan = g_today.merge(nightly.drop(columns="interval_start"), on=keys, how="inner")
@@ -248,7 +267,7 @@ def build(cfg: Config, at: pd.Timestamp, nightly: pd.DataFrame, history: pd.Data
     else:
         plan = plan.assign(method=REFORECAST)
     plan = plan.loc[:, [*grid.columns, "p10", "p50", "p90", "aht_seconds", "method"]]
-    calibration = calibration_for(history, profile, day, cfg)
+    calibration = calibration_for(history, profile, day, cfg, closed)
     rest, summary = reforecast.reforecast_day(plan, observed, now_utc, minutes, calibration)
     parts = [rest]
     if cfg.intraday.tomorrow_after and at.time() >= dtime.fromisoformat(cfg.intraday.tomorrow_after):

@@ -134,6 +134,59 @@ def test_calibration_learns_a_small_k_when_mornings_predict_afternoons() -> None
     assert cal.points["ratio"].to_numpy() == pytest.approx(np.ones(90), rel=0.05)
 
 
+
+def test_the_band_takes_its_ratios_out_of_sample_so_a_pair_fitted_to_the_replay_does_not_narrow_it() -> None:
+    # 28 replayed days (4 weeks), all at S = 0.5 with A = 60 against N = 100 (run rate 120). Weeks 1-2 (the oldest)
+    # persist (rest 60), weeks 3-4 revert (rest 50): rest projected = 50 + 10 w, so the error is flat in w over all 4
+    # weeks and the plain k 0.15 stays (w = 10/13, rest 750/13: ratios 60 x 13/750 = 1.04 and 50 x 13/750 = 13/15).
+    # Out of sample, a persisting week is projected with the pair the other weeks choose (1 persisting against 2
+    # reverting: error 70 + 70 w, so k = 5, w = 1/11, rest 560/11, ratio 33/28) and a reverting week with k = 0.02
+    # (w = 25/26, rest 1550/26, ratio 26/31). Conformal band of n = 28: the floor(29 x 0.1) = 2nd and the
+    # ceil(29 x 0.9) = 27th of the sorted ratios.
+    h = [c for i in range(len(reforecast.HALF_LIVES)) for c in (f"observed_h{i}", f"share_h{i}")]
+    dates = pd.date_range(DAY - pd.Timedelta(days=28), periods=28, freq="D")
+    rest = np.where(np.arange(28) < 14, 60.0, 50.0)
+    points = pd.DataFrame({"queue": "Support", "date": dates, "checkpoint": 720, "share": 0.5, "observed": 60.0,
+                           "nightly": 100.0, "rest_actual": rest,
+                           **{c: (60.0 if c.startswith("observed") else 0.5) for c in h}})
+    cal = reforecast.calibrate(points, 0.15)
+    assert cal.for_queue("Support") == (float("inf"), 0.15)
+    assert cal.in_sample["ratio"].to_numpy() == pytest.approx(np.where(rest == 60, 1.04, 13 / 15))
+    assert cal.points["ratio"].to_numpy() == pytest.approx(np.where(rest == 60, 33 / 28, 26 / 31))
+    before = reforecast.band_ratios(cal, "Support", 0.5, 0.8, 1.2, 0.15, in_sample=True)
+    after = reforecast.band_ratios(cal, "Support", 0.5, 0.8, 1.2, 0.15)
+    assert before == pytest.approx((13 / 15, 1.04)) and after == pytest.approx((26 / 31, 33 / 28))
+    # the next day persisting (rest 64 on 750/13 projected: ratio 1.109) is above the in-sample p90, inside the new one
+    assert before[1] * 750 / 13 < 64 <= after[1] * 750 / 13
+
+
+def test_the_conformal_band_takes_the_order_statistics_of_n_plus_one() -> None:
+    values = np.arange(1.0, 21.0)  # 1 .. 20: the 2nd (floor(21 x 0.1)) and the 19th (ceil(21 x 0.9)) values
+    assert reforecast.conformal_quantiles(values) == (2.0, 19.0)
+    # np.quantile interpolates inside them (2.9, 18.1): the 1 in 11 chance of a new value beyond is ignored
+    assert (np.quantile(values, 0.1), np.quantile(values, 0.9)) == pytest.approx((2.9, 18.1))
+    assert reforecast.conformal_quantiles(np.arange(1.0, 9.0)) is None  # 8 values: no 10% order statistic
+
+def test_the_band_replays_each_day_against_its_own_weeks_profile() -> None:
+    # Two replayed Mondays, 25 calls per half-hour 08:00-10:00. The week of 3 March split by 0.4/0.2/0.2/0.2, the week
+    # of 10 March by 0.25 each: at 09:00 the first has seen S = 0.6, the second S = 0.5, each of its own profile.
+    asked = []
+
+    def profile_of(monday):
+        asked.append(monday)
+        first = [0.4, 0.2, 0.2, 0.2] if monday == date(2025, 3, 3) else [0.25] * 4
+        return pd.DataFrame({"queue": "Support", "weekday": 0, "minute": range(480, 600, 30), "share": first})
+
+    days = [DAY - pd.Timedelta(days=7), DAY]
+    actual = pd.DataFrame([("Support", d, m, 25.0) for d in days for m in range(480, 600, 30)],
+                          columns=["queue", "date", "minute", "offered"])
+    nightly = pd.DataFrame({"queue": "Support", "date": days, "p50": 100.0})
+    points = reforecast_step.replay_by_week(actual, profile_of, nightly, 30)
+    at_nine = points.loc[points["checkpoint"] == 540].sort_values("date")
+    assert asked == [date(2025, 3, 3), date(2025, 3, 10)]
+    assert at_nine["share"].tolist() == pytest.approx([0.6, 0.5]) and at_nine["observed"].tolist() == [50.0, 50.0]
+
+
 def test_a_deviation_alert_says_how_far_off_and_how_many_more_agents_when() -> None:
     summary = pd.DataFrame({"queue": ["Support", "Sales"], "share_so_far": [0.5, 0.5], "observed_so_far": [570, 500],
                             "nightly_day_p50": [1000.0, 1000.0], "projected_day_p50": [1140.0, 1050.0]})
