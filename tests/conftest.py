@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
@@ -12,6 +15,17 @@ REPO = Path(__file__).resolve().parent.parent
 CDR_COLUMNS = ("CallID,ParentCallID,Queue,StartTime,AnswerTime,EndTime,Result,WaitTime,HandleTime,CustomerID,"
                "CallerNumber,AgentID,Channel")
 CDR_HEADER = CDR_COLUMNS + "\n"
+
+
+def bench_script(file_name: str) -> ModuleType:
+    """bench/<file_name> as a module, loaded once (bench/ is a folder of scripts, not a package)."""
+    name = "bench_" + Path(file_name).stem
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "bench" / file_name)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def write_config(directory: Path, **sections) -> Path:

@@ -6,8 +6,6 @@ temporary SQLite file; it is skipped when ../shared/data is not next to the repo
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -22,19 +20,14 @@ from common.guards import day_calendar
 from common.metrics import coverage, total_volume_error, wmape
 from common.opening_hours import parse_opening_hours
 from common.public_holidays import holiday_calendar
+from tests.conftest import bench_script
 
 REPO = Path(__file__).resolve().parents[1]
 US_BANK = REPO.parent / "shared" / "data" / "us_bank_2003" / "us_bank_2003_5min_interval.csv"
 
 
 def _bench():
-    """bench/accuracy.py as a module (bench/ is a folder of scripts, not a package)."""
-    if "bench_accuracy" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_accuracy", REPO / "bench" / "accuracy.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_accuracy"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["bench_accuracy"]
+    return bench_script("accuracy.py")
 
 
 @pytest.mark.skipif(not US_BANK.is_file(), reason=f"real data not found at {US_BANK} (../shared/data is not "

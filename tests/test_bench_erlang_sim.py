@@ -1,22 +1,16 @@
 """bench/bench_erlang_sim.py's queue replay on calls worked out by hand."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from tests.conftest import bench_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _sim():
-    """bench/bench_erlang_sim.py as a module (bench/ is a folder of scripts, not a package)."""
-    if "bench_erlang_sim" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_erlang_sim", REPO / "bench" / "bench_erlang_sim.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_erlang_sim"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["bench_erlang_sim"]
+    return bench_script("bench_erlang_sim.py")
 
 
 def test_one_agent_serves_fcfs_and_an_impatient_caller_hangs_up():

@@ -6,8 +6,6 @@ saying which intraday profile split it."""
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import yaml
 
 from common import db, tables
 from common.config import load_config
+from tests.conftest import bench_script
 
 REPO = Path(__file__).resolve().parents[1]
 END = date(2025, 1, 26)           # a Sunday; the export's last day (holiday eves 2024-12-24 and 12-31 inside it)
@@ -24,11 +23,7 @@ DAYS = 182
 
 
 def _odd_centre():
-    spec = importlib.util.spec_from_file_location("bench_odd_centre", REPO / "bench" / "odd_centre.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_odd_centre", module)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("odd_centre.py")
 
 
 def _step(name: str, config: Path, as_of: date, *extra: str) -> int:
