@@ -251,6 +251,18 @@ def interval_states(starts_utc: pd.Series, at_utc: pd.Timestamp, interval_minute
 QCOLS = ["p10", "p50", "p90"]
 
 
+def data_reaches(observed: pd.DataFrame, day_start_utc: pd.Timestamp, at_utc: pd.Timestamp,
+                 interval_minutes: int) -> pd.Timestamp:
+    """How far today's export reaches: the end of the latest interval with a call in any queue, never after
+    `at_utc`; `day_start_utc` when no queue has a call yet. Intervals after it are not seen yet, not zero: an export
+    that arrives late (today's file not dropped yet, a SQL source an hour behind) must not read as a dead day."""
+    calls = observed.loc[observed["offered"] > 0, "interval_start_utc"]
+    if calls.empty:
+        start = pd.Timestamp(day_start_utc)
+        return pd.Timestamp(at_utc) if pd.isna(start) else min(start, pd.Timestamp(at_utc))
+    return min(pd.Timestamp(calls.max()) + pd.Timedelta(minutes=interval_minutes), pd.Timestamp(at_utc))
+
+
 def reforecast_day(plan: pd.DataFrame, observed: pd.DataFrame, at_utc: pd.Timestamp, interval_minutes: int,
                    calibration: Calibration) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(remaining intervals, one summary row per queue) of today reforecast at `at_utc`.

@@ -268,7 +268,13 @@ def build(cfg: Config, at: pd.Timestamp, nightly: pd.DataFrame, history: pd.Data
         plan = plan.assign(method=REFORECAST)
     plan = plan.loc[:, [*grid.columns, "p10", "p50", "p90", "aht_seconds", "method"]]
     calibration = calibration_for(history, profile, day, cfg, closed)
-    rest, summary = reforecast.reforecast_day(plan, observed, now_utc, minutes, calibration)
+    seen_utc = reforecast.data_reaches(observed, g_today["interval_start_utc"].min(), now_utc, minutes)
+    if seen_utc <= now_utc - pd.Timedelta(minutes=minutes):
+        log.warning("reforecast: today's export reaches only %s UTC (at %s UTC): the intervals after it are not seen "
+                    "yet and count as unknown, not zero", seen_utc, now_utc)
+    rest, summary = reforecast.reforecast_day(plan, observed, seen_utc, minutes, calibration)
+    # intervals already over at `at` (but after the export's end) stay in the projection, not in the rows
+    rest = rest.loc[reforecast.interval_states(rest["interval_start_utc"], now_utc, minutes) != "done"]
     parts = [rest]
     if cfg.intraday.tomorrow_after and at.time() >= dtime.fromisoformat(cfg.intraday.tomorrow_after):
         g_next = grid.loc[grid["date"] == tomorrow]

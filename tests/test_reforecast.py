@@ -67,6 +67,21 @@ def test_the_interval_in_progress_is_not_observed_and_gets_its_calls_so_far_plus
     assert summary.iloc[0].projected_day_p50 == pytest.approx(440 + 40 + per * (2 / 3 + 3))
 
 
+def test_a_late_export_is_seen_up_to_its_last_call_not_read_as_a_dead_day() -> None:
+    start, at = pd.Timestamp("2025-03-10 07:00"), pd.Timestamp("2025-03-10 11:00")  # UTC; the day opens at 07:00
+    morning = pd.DataFrame({"queue": ["A", "A", "B"], "offered": [5.0, 0.0, 3.0],
+                            "interval_start_utc": pd.to_datetime(["2025-03-10 08:00", "2025-03-10 09:30",
+                                                                  "2025-03-10 08:30"])})
+    # the last call is in A's 08:00 interval and B's 08:30 one: the export reaches 09:00, not 11:00
+    assert reforecast.data_reaches(morning, start, at, 30) == pd.Timestamp("2025-03-10 09:00")
+    assert reforecast.data_reaches(morning.iloc[:0], start, at, 30) == start  # no file yet: nothing seen
+    busy = morning.assign(interval_start_utc=pd.to_datetime(["2025-03-10 10:30"] * 3), offered=1.0)
+    assert reforecast.data_reaches(busy, start, at, 30) == at  # the interval in progress: up to now
+    # seen up to the day's start, nothing is observed: the rest of the day is the nightly forecast
+    _, summary = reforecast.reforecast_day(plan(), observed([]), pd.Timestamp("2025-03-10 08:00"), 30, PLAIN)
+    assert summary["projected_day_p50"].iloc[0] == pytest.approx(summary["nightly_day_p50"].iloc[0])
+
+
 def test_recent_intervals_weigh_more_with_a_half_life() -> None:
     # Half-life 1 h at 10:00: the intervals ending 08:30, 09:00, 09:30, 10:00 weigh 0.5**1.5, 0.5, 0.5**0.5, 1.
     # Only the last ran high (140): run rate = (100 (0.5**1.5 + 0.5 + 0.5**0.5) + 140) / (sum of weights x 1/8).
