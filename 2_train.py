@@ -13,9 +13,7 @@ database.*, source.*, report.*, training.model_dir) is a what-if unless --publis
 
 Examples:
   python 2_train.py --as-of 2025-03-10
-  python 2_train.py --list
-  python 2_train.py --promote v20250310-1a2b3c4d
-  python 2_train.py --rollback
+  python 2_train.py --list | --promote v20250310-1a2b3c4d | --rollback
 """
 
 from __future__ import annotations
