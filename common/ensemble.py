@@ -220,13 +220,13 @@ def add_members(raw: pd.DataFrame, history: pd.DataFrame, future: pd.DataFrame,
     return out.assign(**{c: np.where(is_open, out[c].clip(lower=0), 0.0) for c in cols})
 
 
-def format_weights(weights: dict, members: Sequence[str] | None = None) -> str:
+def format_weights(weights: dict) -> str:
     """One line per series: `Support: lightgbm 0.55, same_weekday_mean 0.30, ... (112 points)`."""
     lines = []
     for series, w in (weights.get("weights") or {}).items():
         if series == POOLED:
             continue
-        parts = ", ".join(f"{m} {v:.2f}" for m, v in w.items() if members is None or m in members)
+        parts = ", ".join(f"{m} {v:.2f}" for m, v in w.items())
         n, n_eff = (weights.get("points") or {}).get(series, 0), (weights.get("origins") or {}).get(series)
         lines.append(f"{series}: {parts} ({n} points" + (f", {n_eff:g} effective origins)" if n_eff else ")"))
     return "\n".join(lines)

@@ -8,6 +8,7 @@ backfill. `issued_at` is in the centre's local time (`timezone`), like the dates
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 import pandas as pd
@@ -19,6 +20,8 @@ from common import db
 from common.config import safe_identifier
 from common.errors import ConfigError, DataError
 
+log = logging.getLogger(__name__)
+
 KEY = "forecast.vendor_table"
 COLUMNS = ("queue", "date", "forecast", "issued_at")
 
@@ -26,8 +29,8 @@ COLUMNS = ("queue", "date", "forecast", "issued_at")
 def read_vendor(conn: Connection, table_name: str, before: date) -> pd.DataFrame:
     """Every issue of the vendor's forecast made before `before` (local midnight): series, date, forecast, issued_at.
 
-    Rows whose forecast is missing or negative are left out (they are no forecast), and counted in the log by the
-    caller through the returned frame's attrs["dropped"]."""
+    Rows whose forecast is missing or negative are left out (they are no forecast): counted in a warning and in the
+    returned frame's attrs["dropped"]."""
     name = safe_identifier(table_name, KEY)
     try:
         table = Table(name, MetaData(), autoload_with=conn)
@@ -55,4 +58,9 @@ def read_vendor(conn: Connection, table_name: str, before: date) -> pd.DataFrame
     usable = frame["forecast"].notna() & (frame["forecast"] >= 0)
     out = frame.loc[usable].sort_values(["series", "date", "issued_at"], kind="stable").reset_index(drop=True)
     out.attrs["dropped"] = int((~usable).sum())
+    if out.attrs["dropped"]:
+        log.warning("%s %r: %d row(s) issued before %s have no usable forecast (empty or negative) and are left out",
+                    KEY, name, out.attrs["dropped"], before)
+    log.info("vendor forecast: %d issues of %d queue-days from %s, issued before %s", len(out),
+             len(out.drop_duplicates(["series", "date"])), name, before)
     return out
