@@ -35,7 +35,6 @@ A series with no points gets the weights learnt on all points pooled. The band i
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
