@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from common.config_notify import MetricsConfig, WebhookConfig
 from common.config_source import SourceConfig, StrictModel
 from common.errors import ConfigError
 
@@ -314,6 +315,7 @@ class AlertsConfig(StrictModel):
     drift_bins: int = Field(10, ge=2, le=50)
     naive_window_days: int = Field(28, ge=7, le=366)    # model vs seasonal naive over origins in the trailing N days
     naive_min_days: int = Field(10, ge=1, le=366)             # open days needed before that comparison is judged
+    webhooks: list[WebhookConfig] = Field(default_factory=list)  # chat / HTTP endpoints for the open alerts
 
     @model_validator(mode="after")
     def _warning_below_critical(self) -> AlertsConfig:
@@ -343,6 +345,7 @@ class Config(StrictModel):
     report: ReportConfig = ReportConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     alerts: AlertsConfig = AlertsConfig()
+    metrics: MetricsConfig = MetricsConfig()
     # Where the config file lives: relative paths in it are resolved against this folder.
     base_dir: Path = Path(".")
 
