@@ -12,6 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 from prometheus_client.parser import text_string_to_metric_families
 
 from common import __version__, db, prom_metrics, tables
@@ -157,3 +158,40 @@ def test_no_metrics_without_textfile_dir_and_help_does_not_load_prometheus_clien
     done = subprocess.run([sys.executable, "-c", "import sys, common.cli; print('prometheus_client' in sys.modules)"],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_database_state_takes_the_newest_rows_at_or_before_the_as_of(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    db.ensure_schema(engine)
+    day = {"offered": 10.0, "offered_outside_hours": 0.0, "is_open": True, "is_holiday": False}
+    summary = {"run_id": "r", "window_days": 28}
+    alert = {"run_id": "r", "created_at": datetime(2025, 3, 10, 2), "alert_rule": "x", "metric": "m", "message": "x"}
+    finished = {"step": "4_evaluate", "as_of": date(2025, 3, 10), "started_at": datetime(2025, 3, 10, 1)}
+    with engine.begin() as conn:
+        conn.execute(insert(tables.silver_daily), [{"queue": "A", "date": date(2025, 3, 8), **day},
+                                                   {"queue": "B", "date": date(2025, 3, 9), **day}])
+        # (executemany takes its columns from the first row: every row names the same keys)
+        conn.execute(insert(tables.gold_forecast_accuracy_summary), [
+            {"as_of": date(2025, 3, d), "scope": scope, "scope_value": value, "n_days": n, "wmape": w, "bias": b,
+             **summary, "method": method}
+            for d, scope, value, n, w, b, method in [
+                (9, "overall", "all", 5, 0.2, None, "forecast"),
+                (10, "overall", "all", 6, 0.1, -0.01, "forecast"),
+                (10, "queue", "A", 6, 0.1, None, "forecast"),
+                (10, "weekday", "0", 1, 0.3, None, "forecast"),
+                (10, "overall", "all", 6, 0.15, None, "naive_benchmark"),
+                (11, "overall", "all", 7, 0.9, None, "forecast")]])
+        conn.execute(insert(tables.gold_alerts), [{"as_of": date(2025, 3, 9), "severity": "critical", **alert},
+                                                  {"as_of": date(2025, 3, 10), "severity": "warning", **alert},
+                                                  {"as_of": date(2025, 3, 10), "severity": "warning", **alert}])
+        conn.execute(insert(tables.pipeline_runs), [
+            {"run_id": "a", "status": "success", "finished_at": datetime(2025, 3, 9, 2, 5), **finished},
+            {"run_id": "b", "status": "skipped", "finished_at": datetime(2025, 3, 10, 2, 5), **finished},
+            {"run_id": "c", "status": "failed", "finished_at": datetime(2025, 3, 11, 2, 5), **finished}])
+    with engine.connect() as conn:
+        state = prom_metrics.read_state(conn, date(2025, 3, 10))
+        assert prom_metrics.last_success(conn, "4_evaluate") == datetime(2025, 3, 10, 2, 5)
+        assert prom_metrics.last_success(conn, "3_forecast") is None
+    assert state == DatabaseState(newest_day=date(2025, 3, 9), accuracy_as_of=date(2025, 3, 10),
+                                  accuracy=[("overall", "", 0.1, -0.01, None, 6), ("queue", "A", 0.1, None, None, 6)],
+                                  alerts_as_of=date(2025, 3, 10), alerts={"warning": 2, "critical": 0})
