@@ -93,13 +93,12 @@ def _attempt(url: str, body: bytes, timeout: float) -> tuple[bool, str]:
         exc.close()
         hint = " (a redirect: put the URL it points to in the config)" if 300 <= exc.code < 400 else ""
         return exc.code in RETRY_STATUS, f"HTTP {exc.code} {exc.reason}{hint}"
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:  # waiting for the answer
         return True, f"no answer within {timeout:g} s (timeout_seconds)"
     except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, (TimeoutError, socket.timeout)):
+        if isinstance(exc.reason, TimeoutError):  # connecting
             return True, f"no answer within {timeout:g} s (timeout_seconds)"
-        return True, f"cannot connect: {reason}"
+        return True, f"cannot connect: {exc.reason}"
     except (OSError, ValueError) as exc:  # a connection reset mid-answer, a malformed URL
         return True, f"{type(exc).__name__}: {exc}"
 
@@ -108,14 +107,15 @@ def post_json(url: str, payload: Mapping[str, Any], *, timeout: float, retries: 
               sleep: Callable[[float], None] = time.sleep) -> int:
     """POST `payload` until a 2xx answer; return the attempts it took. Raises DeliveryError (scrubbed text)."""
     body = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    for attempt in range(1, retries + 2):
+    attempt = 0
+    while True:
+        attempt += 1
         retry, reason = _attempt(url, body, timeout)
         if not reason:
             return attempt
         if not retry or attempt > retries:
             raise DeliveryError(_scrub(reason, url), attempt)
         sleep(backoff * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _deliver(index: int, hook: WebhookConfig, payload_for: Callable[[], Mapping[str, Any]], what: str) -> Posted:
