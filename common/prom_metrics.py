@@ -25,8 +25,8 @@ no `step` label, and no series is in two files (node_exporter rejects a scrape w
     wfm_forecast_wmape_naive{scope,queue}         `forecast`); scope `overall` (queue "") or `queue`. Ratios:
     wfm_forecast_accuracy_days{scope,queue}       0.08 is 8%; bias (p50 - actual) / actual
     wfm_forecast_accuracy_as_of_timestamp_seconds the summary's as-of
-    wfm_alerts_open{severity}                     gold_alerts of the newest as-of at or before the run's as-of
-    wfm_alerts_as_of_timestamp_seconds            that as-of
+    wfm_alerts_open{severity}                     gold_alerts of the newest as-of at or before the run's as-of that
+    wfm_alerts_as_of_timestamp_seconds            step 4 judged or that has alerts; that as-of
 
 Writing metrics never changes a step's outcome: a failure is one warning line. prometheus_client is imported only
 when metrics are written (it costs ~0.1 s, and `--help` must stay quick).
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 STATUSES = ("success", "skipped", "failed")
 SEVERITIES = ("warning", "critical")
 SUMMARY_METHOD = "forecast"  # common.evaluation.FORECAST (not imported: it brings numpy and pandas)
+EVALUATE_STEP = "4_evaluate"  # the step that raises the nightly alerts (common.report_step.EVALUATE_STEP)
 STATE_FILE = "wfm_forecast_state.prom"
 FILE_MODE = 0o644
 
@@ -120,8 +121,13 @@ def read_state(conn: Connection, as_of: date) -> DatabaseState:
     rows = [] if summary_as_of is None else conn.execute(
         select(s.c.scope, s.c.scope_value, s.c.wmape, s.c.bias, s.c.wmape_naive, s.c.n_days)
         .where(mine & (s.c.as_of == summary_as_of)).order_by(s.c.scope, s.c.scope_value)).all()
-    a = tables.gold_alerts
-    alerts_as_of = _as_date(conn.execute(select(func.max(a.c.as_of)).where(a.c.as_of <= as_of)).scalar())
+    # The alerts of the newest night step 4 judged (a quiet night has no rows, and its count is 0, not the last
+    # night that had alerts), or of a newer as-of that has alerts (the intraday step's).
+    a, r = tables.gold_alerts, tables.pipeline_runs
+    judged = conn.execute(select(func.max(r.c.as_of)).where(
+        (r.c.step == EVALUATE_STEP) & (r.c.status == "success") & (r.c.as_of <= as_of))).scalar()
+    raised = conn.execute(select(func.max(a.c.as_of)).where(a.c.as_of <= as_of)).scalar()
+    alerts_as_of = max((d for d in (_as_date(judged), _as_date(raised)) if d is not None), default=None)
     counts = {} if alerts_as_of is None else dict(conn.execute(
         select(a.c.severity, func.count()).where(a.c.as_of == alerts_as_of).group_by(a.c.severity)).all())
     return DatabaseState(newest, summary_as_of,

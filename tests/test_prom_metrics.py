@@ -195,3 +195,10 @@ def test_the_database_state_takes_the_newest_rows_at_or_before_the_as_of(databas
     assert state == DatabaseState(newest_day=date(2025, 3, 9), accuracy_as_of=date(2025, 3, 10),
                                   accuracy=[("overall", "", 0.1, -0.01, None, 6), ("queue", "A", 0.1, None, None, 6)],
                                   alerts_as_of=date(2025, 3, 10), alerts={"warning": 2, "critical": 0})
+    # A quiet night: step 4 succeeded for 03-12 and raised nothing. Its open alerts are none, not 03-10's two.
+    with engine.begin() as conn:
+        conn.execute(insert(tables.pipeline_runs).values(run_id="d", status="success", finished_at=datetime(
+            2025, 3, 12, 2, 5), **{**finished, "as_of": date(2025, 3, 12)}))
+    with engine.connect() as conn:
+        quiet = prom_metrics.read_state(conn, date(2025, 3, 12))
+    assert (quiet.alerts_as_of, quiet.alerts) == (date(2025, 3, 12), {"warning": 0, "critical": 0})
