@@ -19,11 +19,13 @@ running as another user, can read them (they hold queue names and accuracy, no p
 no `step` label, and no series is in two files (node_exporter rejects a scrape with duplicate series):
     wfm_state_as_of_timestamp_seconds             the as-of of the run that wrote it (local midnight, Unix time)
     wfm_data_newest_day_timestamp_seconds         the newest day in silver_daily (local midnight, Unix time)
-    wfm_data_age_days                             the as-of minus that day (1 on a healthy night: actuals to yesterday)
+    wfm_data_age_seconds                          the as-of minus that day (86400 on a healthy night: actuals to
+                                                  yesterday; seconds, Prometheus' base unit)
     wfm_forecast_wmape{scope,queue}               published forecast over evaluation.window_days, from the newest
     wfm_forecast_bias{scope,queue}                gold_forecast_accuracy_summary at or before the as-of (method
     wfm_forecast_wmape_naive{scope,queue}         `forecast`); scope `overall` (queue "") or `queue`. Ratios:
-    wfm_forecast_accuracy_days{scope,queue}       0.08 is 8%; bias (p50 - actual) / actual
+    wfm_forecast_scored_points{scope,queue}       0.08 is 8%; bias (p50 - actual) / actual; points: open days
+                                                  scored (origin x queue x date)
     wfm_forecast_accuracy_as_of_timestamp_seconds the summary's as-of
     wfm_alerts_open{severity}                     gold_alerts of the newest as-of at or before the run's as-of that
     wfm_alerts_as_of_timestamp_seconds            step 4 judged or that has alerts; that as-of
@@ -186,8 +188,8 @@ def state_registry(state: DatabaseState, as_of: date, tz: str) -> CollectorRegis
     if state.newest_day is not None:
         Gauge("wfm_data_newest_day_timestamp_seconds", "newest day in silver_daily (local midnight, Unix time)",
               registry=registry).set(_midnight(state.newest_day, tz))
-        Gauge("wfm_data_age_days", "as-of minus the newest day in silver_daily (1: actuals up to the day before)",
-              registry=registry).set((as_of - state.newest_day).days)
+        Gauge("wfm_data_age_seconds", "as-of minus the newest day in silver_daily (86400: actuals up to the day "
+              "before)", registry=registry).set((as_of - state.newest_day).days * 86400)
     if state.accuracy_as_of is not None:
         Gauge("wfm_forecast_accuracy_as_of_timestamp_seconds", "as-of of the accuracy summary below (local midnight)",
               registry=registry).set(_midnight(state.accuracy_as_of, tz))
@@ -198,7 +200,8 @@ def state_registry(state: DatabaseState, as_of: date, tz: str) -> CollectorRegis
                      registry=registry)
         naive = Gauge("wfm_forecast_wmape_naive", "seasonal naive's wMAPE on the same points", labels,
                       registry=registry)
-        days = Gauge("wfm_forecast_accuracy_days", "open forecast days scored in the window", labels,
+        days = Gauge("wfm_forecast_scored_points", "open forecast days scored in the window (origin x queue x date)",
+                     labels,
                      registry=registry)
         for scope, queue, w, b, n, d in state.accuracy:
             _set(wmape, w, scope, queue)

@@ -72,15 +72,15 @@ def test_state_metrics_from_a_hand_made_database_state() -> None:
     assert got == {
         ("wfm_state_as_of_timestamp_seconds", ()): MAR_10,
         ("wfm_data_newest_day_timestamp_seconds", ()): MAR_09,
-        ("wfm_data_age_days", ()): 1.0,
+        ("wfm_data_age_seconds", ()): 86400.0,
         ("wfm_forecast_accuracy_as_of_timestamp_seconds", ()): MAR_09,
         ("wfm_forecast_wmape", overall): 0.08,
         ("wfm_forecast_wmape", billing): 0.12,
         ("wfm_forecast_bias", overall): -0.02,
         ("wfm_forecast_bias", billing): 0.05,
         ("wfm_forecast_wmape_naive", overall): 0.1,  # Billing's is NaN: left out, not written as NaN
-        ("wfm_forecast_accuracy_days", overall): 40.0,
-        ("wfm_forecast_accuracy_days", billing): 20.0,
+        ("wfm_forecast_scored_points", overall): 40.0,
+        ("wfm_forecast_scored_points", billing): 20.0,
         ("wfm_alerts_as_of_timestamp_seconds", ()): MAR_10,
         ("wfm_alerts_open", (("severity", "warning"),)): 2.0,
         ("wfm_alerts_open", (("severity", "critical"),)): 0.0,
@@ -133,9 +133,9 @@ def test_step_4_metrics_show_accuracy_bias_alerts_and_data_age(tmp_path: Path) -
         assert state[("wfm_forecast_wmape", scope)] == pytest.approx(55 / 657)
         assert state[("wfm_forecast_bias", scope)] == pytest.approx(-39 / 657)
         assert state[("wfm_forecast_wmape_naive", scope)] == pytest.approx(47 / 657)
-        assert state[("wfm_forecast_accuracy_days", scope)] == 8.0
+        assert state[("wfm_forecast_scored_points", scope)] == 8.0
     # silver ends Sun 03-09, the as-of is 03-10; alerts: freshness (critical), model vs naive, fallback (warnings)
-    assert state[("wfm_data_age_days", ())] == 1.0 and state[("wfm_data_newest_day_timestamp_seconds", ())] == MAR_09
+    assert state[("wfm_data_age_seconds", ())] == 86400.0 and state[("wfm_data_newest_day_timestamp_seconds", ())] == MAR_09
     assert state[("wfm_alerts_open", (("severity", "critical"),))] == 1.0
     assert state[("wfm_alerts_open", (("severity", "warning"),))] == 2.0
     assert state[("wfm_alerts_as_of_timestamp_seconds", ())] == MAR_10
