@@ -14,6 +14,7 @@ Exit code 0 when every webhook got it (or none is configured), 1 when one did no
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from common.config_notify import WebhookConfig
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}  # the server may answer the same request next time
+MAX_ERROR_BODY = 200  # bytes of an error answer quoted in the warning
 
 
 class DeliveryError(Exception):
@@ -90,16 +92,19 @@ def _attempt(url: str, body: bytes, timeout: float) -> tuple[bool, str]:
             response.read(65536)
         return False, ""
     except urllib.error.HTTPError as exc:
-        exc.close()
+        with exc:  # Slack and Teams say what was wrong in a short body ("invalid_blocks", "no_service")
+            said = exc.read(MAX_ERROR_BODY).decode("utf-8", errors="replace").strip().splitlines()
         hint = " (a redirect: put the URL it points to in the config)" if 300 <= exc.code < 400 else ""
-        return exc.code in RETRY_STATUS, f"HTTP {exc.code} {exc.reason}{hint}"
+        return exc.code in RETRY_STATUS, f"HTTP {exc.code} {exc.reason}{f': {said[0]}' if said else ''}{hint}"
     except TimeoutError:  # waiting for the answer
         return True, f"no answer within {timeout:g} s (timeout_seconds)"
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, TimeoutError):  # connecting
             return True, f"no answer within {timeout:g} s (timeout_seconds)"
         return True, f"cannot connect: {exc.reason}"
-    except (OSError, ValueError) as exc:  # a connection reset mid-answer, a malformed URL
+    except (http.client.InvalidURL, ValueError) as exc:  # a space or control character in it: the next try too
+        return False, f"{type(exc).__name__}: {exc}"
+    except (OSError, http.client.HTTPException) as exc:  # a connection reset, a garbled answer
         return True, f"{type(exc).__name__}: {exc}"
 
 

@@ -123,13 +123,13 @@ def test_retries_wait_longer_each_time_and_give_up_with_one_warning(server, capl
     assert not posted.ok and posted.attempts == 3
     [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert line == (f"chat: alerts.webhooks[0] (teams 127.0.0.1:{server.port}): 2 alert(s) not posted after 3 "
-                    "attempt(s): HTTP 503 Service Unavailable; the run goes on")
+                    "attempt(s): HTTP 503 Service Unavailable: no_service; the run goes on")
 
 
 def test_a_client_error_is_not_retried(server) -> None:
     server.answers = [(404, 0.0)]
     [posted] = chat.post_alerts([hook("slack", server.url(), retries=3)], ALERTS, date(2025, 3, 10), "run1")
-    assert (posted.ok, posted.attempts, posted.error) == (False, 1, "HTTP 404 Not Found")
+    assert (posted.ok, posted.attempts, posted.error) == (False, 1, "HTTP 404 Not Found: no_service")
     assert len(server.received) == 1
 
 
@@ -256,3 +256,10 @@ def test_run_daily_failure_posts_to_the_webhooks_and_keeps_the_steps_exit_code(t
     assert "rules.interval_minutes" in got.json["blocks"][1]["text"]["text"]
     assert "failure alert posted to 1 of 2 webhook(s); not to alerts.webhooks[1] (generic 127.0.0.1:" in done.stderr
     assert TOKEN not in done.stderr + done.stdout
+
+
+def test_a_url_http_client_refuses_is_not_retried_and_its_path_is_not_quoted(server) -> None:
+    bad = server.url(f"/services/{TOKEN} x")  # a space: urllib's own error quotes the path
+    [posted] = chat.post_alerts([hook("slack", bad, retries=3)], ALERTS, date(2025, 3, 10), "run1")
+    assert (posted.ok, posted.attempts) == (False, 1) and posted.error.startswith("InvalidURL: ")
+    assert TOKEN not in posted.error and "***" in posted.error and not server.received

@@ -49,10 +49,11 @@ class WebhookServer:
                 status, wait = recorder.answers.pop(0) if recorder.answers else (200, 0.0)
                 time.sleep(wait)
                 try:
+                    answer = b"ok" if status < 400 else b"no_service"  # as Slack says it
                     self.send_response(status)
-                    self.send_header("Content-Length", "2")
+                    self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    self.wfile.write(answer)
                 except OSError:  # the client gave up waiting
                     pass
 
