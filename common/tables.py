@@ -227,6 +227,15 @@ pipeline_runs = Table(
     Column("pipeline_version", String(20)),                   # wfm-forecast version that ran (NULL before 0.5.0)
 )
 
+# One row per view that schema.ensure_views created: the hash of the SQL it was created with, so a view is recreated
+# only when its definition changed (a new version, or a column its table gained).
+schema_views = Table(
+    "schema_views", metadata,
+    Column("view_name", String(63), primary_key=True),
+    Column("sql_sha256", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
 # --- gold: what Power BI reads (public contract), declared in their own module --------------------------------------
 from common.tables_gold import (  # noqa: E402  (after the bronze/silver tables: the same metadata, in this order)
     gold_dim_customer_behavior,
