@@ -252,3 +252,4 @@ from common.tables_gold import (  # noqa: E402  (after the bronze/silver tables:
     gold_forecast_accuracy_summary,
     gold_alerts,
 )
+from common.tables_dims import gold_dim_date, gold_dim_queue, gold_dim_queue_date  # noqa: E402
