@@ -39,8 +39,10 @@ def built(tmp_path):
                   for d in (1, 2, 3, 4)]
     with engine.begin() as conn:
         db.insert_frame(conn, tables.silver_daily, pd.DataFrame([
-            _silver("Support", "2024-12-30", 100, True, None), _silver("Support", "2024-12-31", 0, False, "Nyårsafton"),
-            _silver("Billing", "2024-12-30", 0, True, None), _silver("Billing", "2024-12-31", 5, False, "Nyårsafton")]))
+            _silver("Support", "2024-12-30", 100, True, None),
+            _silver("Support", "2024-12-31", 0, False, "Nyårsafton"),
+            _silver("Billing", "2024-12-30", 0, True, None),
+            _silver("Billing", "2024-12-31", 5, False, "Nyårsafton")]))
         db.insert_frame(conn, tables.silver_interval, pd.DataFrame([{
             "queue": "Support", "interval_start": pd.Timestamp("2024-12-30 09:00"),
             "interval_start_utc": pd.Timestamp("2024-12-30 08:00"), "date": pd.Timestamp("2024-12-30"),
