@@ -23,6 +23,10 @@ from common import tables
 from common.view_sql import days_between, local_date
 
 ALERT_DAYS = 14  # v_alerts_recent: the as-of dates of the last two weeks
+# Computed view columns that are never NULL (for the data dictionary): a local date of a NOT NULL datetime, aliases of
+# NOT NULL quantiles, sums of NOT NULL counts, the alerts' age.
+NOT_NULL_DERIVED = frozenset({"date", "volume_p10", "volume_p50", "volume_p90", "offered", "answered",
+                              "answered_in_target", "abandoned", "days_ago"})
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def _versus(forecast, actual: ColumnElement) -> list[ColumnElement]:  # noqa: AN
     in_band = case((unknown, null()), (and_(forecast.c.p10 <= actual, actual <= forecast.c.p90), literal(1)),
                    else_=literal(0))
     return [actual.label("actual"), (forecast.c.p50 - actual).label("error"),
-            func.abs(forecast.c.p50 - actual).label("abs_error"), cast(in_band, Integer).label("in_band")]
+            func.abs(forecast.c.p50 - actual, type_=Float).label("abs_error"), cast(in_band, Integer).label("in_band")]
 
 
 VERSUS_DOCS = {
@@ -192,13 +196,13 @@ VIEWS: tuple[View, ...] = (
     View("v_forecast_vs_actual_daily", ("queue", "date"),
          "Forecast vs actual by queue and day: the latest forecast of each date (v_forecast_daily_latest) next to "
          "what was offered (silver_daily); future dates have a forecast and no actual yet.",
-         forecast_vs_actual_daily(), {**VOLUME_DOCS, **VERSUS_DOCS}, frozenset({"is_open"})),
+         forecast_vs_actual_daily(), {**VOLUME_DOCS, **VERSUS_DOCS}, frozenset({"is_open", *VERSUS_DOCS})),
     View("v_forecast_vs_actual_interval", ("queue", "interval_start_utc"),
          "Forecast vs actual by queue and interval: the latest interval forecast (v_forecast_interval_latest) next to "
          "what was offered (silver_interval).", forecast_vs_actual_interval(),
          {"date": ("local date of interval_start", None),
           "method": ("the day's forecast method (gold_forecast_daily.method of the same origin)", None),
-          **VOLUME_DOCS, **VERSUS_DOCS}, frozenset({"is_open", "method"})),
+          **VOLUME_DOCS, **VERSUS_DOCS}, frozenset({"is_open", "method", *VERSUS_DOCS})),
     View("v_service_vs_target_interval", ("queue", "interval_start_utc"),
          "Service delivered against the queue's target per interval (gold_service_delivered).",
          service_vs_target_interval(), TARGET_DOCS),
