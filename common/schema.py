@@ -56,11 +56,12 @@ def ensure_views(engine: Engine) -> None:
     try:
         with engine.begin() as conn:
             stale = stale_views(conn)
+            existing = set(inspect(conn).get_view_names()) if stale else set()
+            record = tables.schema_views
             for view, sql in stale:
-                if view.name in set(inspect(conn).get_view_names()):
+                if view.name in existing:
                     conn.execute(DropView(view.name))
                 conn.execute(CreateView(view.name, view.query))
-                record = tables.schema_views
                 conn.execute(delete(record).where(record.c.view_name == view.name))
                 conn.execute(insert(record).values(view_name=view.name, sql_sha256=_sha(sql), created_at=_utc_now()))
         if stale:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Float, Integer, and_, case, cast, func, literal, null, select
+from sqlalchemy import Boolean, Float, Integer, and_, case, cast, func, literal, null, select
 from sqlalchemy.sql import ColumnElement, Join, Select
 
 from common import tables
@@ -102,11 +102,13 @@ VERSUS_DOCS = {
 
 
 def forecast_vs_actual_daily() -> Select:
-    f, s = forecast_daily_latest().subquery("f"), tables.silver_daily
+    f, s, d = forecast_daily_latest().subquery("f"), tables.silver_daily, tables.gold_dim_queue_date
+    is_open = func.coalesce(s.c.is_open, d.c.is_open, type_=Boolean)  # past days as built, forecast days as planned
     return (select(*(f.c[c] for c in ("forecast_origin", "queue", "date", "horizon_day", "method", "model_version",
                                       "p10", "p50", "p90", "volume_p10", "volume_p50", "volume_p90")),
-                   s.c.is_open, *_versus(f, s.c.offered))
-            .select_from(f.outerjoin(s, and_(s.c.queue == f.c.queue, s.c.date == f.c.date))))
+                   is_open.label("is_open"), *_versus(f, s.c.offered))
+            .select_from(f.outerjoin(s, and_(s.c.queue == f.c.queue, s.c.date == f.c.date))
+                         .outerjoin(d, and_(d.c.queue == f.c.queue, d.c.date == f.c.date))))
 
 
 def forecast_vs_actual_interval() -> Select:
@@ -196,7 +198,11 @@ VIEWS: tuple[View, ...] = (
     View("v_forecast_vs_actual_daily", ("queue", "date"),
          "Forecast vs actual by queue and day: the latest forecast of each date (v_forecast_daily_latest) next to "
          "what was offered (silver_daily); future dates have a forecast and no actual yet.",
-         forecast_vs_actual_daily(), {**VOLUME_DOCS, **VERSUS_DOCS}, frozenset({"is_open", *VERSUS_DOCS})),
+         forecast_vs_actual_daily(),
+         {"is_open": ("the queue is open that day: silver_daily.is_open for days silver has, else "
+                      "gold_dim_queue_date's (the calendar the forecast used); NULL before the first step 3 of this "
+                      "version", None),
+          **VOLUME_DOCS, **VERSUS_DOCS}, frozenset({"is_open", *VERSUS_DOCS})),
     View("v_forecast_vs_actual_interval", ("queue", "interval_start_utc"),
          "Forecast vs actual by queue and interval: the latest interval forecast (v_forecast_interval_latest) next to "
          "what was offered (silver_interval).", forecast_vs_actual_interval(),

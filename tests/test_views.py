@@ -65,6 +65,9 @@ FIXTURE = {
          "is_holiday": False},
         {"queue": "Support", "date": D10, "offered": 105.0, "offered_outside_hours": 0.0, "is_open": True,
          "is_holiday": False}],
+    # the calendar: 03-10 closed (silver, which says open, wins), 03-11 closed
+    tables.gold_dim_queue_date: [{"queue": "Support", "date": d, "is_open": False, "is_holiday": False,
+                                  "source": "calendar"} for d in (D10, D11)],
     tables.silver_interval: [_silver_interval("2025-03-10 09:00", 9), _silver_interval("2025-03-10 09:30", 12)],
     tables.gold_service_delivered: [_service("2025-03-10 09:00", 10, 9, 8, 1, 90.0),
                                     _service("2025-03-10 09:30", 10, 10, 7, 0, 200.0)],
@@ -131,6 +134,9 @@ def test_forecast_vs_actual_daily_gives_error_and_in_band_and_no_actual_for_the_
     assert got == [("2025-03-09", "2025-03-09", 60.0, 75.0, -15.0, 15.0, 0.0),   # 75 above p90 70
                    ("2025-03-10", "2025-03-10", 95.0, 105.0, -10.0, 10.0, 1.0),  # 70 <= 105 <= 110
                    ("2025-03-11", "2025-03-10", 120.0, None, None, None, None)]
+    # open: silver's flag where silver has the day, the calendar's (gold_dim_queue_date) for the forecast days
+    is_open = [bool(v) for (v,) in _rows(engine, "SELECT is_open FROM v_forecast_vs_actual_daily ORDER BY date")]
+    assert is_open == [True, True, False]
 
 
 def test_forecast_vs_actual_interval_counts_the_band_edge_as_in_band(engine) -> None:
