@@ -6,8 +6,9 @@ Columns are listed from the table declarations, never `*`: a column a table gain
 `schema.ensure_views` recreates a view whose SQL changed. Views never read another view, so they can be dropped and
 created in any order.
 
-"Latest" is the newest `forecast_origin` per queue and local date: for a future date the last night's forecast, for
-a past date the last forecast issued before it (`horizon_day` says how far ahead). Where tables name one quantity
+"Latest" is the newest `forecast_origin` of gold_forecast_daily per queue and local date: for a future date the last
+night's forecast, for a past date the last forecast issued before it (`horizon_day` says how far ahead); the interval
+and staffing views take that origin's rows. Where tables name one quantity
 differently, the view adds the consistent name beside the original: `volume_p10/p50/p90` (calls offered) next to a
 forecast table's `p10/p50/p90`, and `date` (the local date) on interval rows.
 """
@@ -24,8 +25,8 @@ from common.view_sql import days_between, local_date
 
 ALERT_DAYS = 14  # v_alerts_recent: the as-of dates of the last two weeks
 # Computed view columns that are never NULL (for the data dictionary): a local date of a NOT NULL datetime, aliases of
-# NOT NULL quantiles, sums of NOT NULL counts, the alerts' age.
-NOT_NULL_DERIVED = frozenset({"date", "volume_p10", "volume_p50", "volume_p90", "offered", "answered",
+# NOT NULL quantiles, the day's method, sums of NOT NULL counts, the alerts' age.
+NOT_NULL_DERIVED = frozenset({"date", "method", "volume_p10", "volume_p50", "volume_p90", "offered", "answered",
                               "answered_in_target", "abandoned", "days_ago"})
 
 
@@ -51,12 +52,16 @@ VOLUME_DOCS = {f"volume_{q}": (f"same as {q}: the consistent name of the forecas
                                "calls") for q in ("p10", "p50", "p90")}
 
 
-def _latest(table, day: ColumnElement) -> Join:  # noqa: ANN001 - a Table with queue and forecast_origin
-    """`table` joined to its newest forecast_origin per queue and local `day`: only those rows remain."""
-    newest = (select(table.c.queue, day.label("date"), func.max(table.c.forecast_origin).label("forecast_origin"))
-              .group_by(table.c.queue, day).subquery("newest"))
-    return table.join(newest, and_(table.c.queue == newest.c.queue, day == newest.c.date,
-                                   table.c.forecast_origin == newest.c.forecast_origin))
+def _latest(table, day: ColumnElement) -> Join:  # noqa: ANN001 - a Table with forecast_origin and queue
+    """`table` joined to the newest forecast_origin of gold_forecast_daily per queue and local `day`: only the rows
+    of that origin remain. One origin decides for every latest view, so they agree (a day's intervals and staffing
+    are the day's forecast's); the small daily table finds it, the big interval tables are entered by their key
+    (forecast_origin, queue), about 7 times faster on SQLite than grouping the interval table itself."""
+    d = tables.gold_forecast_daily
+    newest = (select(d.c.queue, d.c.date, func.max(d.c.forecast_origin).label("forecast_origin"))
+              .group_by(d.c.queue, d.c.date).subquery("newest"))
+    return table.join(newest, and_(table.c.forecast_origin == newest.c.forecast_origin,
+                                   table.c.queue == newest.c.queue, day == newest.c.date))
 
 
 def forecast_daily_latest() -> Select:
@@ -69,7 +74,7 @@ def forecast_interval_latest() -> Select:
     day = local_date(t.c.interval_start)
     on = and_(d.c.forecast_origin == t.c.forecast_origin, d.c.queue == t.c.queue, d.c.date == day)
     return (select(*t.c, day.label("date"), d.c.method, *_volume_aliases(t))
-            .select_from(_latest(t, day).outerjoin(d, on)))
+            .select_from(_latest(t, day).join(d, on)))
 
 
 def staffing_interval_latest() -> Select:
@@ -184,16 +189,19 @@ VIEWS: tuple[View, ...] = (
          "The latest published daily forecast: gold_forecast_daily's row of the newest forecast_origin per queue and "
          "date.", forecast_daily_latest(), VOLUME_DOCS),
     View("v_forecast_interval_latest", ("queue", "interval_start_utc"),
-         "The latest published interval forecast: gold_forecast_interval's rows of the newest forecast_origin per "
-         "queue and local date, with the date and the day's method.", forecast_interval_latest(),
+         "The latest published interval forecast: gold_forecast_interval's rows of the newest forecast_origin (in "
+         "gold_forecast_daily) per queue and local date, with the date and the day's method.",
+         forecast_interval_latest(),
          {"date": ("local date of interval_start", None),
-          "method": ("the day's forecast method (gold_forecast_daily.method of the same origin); NULL if that daily "
-                     "row is missing", None), **VOLUME_DOCS}, frozenset({"method"})),
+          "method": ("the day's forecast method (gold_forecast_daily.method of the same origin)", None),
+          **VOLUME_DOCS}),
     View("v_staffing_interval_latest", ("queue", "interval_start_utc"),
-         "The latest staffing per interval: gold_staffing_interval's rows of the newest forecast_origin per queue and "
-         "local date.", staffing_interval_latest(), {"date": ("local date of interval_start", None)}),
+         "The latest staffing per interval: gold_staffing_interval's rows of the newest forecast_origin (in "
+         "gold_forecast_daily) per queue and local date.", staffing_interval_latest(),
+         {"date": ("local date of interval_start", None)}),
     View("v_staffing_daily_latest", ("queue", "date"),
-         "The latest staffing per day: gold_staffing_daily's row of the newest forecast_origin per queue and date.",
+         "The latest staffing per day: gold_staffing_daily's row of the newest forecast_origin (in "
+         "gold_forecast_daily) per queue and date.",
          staffing_daily_latest()),
     View("v_forecast_vs_actual_daily", ("queue", "date"),
          "Forecast vs actual by queue and day: the latest forecast of each date (v_forecast_daily_latest) next to "
@@ -208,7 +216,7 @@ VIEWS: tuple[View, ...] = (
          "what was offered (silver_interval).", forecast_vs_actual_interval(),
          {"date": ("local date of interval_start", None),
           "method": ("the day's forecast method (gold_forecast_daily.method of the same origin)", None),
-          **VOLUME_DOCS, **VERSUS_DOCS}, frozenset({"is_open", "method", *VERSUS_DOCS})),
+          **VOLUME_DOCS, **VERSUS_DOCS}, frozenset({"is_open", *VERSUS_DOCS})),
     View("v_service_vs_target_interval", ("queue", "interval_start_utc"),
          "Service delivered against the queue's target per interval (gold_service_delivered).",
          service_vs_target_interval(), TARGET_DOCS),
