@@ -7,6 +7,8 @@ older one also 2025-03-09; actuals for 03-09 and 03-10 only (Europe/Stockholm, C
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from datetime import date, datetime
 
 import pandas as pd
@@ -16,6 +18,7 @@ from sqlalchemy.dialects import mssql, postgresql, sqlite
 
 from common import db, tables, views
 from common.view_sql import CreateView
+from tests.conftest import REPO
 
 R = {"run_id": "r1"}
 D9, D10, D11 = (pd.Timestamp(f"2025-03-{d:02d}") for d in (9, 10, 11))
@@ -188,6 +191,30 @@ def test_a_view_is_recreated_only_when_its_sql_changed(tmp_path, caplog) -> None
     with caplog.at_level(logging.INFO, logger="common.schema"):
         db.ensure_schema(engine)
     assert "created view" not in caplog.text
+
+
+# A newer version that declares one more column in gold_forecast_daily (a subprocess: the declaration is made before
+# the views are built from it, as at a real import).
+_NEWER_VERSION = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from sqlalchemy import Column, Text, inspect
+from common import tables
+tables.gold_forecast_daily.append_column(Column("note_of_a_newer_version", Text, comment="a newer version's column"))
+from common import db
+engine = db.make_engine(sys.argv[2])
+db.ensure_schema(engine)
+print(" ".join(c["name"] for c in inspect(engine).get_columns("v_forecast_daily_latest")))
+"""
+
+
+def test_a_column_a_newer_version_declares_appears_in_the_view(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'wfm.db'}"
+    db.ensure_schema(create_engine(url))  # made by this version: views without the column
+    done = subprocess.run([sys.executable, "-c", _NEWER_VERSION, str(REPO), url], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "note_of_a_newer_version" in done.stdout.split()  # ALTER TABLE ADD COLUMN, then the view recreated
 
 
 def test_a_view_that_cannot_be_created_is_a_warning_not_a_failed_step(tmp_path, caplog) -> None:
