@@ -21,6 +21,7 @@ from sqlalchemy import Boolean, Float, Integer, and_, case, cast, func, literal,
 from sqlalchemy.sql import ColumnElement, Join, Select
 
 from common import tables
+from common.tables_capacity import PUBLISHED
 from common.view_sql import days_between, local_date
 
 ALERT_DAYS = 14  # v_alerts_recent: the as-of dates of the last two weeks
@@ -177,6 +178,16 @@ DAILY_SERVICE_DOCS = {
 }
 
 
+def capacity_plan_latest() -> Select:
+    t = tables.gold_capacity_plan
+    published = t.c.scenario == PUBLISHED
+    newest = (select(t.c.queue, t.c.week_start, func.max(t.c.plan_origin).label("plan_origin")).where(published)
+              .group_by(t.c.queue, t.c.week_start).subquery("newest"))
+    on = and_(t.c.queue == newest.c.queue, t.c.week_start == newest.c.week_start,
+              t.c.plan_origin == newest.c.plan_origin)
+    return select(*t.c).select_from(t.join(newest, on)).where(published)
+
+
 def alerts_recent() -> Select:
     a, runs = tables.gold_alerts, tables.pipeline_runs
     newest = select(func.max(runs.c.as_of)).where(runs.c.status == "success").scalar_subquery()
@@ -224,6 +235,9 @@ VIEWS: tuple[View, ...] = (
          "Service delivered against the queue's target per day: gold_service_delivered summed over the day's "
          "intervals (a week in Power BI: sum(answered_in_target) / sum(offered)).", service_vs_target_daily(),
          DAILY_SERVICE_DOCS),
+    View("v_capacity_plan_latest", ("queue", "week_start"),
+         "The latest published capacity plan: gold_capacity_plan's published rows of the newest plan_origin per queue "
+         "(and the centre) and week.", capacity_plan_latest()),
     View("v_alerts_recent", ("id",),
          f"The alerts of the last {ALERT_DAYS} as-of dates, counted back from the newest as_of of a successful step "
          "in pipeline_runs (not the database's clock: a quiet night or a stopped pipeline does not shift it).",

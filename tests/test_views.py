@@ -54,6 +54,14 @@ def _alert(as_of: str, rule: str) -> dict:
             "severity": "warning", "alert_rule": rule, "queue": "Support", "metric": "m", "message": rule}
 
 
+def _plan(origin: str, week: str, scenario: str, fte: float) -> dict:
+    return {**R, "scenario": scenario, "plan_origin": pd.Timestamp(origin), "queue": "Support",
+            "week_start": pd.Timestamp(week), "iso_week": "2025-Wxx", "weeks_ahead": 1, "open_days": 5,
+            "volume_p10": 1.0, "volume_p50": 2.0, "volume_p90": 3.0, "workload_hours_p50": 1.0,
+            "fte_required_p10": fte - 1, "fte_required_p50": fte, "fte_required_p90": fte + 1,
+            "volume_method": "m", "staffing_model": "erlang_a", "simulations": 10, "seed": 1}
+
+
 FIXTURE = {
     tables.gold_forecast_daily: [
         _daily(D9, D9, 50, 60, 70, "seasonal_naive"), _daily(D9, D10, 80, 100, 120, "seasonal_naive"),
@@ -79,6 +87,9 @@ FIXTURE = {
          "started_at": pd.Timestamp("2025-03-20 01:00"), "status": "success"},
         {"run_id": "b", "step": "4_evaluate", "as_of": pd.Timestamp("2025-03-25"),  # failed: not the newest night
          "started_at": pd.Timestamp("2025-03-25 01:00"), "status": "failed"}],
+    tables.gold_capacity_plan: [  # week of 03-17: planned on 03-03 and 03-10, and a newer what-if scenario
+        _plan("2025-03-03", "2025-03-17", "published", 10.0), _plan("2025-03-10", "2025-03-17", "published", 12.0),
+        _plan("2025-03-12", "2025-03-17", "hire_more", 99.0), _plan("2025-03-03", "2025-03-10", "published", 8.0)],
     tables.gold_alerts: [_alert("2025-03-20", "night"), _alert("2025-03-07", "thirteen_days"),
                          _alert("2025-03-06", "fourteen_days")],
 }
@@ -163,6 +174,12 @@ def test_service_vs_target_sums_the_day_before_dividing(engine) -> None:
 def test_recent_alerts_are_the_14_days_before_the_newest_successful_run(engine) -> None:
     got = _rows(engine, "SELECT alert_rule, days_ago FROM v_alerts_recent ORDER BY days_ago")
     assert got == [("night", 0.0), ("thirteen_days", 13.0)]
+
+
+def test_the_latest_capacity_plan_is_the_newest_published_origin_of_each_week(engine) -> None:
+    got = _rows(engine, "SELECT week_start, plan_origin, scenario, fte_required_p50 FROM v_capacity_plan_latest "
+                        "ORDER BY week_start")
+    assert got == [("2025-03-10", "2025-03-03", "published", 8.0), ("2025-03-17", "2025-03-10", "published", 12.0)]
 
 
 def test_the_latest_staffing_views_read_the_newest_origin(engine) -> None:
