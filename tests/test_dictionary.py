@@ -3,7 +3,12 @@ undocumented, and the UTC bookkeeping times say so."""
 
 from __future__ import annotations
 
-from common import dictionary, tables
+import pytest
+from sqlalchemy import text
+from sqlalchemy.dialects import mssql, postgresql
+from sqlalchemy.schema import SetColumnComment, SetTableComment
+
+from common import db, dictionary, tables
 from tests.conftest import REPO
 
 
@@ -48,3 +53,28 @@ def test_view_columns_taken_from_a_table_keep_its_description_and_unit() -> None
     assert rows["p50"].description == tables.gold_forecast_daily.c.p50.comment and rows["p50"].unit == "calls"
     assert rows["is_open"].nullable and rows["actual"].nullable  # outer join: no actual yet for the future
     assert not rows["volume_p50"].nullable and rows["in_band"].type == "INTEGER"
+
+
+@pytest.mark.parametrize("dialect", [postgresql.dialect(), mssql.dialect()], ids=lambda d: d.name)
+def test_every_description_compiles_as_a_catalogue_comment(dialect) -> None:
+    # create_all writes the descriptions into the catalogue of servers that keep comments (SQL Server: extended
+    # properties, which need the schema name a connected server reports).
+    dialect.default_schema_name, dialect.supports_comments = "dbo", True
+    for table in tables.metadata.tables.values():
+        assert table.name in str(SetTableComment(table).compile(dialect=dialect))
+        for column in table.columns:
+            sql = str(SetColumnComment(column).compile(dialect=dialect))
+            assert column.comment.replace("'", "''") in sql.replace("%%", "%"), sql
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_holds_the_descriptions_as_written(postgres_url) -> None:
+    engine = db.make_engine(postgres_url)
+    db.ensure_schema(engine)
+    column = tables.gold_capacity_plan.c.supply_fte_p10  # an apostrophe and a percent sign
+    with engine.connect() as conn:
+        got = conn.execute(text("SELECT col_description('gold_capacity_plan'::regclass, ordinal_position) "
+                                "FROM information_schema.columns WHERE table_name = 'gold_capacity_plan' "
+                                "AND column_name = 'supply_fte_p10'")).scalar()
+    engine.dispose()
+    assert got == column.comment and "'" in got and "%" in got
