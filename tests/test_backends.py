@@ -33,7 +33,7 @@ DAYS = 80  # step 2 needs 56 days of history before its backtest origin (two wee
 # Columns a run stamps with its own id or clock: they differ between any two runs, whatever the backend; `overrides`
 # holds each run's --set database.url=..., which names the backend.
 VOLATILE = {"run_id", "created_at", "checked_at", "loaded_at", "started_at", "finished_at", "promoted_at", "message",
-            "overrides"}
+            "overrides", "sql_sha256"}  # schema_views: each backend's CREATE VIEW is its own SQL
 # Small and quick: one backtest origin, 20 trees, no calibration; short demo weekends may look incomplete.
 SETTINGS = {"validation__completeness_min_share": 0.0, "training__min_history_days": 28,
             "training__backtest_origins": 1, "training__calibration_origins": 0,
