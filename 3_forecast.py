@@ -36,7 +36,7 @@ from datetime import timedelta
 
 
 from common import dims, forecast_run, patience, scenarios, silver, tables, training, validation
-from common.cli import StepContext, StepResult, run_step, step_parser, what_if_overrides
+from common.cli import StepContext, StepResult, step_parser, what_if_overrides
 from common.errors import DataError
 from common.vendor import read_vendor
 from common.whatif import save_whatif
@@ -102,10 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publish", action="store_true",
                         help="with --set: write the forecast to gold, replacing the published origin (without it, a "
                              "run with --set is a what-if written to <report.output_dir>/<as-of>/whatif-<run_id>/)")
-    scenarios.add_arguments(parser)
-    if "--list-scenarios" in (sys.argv[1:] if argv is None else argv):
-        return scenarios.list_main(parser, argv)
-    return run_step(STEP, parser, body, argv)
+    return scenarios.run_step_with_scenarios(STEP, parser, body, argv)
 
 
 if __name__ == "__main__":

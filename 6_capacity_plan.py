@@ -32,7 +32,7 @@ import pandas as pd
 
 from common import capacity_step, scenarios, tables
 from common.capacity_plan import make_plan
-from common.cli import StepContext, StepResult, recorded_overrides, run_step, step_parser, what_if_overrides
+from common.cli import StepContext, StepResult, recorded_overrides, step_parser, what_if_overrides
 from common.errors import DataError
 from common.progress import progress
 from common.tables_capacity import CENTRE, PUBLISHED
@@ -94,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publish", action="store_true",
                         help="with --set: replace the published plan (without it, a run with --set is a what-if "
                              "written to <report.output_dir>/<as-of>/whatif-<run_id>/)")
-    scenarios.add_arguments(parser)
-    if "--list-scenarios" in (sys.argv[1:] if argv is None else argv):
-        return scenarios.list_main(parser, argv)
-    return run_step(STEP, parser, body, argv)
+    return scenarios.run_step_with_scenarios(STEP, parser, body, argv)
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def speed(queues: int, simulations: int, work: Path) -> str:
     # nine weeks of half-hours, 08:00-18:00, a late-morning peak: the staffing curves' typical week
     recent = daily.loc[(daily["date"] >= as_of - pd.Timedelta(days=63)) & daily["is_open"]]
     slots = pd.timedelta_range("08:00:00", "17:30:00", freq="30min")
-    share = np.exp(-((slots.total_seconds() / 3600 - 11) ** 2) / 8)
+    share = np.exp(-((slots.total_seconds().to_numpy() / 3600 - 11) ** 2) / 8)
     share = share / share.sum()
     intervals = pd.DataFrame({"queue": np.repeat(recent["queue"].to_numpy(), len(slots)),
                               "date": np.repeat(recent["date"].to_numpy(), len(slots)),
@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             scored.append(got)
         if scored:
             out.append(coverage_table(pd.concat(scored, ignore_index=True)))
+        print("\n".join(out), flush=True)
+        out = []
     if not args.no_speed:
         out.append(speed(args.queues, args.simulations, args.work_dir))
     print("\n".join(out))

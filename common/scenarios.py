@@ -117,3 +117,13 @@ def write_forecast(conn: Connection, ctx, name: str, step: str, frames: dict) ->
     record(conn, name, step, ctx.as_of, ctx.run_id, recorded_overrides(ctx.args.overrides, ctx.cfg.database_url),
            ctx.args.scenario_note)
     return written
+
+
+def run_step_with_scenarios(step: str, parser: argparse.ArgumentParser, body, argv: list[str] | None) -> int:
+    """`cli.run_step` for a step that takes --scenario (3 and 6): `--list-scenarios` prints and exits first."""
+    from common.cli import run_step
+
+    add_arguments(parser)
+    if "--list-scenarios" in (sys.argv[1:] if argv is None else argv):
+        return list_main(parser, argv)
+    return run_step(step, parser, body, argv)
