@@ -154,7 +154,7 @@ def first_block_sentences(drivers: pd.DataFrame, keep: list[str]) -> tuple[list[
 def fold_plan(rows: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
     """One row per drawn queue per week: the centre and the `keep` queues as they are, the other queues summed
     into "All other queues (K)" (their p10s and p90s summed too: a cautious band, as the other charts' aggregate;
-    supply summed over the queues that have one). Columns: queue, week_start, iso_week and QUANTITIES."""
+    supply only when every folded queue has one). Columns: queue, week_start, iso_week and QUANTITIES."""
     cols = ["queue", "week_start", "iso_week", *QUANTITIES]
     if rows.empty:
         return pd.DataFrame(columns=cols)
@@ -163,8 +163,12 @@ def fold_plan(rows: pd.DataFrame, keep: list[str]) -> pd.DataFrame:
     others = sorted(set(rows.loc[~named, "queue"]))
     if not others:
         return rows.loc[:, cols].reset_index(drop=True)
-    folded = (rows.loc[~named].groupby(["week_start", "iso_week"], as_index=False)[QUANTITIES]
-              .sum(min_count=1).assign(queue=report_queues.others_label(len(others))))
+    grouped = rows.loc[~named].groupby(["week_start", "iso_week"])
+    folded = grouped[QUANTITIES].sum(min_count=1)
+    # Supply next to the need of all folded queues only when each has a headcount (else it looks like a shortfall).
+    folded = folded.assign(supply_fte_p50=folded["supply_fte_p50"].where(
+        grouped["supply_fte_p50"].count() == grouped.size()))
+    folded = folded.reset_index().assign(queue=report_queues.others_label(len(others)))
     return pd.concat([rows.loc[named, cols], folded[cols]], ignore_index=True)
 
 

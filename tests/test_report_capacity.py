@@ -137,6 +137,9 @@ def test_queues_beyond_top_queues_are_one_summed_panel():
     assert set(folded["queue"]) == {"(centre)", "Billing", "All other queues (2)"}
     assert others["fte_required_p50"].tolist() == [15, 17, 19, 21]                       # Support + Sales
     assert others["supply_fte_p50"].tolist() == [26, 26, 24, 24]
+    # Billing has no headcount: a summed supply of Sales alone beside Billing's need would look like a shortfall
+    without_billing = fold_plan(more, ["Support"])
+    assert without_billing.loc[without_billing["queue"] == "All other queues (2)", "supply_fte_p50"].isna().all()
 
 
 def _seed_hand_plans(tmp_path: Path) -> Path:
