@@ -35,8 +35,7 @@ def capacity_fan_chart(plan: pd.DataFrame, plan_origin: date, path: Path, scenar
 
     from common.capacity_plan import iso_week  # on use too: the plan's simulation modules are not the report's
 
-    vs = f" vs scenario '{scenario_name}'" if scenario_name else ""
-    title = f"FTE needed per week, capacity plan of {plan_origin:%a %d %b %Y}{vs}"  # short: the legend is beside it
+    title = f"FTE needed per week, capacity plan of {plan_origin:%a %d %b %Y}"  # short: the legend is beside it
     subtitle = ("Blue line = FTE needed (p50) at the service target, after shrinkage; blue band = p10–p90 of the "
                 "simulations (8 weeks in 10 should fall inside); dark line = FTE on hand (supply p50, after "
                 "attrition and hires' ramp-up) where capacity.queues.<queue>.headcount is set"
@@ -64,8 +63,8 @@ def capacity_fan_chart(plan: pd.DataFrame, plan_origin: date, path: Path, scenar
                 ax.plot(s["week_start"], s["supply_fte_p50"], color=SCENARIO, lw=1.4, ls=":",
                         label=f"'{scenario_name}' FTE on hand")
         name = "Whole centre" if queue == CENTRE else queue
-        ax.set_title(name if has_supply or q.empty else f"{name}  (no headcount configured)", loc="left",
-                     fontsize=10)
+        headcount = has_supply or (len(s) > 0 and s["supply_fte_p50"].notna().any())
+        ax.set_title(name if headcount or q.empty else f"{name}  (no headcount configured)", loc="left", fontsize=10)
         ax.set_ylim(bottom=0)
         thousands(ax)
         ax.grid(axis="y", color="#e6e6e6")
