@@ -3,9 +3,10 @@
 The body comes from two jinja2 templates (common/templates/report.html.j2, report.txt.j2), HTML autoescaped (queue
 names and alert messages are data). It reads top down for two readers: first a summary a manager reads on a phone in
 30 seconds (one column, about 600 px: the alerts in plain words, yesterday's forecast vs actual, the next days per
-queue, the service target behind the staff numbers, the accuracy in one sentence), then the charts, then the details
-for the analyst (every alert with its rule and config key, the full per-queue table, notes). Pure functions of
-DataFrames and plain values; `common/mail.py` packs the result into a message and delivers it.
+queue, the service target behind the staff numbers, the accuracy in one sentence; once a week the capacity plan's
+sentences), then the charts, then the details for the analyst (every alert with its rule and config key, the full
+per-queue table, notes). Pure functions of DataFrames and plain values; `common/mail.py` packs the result into a
+message and delivers it.
 """
 
 from __future__ import annotations
