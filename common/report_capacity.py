@@ -14,7 +14,7 @@ plan made otherwise (by hand after that night's report, or when that night's rep
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import pandas as pd
@@ -134,10 +134,10 @@ def prepare_capacity(inputs: CapacityInputs | None, as_of: date, top: int) -> Ca
     if inputs.scenario is None:
         return section
     other = fold_plan(inputs.scenario_plan, keep)
-    return CapacitySection(**{**section.__dict__, "scenario": inputs.scenario,
-                              "scenario_origin": pd.Timestamp(inputs.scenario_plan["plan_origin"].iloc[0]).date(),
-                              "scenario_chart": other,
-                              "comparison": compare_plans(section.chart, other, block_ranges(inputs.drivers, plan))})
+    return replace(section, scenario=inputs.scenario,
+                   scenario_origin=pd.Timestamp(inputs.scenario_plan["plan_origin"].iloc[0]).date(),
+                   scenario_chart=other, comparison=compare_plans(section.chart, other,
+                                                                  block_ranges(inputs.drivers, plan)))
 
 
 def first_block_sentences(drivers: pd.DataFrame, keep: list[str]) -> tuple[list[str], int]:
