@@ -12,20 +12,21 @@ into <report.output_dir>/<D>/ (re-running D overwrites the same files):
   staffing.png   per queue: staff to schedule per interval for the next 7 days
   past.png       per queue: the last 6 weeks' actuals vs what was forecast 1 and 7 days ahead (and the backtest)
   accuracy.png   daily error and weekly bias of recent forecasts (and the backtest), with the alert thresholds
+  capacity.png   when there is a capacity plan: its weekly FTE need p10-p90 vs supply per queue and the centre; the
+                 email shows it and the plan's sentences once a week (the night step 6 plans); --scenario NAME adds
+                 that gold_capacity_plan scenario (dashed) and a table comparing it with the published plan
   report.eml     the email, always kept: a one-column summary for a manager (alerts in plain words, yesterday's
                  forecast vs actual, the next days per queue, the service target, accuracy), the charts inline,
                  then the details for the analyst
-"Per queue" means the report.top_queues busiest queues (forecast volume) by name
-and one "All other queues (K)" panel summing the rest; the email's tables list
-every queue.
-What is missing (first night: no scored forecast yet) is drawn as a note on the chart
-and listed in the email. The email is sent when report.smtp.host is set; the
+"Per queue" means the report.top_queues busiest queues (forecast volume) by name and one "All other queues (K)"
+panel summing the rest; the email's tables list every queue. What is missing (first night: no scored forecast yet)
+is drawn as a note on the chart and listed in the email. The email is sent when report.smtp.host is set; the
 SMTP password comes from the environment variable named in
 report.smtp.password_env. An SMTP failure does not fail the step (exit code 0): it
 is logged, the .eml is kept, and pipeline_runs records status success with
 "SMTP failed: <reason>" in the message. No rows are written to the database.
 
-Example:  python 5_report.py --as-of 2025-03-10 [--no-email]
+Example:  python 5_report.py --as-of 2025-03-10 [--no-email] [--scenario hire20]
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def body(ctx: StepContext) -> StepResult:
 
     # Load inputs
     with ctx.engine.connect() as conn:
-        inputs = report_step.load_inputs(conn, as_of, cfg.alerts.horizon_day)
+        inputs = report_step.load_inputs(conn, as_of, cfg.alerts.horizon_day, ctx.args.scenario)
     if inputs.forecast.empty:
         raise DataError(f"gold_forecast_daily has no rows for forecast_origin {as_of}: "
                         f"run 3_forecast.py --as-of {as_of} first")
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = step_parser("5_report.py", __doc__)
     parser.add_argument("--no-email", action="store_true", dest="no_email",
                         help="write the charts and report.eml but do not send the email")
+    parser.add_argument("--scenario", metavar="NAME", help="compare capacity plan scenario NAME with the published one")
     return run_step("5_report", parser, body, argv)
 
 

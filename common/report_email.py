@@ -3,9 +3,10 @@
 The body comes from two jinja2 templates (common/templates/report.html.j2, report.txt.j2), HTML autoescaped (queue
 names and alert messages are data). It reads top down for two readers: first a summary a manager reads on a phone in
 30 seconds (one column, about 600 px: the alerts in plain words, yesterday's forecast vs actual, the next days per
-queue, the service target behind the staff numbers, the accuracy in one sentence), then the charts, then the details
-for the analyst (every alert with its rule and config key, the full per-queue table, notes). Pure functions of
-DataFrames and plain values; `common/mail.py` packs the result into a message and delivers it.
+queue, the service target behind the staff numbers, the accuracy in one sentence; once a week the capacity plan's
+sentences), then the charts, then the details for the analyst (every alert with its rule and config key, the full
+per-queue table, notes). Pure functions of DataFrames and plain values; `common/mail.py` packs the result into a
+message and delivers it.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import pandas as pd
 from common.config_schema import StaffingConfig
 from common.forecast_frame import MODEL_METHODS
 from common.mail import Chart
+from common.report_capacity import CapacitySection
 from common.report_queues import is_others, others_label
+from common.tables_capacity import CENTRE
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 SEVERITY_STYLE = {  # background, text: the same red/amber/blue as the charts' threshold lines
@@ -257,6 +260,7 @@ class EmailContent:
     notes: Sequence[str] = ()
     charts: Sequence[Chart] = ()
     service_delivered: str = ""          # service_delivered.delivered_sentence ("" without CDRs)
+    capacity: CapacitySection | None = None  # report_capacity.prepare_capacity, on the nights the email shows it
 
 
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -267,6 +271,7 @@ def _env() -> jinja2.Environment:
                              autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(num=_fmt, pct=lambda v: _fmt(v, "{:.1%}"), signed=lambda v: _fmt(v, "{:+.1%}"),
+                       fte=lambda v: _fmt(v, "{:,.1f}"), fte_change=lambda v: _fmt(v, "{:+,.1f}"),
                        day=lambda v: _fmt(v, "{:%a %d %b}"), metric=lambda v, m: _metric_value(m, v))
     return env
 
@@ -287,7 +292,14 @@ def _context(c: EmailContent) -> dict:
                                f"{'Yesterday' if yesterday else 'Last open day'}, {c.last_day:%a %d %b}"),
             "per_queue_days": c.last_day is None,
             "any_backtest": bool(len(c.last_day_rows)) and (c.last_day_rows["kind"] == "backtest").any(),
-            "is_others": is_others}
+            "is_others": is_others, "cap": c.capacity, "comparison": _comparison_rows(c.capacity)}
+
+
+def _comparison_rows(cap: CapacitySection | None) -> list[dict]:
+    """The comparison table's rows, the centre labelled in words."""
+    if cap is None or cap.comparison.empty:
+        return []
+    return [{**r, "label": "Whole centre" if r["queue"] == CENTRE else r["queue"]} for r in _records(cap.comparison)]
 
 
 def report_html(content: EmailContent) -> str:

@@ -23,6 +23,8 @@ from common import (
     mail,
     plots,
     plots_accuracy,
+    plots_capacity,
+    report_capacity,
     report_email,
     report_queues,
     service_delivered,
@@ -37,6 +39,7 @@ PAST_WEEKS = 6      # weeks of the forecast-vs-actual chart of past origins
 PAST_HORIZONS = (1, 7)  # the past forecasts it draws: made the night before and a week before
 EVALUATE_STEP = "4_evaluate"
 DELIVERED_WEEKS = 4  # weeks of service delivered the email sums (gold_service_delivered)
+CAPACITY_PNG = "capacity.png"  # the capacity plan's fan chart (plots_capacity)
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,12 @@ class ReportInputs:
     #                                                            and the track record (backtest_lightgbm), WEEKS back
     backtest_summary: pd.DataFrame = field(default_factory=pd.DataFrame)  # the latest backtest's summary <= as-of
     delivered: pd.DataFrame = field(default_factory=pd.DataFrame)  # gold_service_delivered, DELIVERED_WEEKS back
+    capacity: report_capacity.CapacityInputs | None = None  # the newest published capacity plan (and a scenario)
 
 
-def load_inputs(conn: Connection, as_of: date, horizon_day: int) -> ReportInputs:
+def load_inputs(conn: Connection, as_of: date, horizon_day: int, scenario: str | None = None) -> ReportInputs:
+    """The report's rows; `scenario`: the capacity plan scenario to compare with the published plan (DataError
+    when it has no rows)."""
     f, s, si, sd = (tables.gold_forecast_daily, tables.silver_daily, tables.gold_staffing_interval,
                     tables.gold_staffing_daily)
     a, asum, al, runs = (tables.gold_forecast_accuracy, tables.gold_forecast_accuracy_summary, tables.gold_alerts,
@@ -93,7 +99,7 @@ def load_inputs(conn: Connection, as_of: date, horizon_day: int) -> ReportInputs
     gd = tables.gold_service_delivered
     delivered = db.read_table(conn, gd, and_(gd.c.date >= as_of - timedelta(weeks=DELIVERED_WEEKS), gd.c.date < as_of))
     return ReportInputs(forecast, actuals, staffing, staffing_daily, accuracy, accuracy_summary, alerts, evaluated,
-                        past, backtest_summary, delivered)
+                        past, backtest_summary, delivered, report_capacity.load_capacity(conn, as_of, scenario))
 
 
 def missing_notes(inputs: ReportInputs, as_of: date) -> list[str]:
@@ -142,6 +148,7 @@ class ReportContent:
     last_day_rows: pd.DataFrame
     backtest_headline: str | None
     delivered: str = ""  # service_delivered.delivered_sentence
+    capacity: report_capacity.CapacitySection | None = None
 
 
 def prepare(inputs: ReportInputs, as_of: date, cfg: Config) -> ReportContent:
@@ -168,7 +175,8 @@ def prepare(inputs: ReportInputs, as_of: date, cfg: Config) -> ReportContent:
         backtest_weekly=plots_accuracy.weekly_bias(track, as_of, None, WEEKS, (plots_accuracy.BACKTEST,)),
         past_lines=plots_accuracy.past_forecasts(past, PAST_HORIZONS), last_day=last_day, last_day_rows=last_day_rows,
         backtest_headline=report_email.backtest_headline(inputs.backtest_summary, inputs.past),
-        delivered=service_delivered.delivered_sentence(inputs.delivered, as_of, DELIVERED_WEEKS))
+        delivered=service_delivered.delivered_sentence(inputs.delivered, as_of, DELIVERED_WEEKS),
+        capacity=report_capacity.prepare_capacity(inputs.capacity, as_of, cfg.report.top_queues))
 
 
 def write_charts(content: ReportContent, as_of: date, out_dir: Path, cfg: Config) -> list[mail.Chart]:
@@ -193,17 +201,31 @@ def write_charts(content: ReportContent, as_of: date, out_dir: Path, cfg: Config
                                                        content.backtest_daily, content.backtest_weekly),
                    "Accuracy of recent forecasts" + (f" (the other {len(drawn.others):,} queues as one line)"
                                                      if drawn.others else "")),
+        *_capacity_chart(content.capacity, out_dir),
     ]
+
+
+def _capacity_chart(cap: report_capacity.CapacitySection | None, out_dir: Path) -> list[mail.Chart]:
+    """capacity.png whenever there is a plan (the folder keeps the plan each night's report saw); the email shows
+    it with the capacity section only (`compose`)."""
+    if cap is None:
+        return []
+    vs = f"; scenario '{cap.scenario}' dashed" if cap.scenario else ""
+    return [mail.Chart(plots_capacity.capacity_fan_chart(cap.chart, cap.plan_origin, out_dir / CAPACITY_PNG,
+                                                         cap.scenario_chart, cap.scenario),
+                       f"Capacity plan: FTE needed per week vs FTE on hand, {cap.weeks}{vs}")]
 
 
 def compose(content: ReportContent, charts: list[mail.Chart], as_of: date, cfg: Config) -> EmailMessage:
     """The report email: subject from the alerts, a plain-text and an HTML part, the charts inline."""
     c = content
+    with_capacity = c.capacity is not None and c.capacity.in_email
+    charts = [ch for ch in charts if with_capacity or Path(ch.path).name != CAPACITY_PNG]
     email = report_email.EmailContent(
         as_of=as_of, horizon=c.horizon, alerts=c.alerts, summary=c.summary, named=c.named, rest=c.rest,
         service_target=report_email.service_target(cfg.staffing), last_day=c.last_day, last_day_rows=c.last_day_rows,
         headlines=[h for h in (c.headline, c.backtest_headline) if h], notes=c.notes, charts=charts,
-        service_delivered=c.delivered)
+        service_delivered=c.delivered, capacity=c.capacity if with_capacity else None)
     return mail.build_report_message(report_email.report_subject(as_of, c.alerts), cfg.report.smtp.sender,
                                      cfg.report.recipients, report_email.report_text(email),
                                      report_email.report_html(email), charts)
