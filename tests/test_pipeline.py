@@ -54,7 +54,8 @@ def test_demo_runs_end_to_end_and_fills_the_tables(project: Path) -> None:
     status = dict(zip(runs["step"], runs["status"]))
     # 35 days is too little history to train on: step 2 says so and skips; step 3 falls back to seasonal naive.
     assert status == {"0_load_bronze": "success", "1_build_silver": "success", "1_5_segment_customers": "success",
-                      "2_train": "skipped", "3_forecast": "success", "4_evaluate": "success", "5_report": "success"}
+                      "2_train": "skipped", "3_forecast": "success", "4_evaluate": "success", "6_capacity_plan": "success",
+                      "5_report": "success"}
     assert sorted(daily["queue"].unique()) == ["Billing", "Sales", "Support", "VIP"]
     assert daily["date"].nunique() == 35
     assert len(rejects) == 1  # the demo puts one broken row on every 30th day on purpose: 2025-02-26 here
