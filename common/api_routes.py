@@ -7,12 +7,15 @@ reads the `gold_scenario_*` twin tables where they exist.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends
+from pydantic import BeforeValidator
 from sqlalchemy import Table
 
 from common import api_models as m
@@ -20,14 +23,27 @@ from common import api_queries as q
 from common import tables
 
 MAX_LIMIT = 10_000
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 PUBLISHED = "published"
 
 Queue = Annotated[str | None, Query(max_length=200, description="queue name (exact); omitted: every queue")]
-DateFrom = Annotated[date | None, Query(description="first local date (YYYY-MM-DD), inclusive")]
-DateTo = Annotated[date | None, Query(description="last local date (YYYY-MM-DD), inclusive")]
-Origin = Annotated[str, Query(pattern=r"^(latest|\d{4}-\d{2}-\d{2})$",
-                              description="`latest`: the newest forecast origin per queue and date; or one origin "
-                                          "date YYYY-MM-DD")]
+
+
+def iso_date_text(value: object) -> object:
+    """Only YYYY-MM-DD text is a date here: pydantic alone would also read `0` or `1700000000` as one (Unix time).
+    `latest` passes on to the origin's Literal (a date parameter then refuses it as not a date)."""
+    if isinstance(value, str) and value != "latest" and not ISO_DATE.fullmatch(value):
+        raise ValueError("not a date: use YYYY-MM-DD")
+    return value
+
+
+DateFrom = Annotated[date | None, Query(description="first local date (YYYY-MM-DD), inclusive"),
+                     BeforeValidator(iso_date_text)]
+DateTo = Annotated[date | None, Query(description="last local date (YYYY-MM-DD), inclusive"),
+                   BeforeValidator(iso_date_text)]
+Origin = Annotated[Literal["latest"] | date, Query(description="`latest`: the newest forecast origin per queue and "
+                                                              "date; or one origin date YYYY-MM-DD"),
+                   BeforeValidator(iso_date_text)]
 Scenario = Annotated[str, Query(max_length=60, description="`published`: what the nightly run published; or the "
                                                            "name of a capacity-plan scenario")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")]
@@ -58,18 +74,15 @@ FORECAST_ENDPOINTS = [
 ]
 
 
-def _origin(origin: str) -> date | None:
-    if origin == "latest":
-        return None
-    try:
-        return date.fromisoformat(origin)
-    except ValueError:
-        raise HTTPException(422, f"origin={origin!r}: not a date; use latest or YYYY-MM-DD") from None
+def _origin(origin: date | str) -> date | None:
+    return None if origin == "latest" else origin
 
 
 def _check_dates(date_from: date | None, date_to: date | None) -> None:
+    """422 in FastAPI's own shape (a list of errors naming the parameter), like every other bad parameter."""
     if date_from is not None and date_to is not None and date_from > date_to:
-        raise HTTPException(422, f"date_from={date_from} is after date_to={date_to}")
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "date_to"), "input": str(date_to),
+                                       "msg": f"date_to={date_to} is before date_from={date_from}"}])
 
 
 def _check_queue(conn, queue: str | None, table: Table) -> None:  # noqa: ANN001 - a sqlalchemy Connection
@@ -145,8 +158,8 @@ def add_routes(app: FastAPI, auth: Depends) -> None:
              "AccuracySummary", summary)), tags=["accuracy"], dependencies=[auth],
              summary="accuracy over the trailing window by scope (overall, queue, horizon_day, weekday, method)")
     def accuracy_summary(request: Request,
-                         as_of: Annotated[str, Query(pattern=r"^(latest|\d{4}-\d{2}-\d{2})$",
-                                                     description="`latest` or YYYY-MM-DD")] = "latest",
+                         as_of: Annotated[Literal["latest"] | date, Query(description="`latest` or YYYY-MM-DD"),
+                                          BeforeValidator(iso_date_text)] = "latest",
                          scope: Annotated[str | None, Query(max_length=20)] = None,
                          method: Annotated[str | None, Query(max_length=40)] = None,
                          limit: Limit = 1000, offset: Offset = 0) -> dict:
