@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from common import __version__
 from common import api_models as m
 from common import api_queries as q
+from common.redact import redact
 from common.api_routes import add_routes
 
 log = logging.getLogger(__name__)
@@ -88,11 +89,14 @@ def create_app(engine: Engine | None, tz: str = "UTC", interval_minutes: int = 1
     )
     app.state.engine, app.state.tz, app.state.keys = engine, tz, keys
     app.state.interval_minutes = interval_minutes
+    app.state.columns = q.ColumnCache()
 
     @app.exception_handler(SQLAlchemyError)
     def _database_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
-        # The statement and the driver's text stay in the server's log; the client learns only what to do.
-        log.error("database error: %s", type(exc).__name__)
+        # The driver's first line goes to the server's log, the password masked; the client learns what to do.
+        url = engine.url.render_as_string(hide_password=False) if engine is not None else None
+        reason = redact((str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0][:300], url)
+        log.error("database error: %s: %s", type(exc).__name__, reason)
         return JSONResponse({"detail": "the database is unavailable or its schema is older than this version "
                                        "(run the nightly pipeline once); see the server log"}, status_code=503)
 

@@ -7,10 +7,11 @@ few functions that run them (`fetch_*`, `queue_known`, ...), so the statements c
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Date, Table, and_, exists, func, literal, or_, select
+from sqlalchemy import Date, Table, and_, exists, func, inspect, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, Select
@@ -160,10 +161,39 @@ def select_last_success(step: str) -> Select:
             .order_by(t.c.finished_at.desc()).limit(1))
 
 
-def fetch_page(conn: Connection, stmt: Select, page: Page) -> tuple[list[dict], int | None]:
-    """The page's rows as dicts, and the offset of the next page (None: this was the last one).
+class ColumnCache:
+    """Which declared columns each table has in the database, re-read every `ttl_seconds`.
+
+    A database an older version made lacks the newer nullable columns until the next step adds them (ensure_schema);
+    this read-only server cannot add them, so it leaves them out and answers null for them instead of failing."""
+
+    def __init__(self, ttl_seconds: float = 300) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._seen: dict[str, tuple[float, frozenset[str]]] = {}
+
+    def present(self, conn: Connection, table: Table) -> frozenset[str]:
+        hit = self._seen.get(table.name)
+        if hit is None or time.monotonic() - hit[0] > self.ttl_seconds:
+            names = frozenset(c["name"] for c in inspect(conn).get_columns(table.name))
+            hit = self._seen[table.name] = (time.monotonic(), names)
+        return hit[1]
+
+
+def only_present(stmt: Select, table: Table, present: frozenset[str]) -> Select:
+    """`stmt` without the nullable columns of `table` the database lacks (a NOT NULL one stays: its absence is an
+    error worth seeing)."""
+    keep = [c for c in stmt.selected_columns if c.name in present or not table.c[c.name].nullable]
+    if len(keep) == len(stmt.selected_columns):
+        return stmt
+    return stmt.with_only_columns(*keep, maintain_column_froms=True)
+
+
+def fetch_page(conn: Connection, stmt: Select, page: Page, table: Table,
+               columns: ColumnCache) -> tuple[list[dict], int | None]:
+    """The page's rows of `table` as dicts, and the offset of the next page (None: this was the last one).
 
     The statement asks for one row more than the page holds: that row only says whether another page exists."""
+    stmt = only_present(stmt, table, columns.present(conn, table))
     rows = [dict(r) for r in conn.execute(stmt).mappings()]
     more = len(rows) > page.limit
     return rows[:page.limit], (page.offset + page.limit if more else None)

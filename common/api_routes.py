@@ -114,7 +114,8 @@ def _forecast_route(app: FastAPI, ep: Endpoint, auth: Depends) -> None:
         page = q.Page(limit, offset)
         with request.app.state.engine.connect() as conn:
             _check_queue(conn, queue, table)
-            rows, next_offset = q.fetch_page(conn, q.select_forecast_rows(table, filters, page), page)
+            rows, next_offset = q.fetch_page(conn, q.select_forecast_rows(table, filters, page), page, table,
+                                             request.app.state.columns)
         return _envelope(request, units, rows, page, next_offset, drop=("scenario",))
 
     app.get(ep.path, response_model=model, summary=ep.summary, tags=["forecasts"], dependencies=[auth],
@@ -149,7 +150,8 @@ def add_routes(app: FastAPI, auth: Depends) -> None:
         page = q.Page(limit, offset)
         with request.app.state.engine.connect() as conn:
             _check_queue(conn, queue, accuracy)
-            rows, next_offset = q.fetch_page(conn, q.select_forecast_rows(accuracy, filters, page), page)
+            rows, next_offset = q.fetch_page(conn, q.select_forecast_rows(accuracy, filters, page), page,
+                                             accuracy, request.app.state.columns)
         return _envelope(request, accuracy_units, rows, page, next_offset)
 
     summary = tables.gold_forecast_accuracy_summary
@@ -166,7 +168,7 @@ def add_routes(app: FastAPI, auth: Depends) -> None:
         page = q.Page(limit, offset)
         with request.app.state.engine.connect() as conn:
             rows, next_offset = q.fetch_page(conn, q.select_accuracy_summary(_origin(as_of), scope, method, page),
-                                             page)
+                                             page, summary, request.app.state.columns)
         return _envelope(request, m.units_block(summary, "day"), rows, page, next_offset)
 
     alerts = tables.gold_alerts
@@ -181,7 +183,8 @@ def add_routes(app: FastAPI, auth: Depends) -> None:
         page = q.Page(limit, offset)
         with request.app.state.engine.connect() as conn:
             _check_queue(conn, queue, alerts)
-            rows, next_offset = q.fetch_page(conn, q.select_alerts(queue, date_from, date_to, severity, page), page)
+            rows, next_offset = q.fetch_page(conn, q.select_alerts(queue, date_from, date_to, severity, page), page,
+                                             alerts, request.app.state.columns)
         return _envelope(request, {}, rows, page, next_offset)
 
     runs = tables.pipeline_runs
@@ -195,5 +198,6 @@ def add_routes(app: FastAPI, auth: Depends) -> None:
         _check_dates(date_from, date_to)
         page = q.Page(limit, offset)
         with request.app.state.engine.connect() as conn:
-            rows, next_offset = q.fetch_page(conn, q.select_runs(step, status, date_from, date_to, page), page)
+            rows, next_offset = q.fetch_page(conn, q.select_runs(step, status, date_from, date_to, page), page,
+                                             runs, request.app.state.columns)
         return _envelope(request, {"rows_written": "rows"}, rows, page, next_offset)

@@ -6,15 +6,12 @@ from __future__ import annotations
 import subprocess
 import urllib.parse
 import urllib.request
-from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
-from sqlalchemy.exc import OperationalError
 
-from common import api, db, tables
-from tests.api_server import KEYS, api_command, api_env, get, running_api, seed
+from common import api
+from tests.api_server import KEYS, api_command, api_env, get, running_api
 from tests.conftest import REPO, write_config
 
 
@@ -169,17 +166,6 @@ def test_there_is_no_way_to_write(base: str) -> None:
     assert get(f"{base}/v1/alerts", method="DELETE")[0] == 405
     methods = {method for route in api.create_app(None).routes for method in getattr(route, "methods", ())}
     assert methods <= {"GET", "HEAD"}
-
-
-def test_the_api_opens_sqlite_read_only(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'wfm.db'}"
-    seed(url, datetime(2026, 1, 6, 6, 0))
-    engine = db.make_read_only_engine(url)
-    with engine.connect() as conn, pytest.raises(OperationalError, match="readonly"):
-        conn.execute(insert(tables.gold_alerts).values(run_id="x", as_of=date(2026, 1, 6),
-                                                      created_at=datetime(2026, 1, 6), severity="warning",
-                                                      alert_rule="r", metric="m", message="written"))
-    engine.dispose()
 
 
 def test_the_served_openapi_is_the_committed_docs_openapi_json(base: str) -> None:
