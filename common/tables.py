@@ -243,3 +243,14 @@ from common.tables_gold import (  # noqa: E402  (after the bronze/silver tables:
     gold_forecast_accuracy_summary,
     gold_alerts,
 )
+from common.tables_capacity import (  # noqa: E402
+    gold_capacity_drivers,
+    gold_capacity_plan,
+    gold_scenarios,
+    scenario_twin,
+)
+
+# Step 3's scenario rows (3_forecast.py --scenario NAME): the published tables' columns plus `scenario`.
+gold_scenario_forecast_daily = scenario_twin(gold_forecast_daily)
+gold_scenario_staffing_interval = scenario_twin(gold_staffing_interval)
+gold_scenario_staffing_daily = scenario_twin(gold_staffing_daily)
