@@ -13,15 +13,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import Boolean, Date, DateTime, Float, Integer, Table
 
+from common import tables
+
 # Columns renamed in JSON to say their time zone (the table's names stay: they are Power BI's contract).
 RENAMED = {"interval_start": "interval_start_local", "started_at": "started_at_utc",
            "finished_at": "finished_at_utc", "created_at": "created_at_utc"}
-UTC_COLUMNS = {"interval_start_utc", "started_at", "finished_at", "created_at", "issued_at_utc"}
+UTC_COLUMNS = {"interval_start_utc", "started_at", "finished_at", "created_at", "issued_at_utc", "created_at_utc"}
 
 _FRACTION = "fraction (0-1)"
 _UNITS_EXACT = {
     "workload_minutes": "minutes", "window_days": "days", "n_days": "days", "horizon_day": "days",
-    "weekday": "0 = Monday", "wmape": _FRACTION, "mape": _FRACTION, "bias": _FRACTION, "coverage": _FRACTION,
+    "weekday": "0 = Monday", "open_days": "days", "weeks_ahead": "weeks", "headcount_p50": "people",
+    "workload_hours_p50": "hours", "shortfall_probability": _FRACTION, "wmape": _FRACTION, "mape": _FRACTION, "bias": _FRACTION, "coverage": _FRACTION,
     "wmape_naive": _FRACTION, "total_volume_error": _FRACTION, "shrinkage": _FRACTION,
 }
 
@@ -30,10 +33,12 @@ def unit_of(column: str, per: str) -> str | None:
     """The unit of a numeric column by its name; `per` says what a call count is counted over ("day", "interval")."""
     if column in _UNITS_EXACT:
         return _UNITS_EXACT[column]
-    if column.endswith("_seconds"):
+    if column.endswith("_seconds") or "_seconds_" in column:
         return "seconds"
-    if column.startswith("fte_"):
+    if column.startswith("fte_") or "_fte_" in column:
         return "FTE (full-time equivalents)"
+    if column.startswith(("share_", "shrinkage")):
+        return _FRACTION
     if column.startswith("staff_hours_"):
         return "agent-hours"
     if column.startswith(("agents_", "staff_", "peak_staff_")) or column == "agents_raw":
@@ -48,8 +53,9 @@ def unit_of(column: str, per: str) -> str | None:
 
 
 def units_block(table: Table, per: str) -> dict[str, str]:
-    """`{column: unit}` for every column of `table` that has one."""
-    found = {RENAMED.get(c.name, c.name): unit_of(c.name, per) for c in table.columns}
+    """`{column: unit}` for every numeric column of `table` that has one."""
+    found = {RENAMED.get(c.name, c.name): unit_of(c.name, per) for c in table.columns
+             if isinstance(c.type, (Integer, Float))}
     return {name: unit for name, unit in found.items() if unit is not None}
 
 
@@ -134,6 +140,14 @@ class QueueItem(BaseModel):
 class QueueList(BaseModel):
     timezone: str
     items: list[QueueItem]
+
+
+Scenario = row_model("Scenario", tables.gold_scenarios)
+
+
+class ScenarioList(BaseModel):
+    timezone: str
+    items: list[Scenario]
 
 
 class RunInfo(BaseModel):

@@ -63,13 +63,22 @@ class ForecastFilter:
 
 
 def day_column(table: Table) -> ColumnElement:
-    """The local date a row belongs to: its `date`, or the local date of its `interval_start`."""
-    return table.c.date if "date" in table.c else local_day(table.c.interval_start)
+    """The local date a row belongs to: its `date`, its (first) week's Monday (capacity tables), or the date of its
+    `interval_start`."""
+    for name in ("date", "week_start", "first_week"):
+        if name in table.c:
+            return table.c[name]
+    return local_day(table.c.interval_start)
 
 
 def time_column(table: Table) -> ColumnElement:
-    """The column that orders a day's rows: the interval (UTC, unambiguous at DST changes) or the date."""
-    return table.c.interval_start_utc if "interval_start_utc" in table.c else table.c.date
+    """The column that orders a queue's rows: the interval (UTC, unambiguous at DST changes), else the date."""
+    return table.c.interval_start_utc if "interval_start_utc" in table.c else day_column(table)
+
+
+def origin_column(table: Table) -> ColumnElement:
+    """The date the rows were forecast or planned at (the run's as-of)."""
+    return table.c.plan_origin if "plan_origin" in table.c else table.c.forecast_origin
 
 
 def _where(table: Table, f: ForecastFilter) -> list[ColumnElement]:
@@ -94,18 +103,18 @@ def select_forecast_rows(table: Table, f: ForecastFilter, page: Page) -> Select:
 
     Latest is chosen per date, not per interval: a day's intervals always come from one origin, even when a newer
     origin left some interval out (a changed opening hour)."""
-    where = _where(table, f)
+    where, origin = _where(table, f), origin_column(table)
     stmt = select(table)
     if f.origin is not None:
-        stmt = stmt.where(table.c.forecast_origin == f.origin, *where)
+        stmt = stmt.where(origin == f.origin, *where)
     else:
-        keys = [table.c.queue, day_column(table)] + [table.c[k] for k in ("method",) if k in table.c]
-        newest = (select(*(k.label(f"k{i}") for i, k in enumerate(keys)),
-                         func.max(table.c.forecast_origin).label("origin"))
+        keys = [table.c[k] for k in ("scenario", "queue") if k in table.c] + [day_column(table)]
+        keys += [table.c[k] for k in ("method",) if k in table.c]
+        newest = (select(*(k.label(f"k{i}") for i, k in enumerate(keys)), func.max(origin).label("origin"))
                   .where(*where).group_by(*keys).subquery("newest"))
-        on = [table.c.forecast_origin == newest.c.origin] + [k == newest.c[f"k{i}"] for i, k in enumerate(keys)]
+        on = [origin == newest.c.origin] + [k == newest.c[f"k{i}"] for i, k in enumerate(keys)]
         stmt = stmt.join_from(table, newest, and_(*on)).where(*where)
-    order = [table.c.queue, time_column(table)] + [table.c[k] for k in ("method", "forecast_origin") if k in table.c]
+    order = [table.c.queue, time_column(table)] + [table.c[k] for k in ("method",) if k in table.c] + [origin]
     return stmt.order_by(*order).limit(page.limit + 1).offset(page.offset)
 
 
@@ -204,6 +213,19 @@ def queue_known(conn: Connection, queue: str, table: Table) -> bool:
     forecast = tables.gold_forecast_daily
     stmt = select(or_(exists().where(table.c.queue == queue), exists().where(forecast.c.queue == queue)))
     return bool(conn.execute(stmt).scalar())
+
+
+def scenario_known(conn: Connection, scenario: str) -> bool:
+    """Whether a run ever wrote rows under `scenario` (gold_scenarios lists every scenario run)."""
+    t = tables.gold_scenarios
+    return bool(conn.execute(select(exists().where(t.c.scenario == scenario))).scalar())
+
+
+def list_scenarios(conn: Connection) -> list[dict]:
+    """Every scenario run, newest first."""
+    t = tables.gold_scenarios
+    return [dict(r) for r in conn.execute(select(t).order_by(t.c.created_at_utc.desc(), t.c.scenario, t.c.step))
+            .mappings()]
 
 
 def list_queues(conn: Connection) -> list[dict]:

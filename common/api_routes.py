@@ -59,18 +59,27 @@ class Endpoint:
     per: str
     summary: str
     model_name: str
-    scenario_table: Table | None = None
+    tag: str = "forecasts"
+    scenario_table: Table | None = None  # the gold_scenario_* twin; None: a table keyed by scenario, or none
 
 
 FORECAST_ENDPOINTS = [
     Endpoint("/v1/forecasts/daily", tables.gold_forecast_daily, "day", "daily forecast p10/p50/p90 per queue",
-             "ForecastDaily"),
+             "ForecastDaily", scenario_table=tables.gold_scenario_forecast_daily),
     Endpoint("/v1/forecasts/interval", tables.gold_forecast_interval, "interval",
              "interval forecast p10/p50/p90 per queue", "ForecastInterval"),
     Endpoint("/v1/staffing/interval", tables.gold_staffing_interval, "interval",
-             "agents and staff needed per queue and interval", "StaffingInterval"),
+             "agents and staff needed per queue and interval", "StaffingInterval", "staffing",
+             tables.gold_scenario_staffing_interval),
     Endpoint("/v1/staffing/daily", tables.gold_staffing_daily, "day",
-             "staff-hours, peak staff and FTE per queue and day", "StaffingDaily"),
+             "staff-hours, peak staff and FTE per queue and day", "StaffingDaily", "staffing",
+             tables.gold_scenario_staffing_daily),
+    Endpoint("/v1/capacity/plan", tables.gold_capacity_plan, "ISO week",
+             "weekly FTE need, supply and gap per queue and '(centre)' (origin: the plan origin; dates: week_start)",
+             "CapacityPlan", "capacity"),
+    Endpoint("/v1/capacity/drivers", tables.gold_capacity_drivers, "ISO week",
+             "what drives the spread of the FTE gap per block of weeks (dates: first_week)", "CapacityDrivers",
+             "capacity"),
 ]
 
 
@@ -105,20 +114,23 @@ def _forecast_route(app: FastAPI, ep: Endpoint, auth: Depends) -> None:
              origin: Origin = "latest", scenario: Scenario = PUBLISHED, limit: Limit = 1000,
              offset: Offset = 0) -> dict:
         _check_dates(date_from, date_to)
-        table, name = ep.table, None
-        if scenario != PUBLISHED:
+        table, name = ep.table, (scenario if keyed_by_scenario else None)
+        if scenario != PUBLISHED and not keyed_by_scenario:
             if ep.scenario_table is None:
                 raise HTTPException(404, f"scenario {scenario!r} not found: {ep.path} has only scenario=published")
             table, name = ep.scenario_table, scenario
         filters = q.ForecastFilter(queue, date_from, date_to, _origin(origin), scenario=name)
         page = q.Page(limit, offset)
         with request.app.state.engine.connect() as conn:
+            if scenario != PUBLISHED and not q.scenario_known(conn, scenario):
+                raise HTTPException(404, f"scenario {scenario!r} not found: GET /v1/scenarios lists them")
             _check_queue(conn, queue, table)
             rows, next_offset = q.fetch_page(conn, q.select_forecast_rows(table, filters, page), page, table,
                                              request.app.state.columns)
-        return _envelope(request, units, rows, page, next_offset, drop=("scenario",))
+        return _envelope(request, units, rows, page, next_offset, drop=() if keyed_by_scenario else ("scenario",))
 
-    app.get(ep.path, response_model=model, summary=ep.summary, tags=["forecasts"], dependencies=[auth],
+    keyed_by_scenario = "scenario" in ep.table.c
+    app.get(ep.path, response_model=model, summary=ep.summary, tags=[ep.tag], dependencies=[auth],
             responses={404: {"model": m.ErrorBody, "description": "unknown queue or scenario"}})(read)
 
 
@@ -127,6 +139,13 @@ def add_routes(app: FastAPI, auth: Depends) -> None:
     for ep in FORECAST_ENDPOINTS:
         _forecast_route(app, ep, auth)
     not_found = {404: {"model": m.ErrorBody, "description": "unknown queue"}}
+
+    @app.get("/v1/scenarios", response_model=m.ScenarioList, tags=["capacity"], dependencies=[auth],
+             summary="scenario runs (3_forecast.py or the capacity plan with --scenario NAME), newest first")
+    def scenarios(request: Request) -> dict:
+        with request.app.state.engine.connect() as conn:
+            items = [m.to_json_row(r) for r in q.list_scenarios(conn)]
+        return {"timezone": request.app.state.tz, "items": items}
 
     @app.get("/v1/queues", response_model=m.QueueList, tags=["forecasts"], dependencies=[auth],
              summary="queues with a forecast, and their first and newest origin")

@@ -7,6 +7,11 @@ The rows (winter: Stockholm is UTC+1, summer UTC+2), with the answers the tests 
   gold_forecast_interval origin 01-04: billing 01-06 08:00 p50 10, 08:15 p50 11
                         origin 01-05: billing 01-06 08:00 p50 12 (08:15 left out), 07-01 08:00 (06:00Z) p50 7
                         latest billing 01-06: only 08:00 p50 12 (a day's intervals come from one origin)
+  gold_scenario_forecast_daily  hire10, origin 01-05: billing 01-06 p50 150 (gold_scenarios lists hire10)
+  gold_capacity_plan    published origin 01-04: billing weeks 01-05 fte_required_p50 10, 01-12 12
+                        published origin 01-05: billing week 01-12 11; (centre) week 01-12 20
+                        hire10 origin 01-05: billing week 01-05 9
+                        latest published billing: 01-05 10 (origin 01-04), 01-12 11 (origin 01-05)
 """
 
 from __future__ import annotations
@@ -64,6 +69,14 @@ def _summary(as_of: str, scope: str, value: str, wmape: float) -> dict:
             "window_days": 28, "n_days": 20, "wmape": wmape, "bias": -0.01, "coverage": 0.8}
 
 
+def _plan(scenario: str, origin: str, queue: str, week: str, fte: float) -> dict:
+    return {"run_id": f"c{origin}", "scenario": scenario, "plan_origin": D(origin), "queue": queue,
+            "week_start": D(week), "iso_week": D(week).strftime("%G-W%V"), "weeks_ahead": 1, "open_days": 5,
+            "volume_p10": 900.0, "volume_p50": 1000.0, "volume_p90": 1100.0, "workload_hours_p50": 83.3,
+            "fte_required_p10": fte - 1, "fte_required_p50": fte, "fte_required_p90": fte + 1, "gap_fte_p50": -0.5,
+            "volume_method": "seasonal", "staffing_model": "erlang_a", "simulations": 200, "seed": 1}
+
+
 def seed(url: str, now: datetime) -> None:
     """Write the module docstring's rows (and runs finished two hours before `now`, naive UTC) into `url`."""
     engine = db.make_engine(url)
@@ -102,6 +115,16 @@ def seed(url: str, now: datetime) -> None:
             {"run_id": "e0", "as_of": D("2026-01-04"), "created_at": T("2026-01-04 05:10"), "severity": "warning",
              "alert_rule": "accuracy", "queue": "support", "metric": "wmape", "value": 0.25, "threshold": 0.2,
              "message": "support wMAPE 25%"}],
+        tables.gold_scenario_forecast_daily: [{**_daily("2026-01-05", "billing", "2026-01-06", 150),
+                                               "scenario": "hire10"}],
+        tables.gold_scenarios: [{"scenario": "hire10", "step": "3_forecast", "as_of": D("2026-01-05"), "run_id": "s1",
+                                 "created_at_utc": T("2026-01-05 09:00"), "overrides": '["capacity.hires=10"]',
+                                 "description": "ten hires in February"}],
+        tables.gold_capacity_plan: [_plan("published", "2026-01-04", "billing", "2026-01-05", 10),
+                                    _plan("published", "2026-01-04", "billing", "2026-01-12", 12),
+                                    _plan("published", "2026-01-05", "billing", "2026-01-12", 11),
+                                    _plan("published", "2026-01-05", "(centre)", "2026-01-12", 20),
+                                    _plan("hire10", "2026-01-05", "billing", "2026-01-05", 9)],
         tables.pipeline_runs: [
             {"run_id": "n3", "step": "3_forecast", "as_of": D("2026-01-05"), "started_at": now - timedelta(hours=3),
              "finished_at": now - timedelta(hours=2, minutes=30), "status": "success", "rows_written": 9},

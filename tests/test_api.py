@@ -117,6 +117,32 @@ def test_queues_lists_every_forecast_queue_with_its_origins(base: str) -> None:
                              {"queue": "support", "first_origin": "2026-01-04", "newest_origin": "2026-01-04"}]
 
 
+def test_capacity_plan_latest_published_takes_the_newest_plan_origin_per_queue_and_week(base: str) -> None:
+    status, body = get(f"{base}/v1/capacity/plan?queue=billing")
+    assert [(r["scenario"], r["week_start"], r["plan_origin"], r["fte_required_p50"]) for r in body["items"]] == [
+        ("published", "2026-01-05", "2026-01-04", 10.0), ("published", "2026-01-12", "2026-01-05", 11.0)]
+    assert body["units"]["fte_required_p50"].startswith("FTE") and body["units"]["volume_p50"] == "calls per ISO week"
+    assert [r["fte_required_p50"] for r in _items(base, "/v1/capacity/plan", queue="(centre)")] == [20.0]
+    assert [r["fte_required_p50"] for r in _items(base, "/v1/capacity/plan", origin="2026-01-04")] == [10.0, 12.0]
+
+
+def test_a_scenario_reads_its_own_rows_and_never_the_published_ones(base: str) -> None:
+    rows = _items(base, "/v1/capacity/plan", scenario="hire10")
+    assert [(r["scenario"], r["week_start"], r["fte_required_p50"]) for r in rows] == [("hire10", "2026-01-05", 9.0)]
+    rows = _items(base, "/v1/forecasts/daily", scenario="hire10")
+    assert [(r["queue"], r["date"], r["p50"]) for r in rows] == [("billing", "2026-01-06", 150.0)]
+    status, body = get(f"{base}/v1/scenarios")
+    assert [(r["scenario"], r["step"], r["created_at_utc"]) for r in body["items"]] == [
+        ("hire10", "3_forecast", "2026-01-05T09:00:00Z")]
+
+
+def test_an_unknown_scenario_or_one_an_endpoint_lacks_is_404(base: str) -> None:
+    status, body = get(f"{base}/v1/capacity/plan?scenario=nosuch")
+    assert (status, body["detail"]) == (404, "scenario 'nosuch' not found: GET /v1/scenarios lists them")
+    status, body = get(f"{base}/v1/forecasts/interval?scenario=hire10")
+    assert status == 404 and "has only scenario=published" in body["detail"]
+
+
 @pytest.mark.parametrize("header", ["X-API-Key", "Authorization"])
 def test_each_configured_key_is_accepted_in_either_header(base: str, header: str) -> None:
     for key in KEYS:
