@@ -1,17 +1,17 @@
 """A real `wfm-api` server for the API tests: hand-made gold rows in a SQLite file, uvicorn on a free loopback port.
 
 The rows (winter: Stockholm is UTC+1, summer UTC+2), with the answers the tests expect worked out by hand:
-  gold_forecast_daily   origin 01-04: billing 01-05 p50 100, 01-06 p50 110; support 01-05 p50 50
-                        origin 01-05: billing 01-06 p50 120, 01-07 p50 130
-                        latest billing: 01-05 100 (01-04), 01-06 120 (01-05), 01-07 130 (01-05)
-  gold_forecast_interval origin 01-04: billing 01-06 08:00 p50 10, 08:15 p50 11
-                        origin 01-05: billing 01-06 08:00 p50 12 (08:15 left out), 07-01 08:00 (06:00Z) p50 7
-                        latest billing 01-06: only 08:00 p50 12 (a day's intervals come from one origin)
-  gold_scenario_forecast_daily  hire10, origin 01-05: billing 01-06 p50 150 (gold_scenarios lists hire10)
-  gold_capacity_plan    published origin 01-04: billing weeks 01-05 fte_required_p50 10, 01-12 12
-                        published origin 01-05: billing week 01-12 11; (centre) week 01-12 20
-                        hire10 origin 01-05: billing week 01-05 9
-                        latest published billing: 01-05 10 (origin 01-04), 01-12 11 (origin 01-05)
+  gold_forecast_daily   origin 01-04: Billing 01-05 p50 100, 01-06 p50 110; Support 01-05 p50 50
+                        origin 01-05: Billing 01-06 p50 120, 01-07 p50 130
+                        latest Billing: 01-05 100 (01-04), 01-06 120 (01-05), 01-07 130 (01-05)
+  gold_forecast_interval origin 01-04: Billing 01-06 08:00 p50 10, 08:15 p50 11
+                        origin 01-05: Billing 01-06 08:00 p50 12 (08:15 left out), 07-01 08:00 (06:00Z) p50 7
+                        latest Billing 01-06: only 08:00 p50 12 (a day's intervals come from one origin)
+  gold_scenario_forecast_daily  hire10, origin 01-05: Billing 01-06 p50 150 (gold_scenarios lists hire10)
+  gold_capacity_plan    published origin 01-04: Billing weeks 01-05 fte_required_p50 10, 01-12 12
+                        published origin 01-05: Billing week 01-12 11; (centre) week 01-12 20
+                        hire10 origin 01-05: Billing week 01-05 9
+                        latest published Billing: 01-05 10 (origin 01-04), 01-12 11 (origin 01-05)
 """
 
 from __future__ import annotations
@@ -82,49 +82,49 @@ def seed(url: str, now: datetime) -> None:
     engine = db.make_engine(url)
     db.ensure_schema(engine)
     rows = {
-        tables.gold_forecast_daily: [_daily("2026-01-04", "billing", "2026-01-05", 100),
-                                     _daily("2026-01-04", "billing", "2026-01-06", 110),
-                                     _daily("2026-01-04", "support", "2026-01-05", 50),
-                                     _daily("2026-01-05", "billing", "2026-01-06", 120),
-                                     _daily("2026-01-05", "billing", "2026-01-07", 130)],
+        tables.gold_forecast_daily: [_daily("2026-01-04", "Billing", "2026-01-05", 100),
+                                     _daily("2026-01-04", "Billing", "2026-01-06", 110),
+                                     _daily("2026-01-04", "Support", "2026-01-05", 50),
+                                     _daily("2026-01-05", "Billing", "2026-01-06", 120),
+                                     _daily("2026-01-05", "Billing", "2026-01-07", 130)],
         tables.gold_forecast_interval: [
-            _interval("2026-01-04", "billing", "2026-01-06 08:00", "2026-01-06 07:00", 10),
-            _interval("2026-01-04", "billing", "2026-01-06 08:15", "2026-01-06 07:15", 11),
-            _interval("2026-01-05", "billing", "2026-01-06 08:00", "2026-01-06 07:00", 12),
-            _interval("2026-01-05", "billing", "2026-07-01 08:00", "2026-07-01 06:00", 7)],
+            _interval("2026-01-04", "Billing", "2026-01-06 08:00", "2026-01-06 07:00", 10),
+            _interval("2026-01-04", "Billing", "2026-01-06 08:15", "2026-01-06 07:15", 11),
+            _interval("2026-01-05", "Billing", "2026-01-06 08:00", "2026-01-06 07:00", 12),
+            _interval("2026-01-05", "Billing", "2026-07-01 08:00", "2026-07-01 06:00", 7)],
         tables.gold_staffing_interval: [
-            _staffing("2026-01-04", "billing", "2026-01-06 08:00", "2026-01-06 07:00", 5),
-            _staffing("2026-01-05", "billing", "2026-01-06 08:00", "2026-01-06 07:00", 6)],
+            _staffing("2026-01-04", "Billing", "2026-01-06 08:00", "2026-01-06 07:00", 5),
+            _staffing("2026-01-05", "Billing", "2026-01-06 08:00", "2026-01-06 07:00", 6)],
         tables.gold_staffing_daily: [
-            {"run_id": "r2026-01-05", "forecast_origin": D("2026-01-05"), "queue": "billing", "date": D("2026-01-06"),
+            {"run_id": "r2026-01-05", "forecast_origin": D("2026-01-05"), "queue": "Billing", "date": D("2026-01-06"),
              "volume_p50": 120.0, "staff_hours_p10": 30.0, "staff_hours_p50": 36.0, "staff_hours_p90": 42.0,
              "peak_staff_p10": 5, "peak_staff_p50": 6, "peak_staff_p90": 7, "fte_p50": 4.8}],
-        tables.gold_forecast_accuracy: [_accuracy("2026-01-03", "billing", "2026-01-05", "ensemble", 90, 100),
-                                        _accuracy("2026-01-04", "billing", "2026-01-05", "ensemble", 105, 100),
-                                        _accuracy("2026-01-04", "billing", "2026-01-05", "naive_benchmark", 80, 100)],
+        tables.gold_forecast_accuracy: [_accuracy("2026-01-03", "Billing", "2026-01-05", "ensemble", 90, 100),
+                                        _accuracy("2026-01-04", "Billing", "2026-01-05", "ensemble", 105, 100),
+                                        _accuracy("2026-01-04", "Billing", "2026-01-05", "naive_benchmark", 80, 100)],
         tables.gold_forecast_accuracy_summary: [_summary("2026-01-05", "overall", "all", 0.10),
                                                 _summary("2026-01-06", "overall", "all", 0.12),
-                                                _summary("2026-01-06", "queue", "billing", 0.09)],
+                                                _summary("2026-01-06", "queue", "Billing", 0.09)],
         tables.gold_alerts: [
             {"run_id": "e1", "as_of": D("2026-01-05"), "created_at": T("2026-01-05 05:10"), "severity": "critical",
              "alert_rule": "freshness", "queue": None, "metric": "data_age_days", "value": 3.0, "threshold": 1.0,
              "message": "no data for 3 days"},
             {"run_id": "e1", "as_of": D("2026-01-05"), "created_at": T("2026-01-05 05:10"), "severity": "warning",
-             "alert_rule": "accuracy", "queue": "billing", "metric": "wmape", "value": 0.3, "threshold": 0.2,
-             "message": "billing wMAPE 30%"},
+             "alert_rule": "accuracy", "queue": "Billing", "metric": "wmape", "value": 0.3, "threshold": 0.2,
+             "message": "Billing wMAPE 30%"},
             {"run_id": "e0", "as_of": D("2026-01-04"), "created_at": T("2026-01-04 05:10"), "severity": "warning",
-             "alert_rule": "accuracy", "queue": "support", "metric": "wmape", "value": 0.25, "threshold": 0.2,
-             "message": "support wMAPE 25%"}],
-        tables.gold_scenario_forecast_daily: [{**_daily("2026-01-05", "billing", "2026-01-06", 150),
+             "alert_rule": "accuracy", "queue": "Support", "metric": "wmape", "value": 0.25, "threshold": 0.2,
+             "message": "Support wMAPE 25%"}],
+        tables.gold_scenario_forecast_daily: [{**_daily("2026-01-05", "Billing", "2026-01-06", 150),
                                                "scenario": "hire10"}],
         tables.gold_scenarios: [{"scenario": "hire10", "step": "3_forecast", "as_of": D("2026-01-05"), "run_id": "s1",
                                  "created_at_utc": T("2026-01-05 09:00"), "overrides": '["capacity.hires=10"]',
                                  "description": "ten hires in February"}],
-        tables.gold_capacity_plan: [_plan("published", "2026-01-04", "billing", "2026-01-05", 10),
-                                    _plan("published", "2026-01-04", "billing", "2026-01-12", 12),
-                                    _plan("published", "2026-01-05", "billing", "2026-01-12", 11),
+        tables.gold_capacity_plan: [_plan("published", "2026-01-04", "Billing", "2026-01-05", 10),
+                                    _plan("published", "2026-01-04", "Billing", "2026-01-12", 12),
+                                    _plan("published", "2026-01-05", "Billing", "2026-01-12", 11),
                                     _plan("published", "2026-01-05", "(centre)", "2026-01-12", 20),
-                                    _plan("hire10", "2026-01-05", "billing", "2026-01-05", 9)],
+                                    _plan("hire10", "2026-01-05", "Billing", "2026-01-05", 9)],
         tables.pipeline_runs: [
             {"run_id": "n3", "step": "3_forecast", "as_of": D("2026-01-05"), "started_at": now - timedelta(hours=3),
              "finished_at": now - timedelta(hours=2, minutes=30), "status": "success", "rows_written": 9},
@@ -192,3 +192,26 @@ def get(url: str, key: str | None = KEYS[0], header: str = "X-API-Key", method: 
         body = exc.read()
         exc.close()
         return exc.code, json.loads(body) if body else {}
+
+
+@contextmanager
+def serving(app):  # noqa: ANN001 - a FastAPI app
+    """`app` served by uvicorn in a thread of this process on a free loopback port; yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start in a thread")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

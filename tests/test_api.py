@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import urllib.parse
 import urllib.request
@@ -10,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from common import api
-from tests.api_server import KEYS, api_command, api_env, get, running_api
+from common import api, db
+from tests.api_server import KEYS, api_command, api_env, get, running_api, serving
 from tests.conftest import REPO, write_config
 
 
@@ -28,20 +30,20 @@ def _items(base: str, path: str, **params) -> list[dict]:
 
 
 def test_latest_daily_forecast_takes_the_newest_origin_per_queue_and_date(base: str) -> None:
-    rows = _items(base, "/v1/forecasts/daily", queue="billing")
+    rows = _items(base, "/v1/forecasts/daily", queue="Billing")
     assert [(r["date"], r["forecast_origin"], r["p50"]) for r in rows] == [
         ("2026-01-05", "2026-01-04", 100.0), ("2026-01-06", "2026-01-05", 120.0), ("2026-01-07", "2026-01-05", 130.0)]
 
 
 def test_one_origin_and_a_date_range_filter_the_daily_forecast(base: str) -> None:
-    rows = _items(base, "/v1/forecasts/daily", queue="billing", origin="2026-01-04")
+    rows = _items(base, "/v1/forecasts/daily", queue="Billing", origin="2026-01-04")
     assert [(r["date"], r["p50"]) for r in rows] == [("2026-01-05", 100.0), ("2026-01-06", 110.0)]
     rows = _items(base, "/v1/forecasts/daily", date_from="2026-01-05", date_to="2026-01-05")
-    assert [(r["queue"], r["p50"]) for r in rows] == [("billing", 100.0), ("support", 50.0)]
+    assert [(r["queue"], r["p50"]) for r in rows] == [("Billing", 100.0), ("Support", 50.0)]
 
 
 def test_daily_forecast_names_its_units_and_time_zone(base: str) -> None:
-    status, body = get(f"{base}/v1/forecasts/daily?queue=support")
+    status, body = get(f"{base}/v1/forecasts/daily?queue=Support")
     assert status == 200
     assert body["timezone"] == "Europe/Stockholm"
     assert body["units"]["p50"] == "calls per day"
@@ -49,7 +51,7 @@ def test_daily_forecast_names_its_units_and_time_zone(base: str) -> None:
 
 
 def test_latest_interval_forecast_takes_a_whole_day_from_one_origin_with_utc_and_local_offsets(base: str) -> None:
-    status, body = get(f"{base}/v1/forecasts/interval?queue=billing")
+    status, body = get(f"{base}/v1/forecasts/interval?queue=Billing")
     assert status == 200
     # 01-06: the newest origin (01-05) has only 08:00; the older origin's 08:15 is not mixed in.
     assert [(r["interval_start_utc"], r["interval_start_local"], r["p50"]) for r in body["items"]] == [
@@ -60,36 +62,36 @@ def test_latest_interval_forecast_takes_a_whole_day_from_one_origin_with_utc_and
 
 
 def test_staffing_interval_and_daily_give_agents_and_fte(base: str) -> None:
-    status, body = get(f"{base}/v1/staffing/interval?queue=billing")
+    status, body = get(f"{base}/v1/staffing/interval?queue=Billing")
     assert [(r["interval_start_utc"], r["staff_p50"], r["agents_p90"]) for r in body["items"]] == [
         ("2026-01-06T07:00:00Z", 6, 6)]
     assert body["units"]["staff_p50"] == "agents"
-    status, body = get(f"{base}/v1/staffing/daily?queue=billing")
+    status, body = get(f"{base}/v1/staffing/daily?queue=Billing")
     assert [(r["date"], r["fte_p50"], r["fte_p10"]) for r in body["items"]] == [("2026-01-06", 4.8, None)]
     assert body["units"]["fte_p50"].startswith("FTE")
 
 
 def test_accuracy_daily_latest_is_the_shortest_horizon_per_method(base: str) -> None:
-    rows = _items(base, "/v1/accuracy/daily", queue="billing")
+    rows = _items(base, "/v1/accuracy/daily", queue="Billing")
     assert [(r["method"], r["forecast_origin"], r["error"]) for r in rows] == [
         ("ensemble", "2026-01-04", 5.0), ("naive_benchmark", "2026-01-04", -20.0)]
-    rows = _items(base, "/v1/accuracy/daily", queue="billing", method="ensemble", origin="2026-01-03")
+    rows = _items(base, "/v1/accuracy/daily", queue="Billing", method="ensemble", origin="2026-01-03")
     assert [(r["p50"], r["actual"], r["in_band"]) for r in rows] == [(90.0, 100.0, True)]
 
 
 def test_accuracy_summary_is_the_newest_as_of_unless_one_is_asked(base: str) -> None:
     rows = _items(base, "/v1/accuracy/summary")
     assert [(r["as_of"], r["scope"], r["scope_value"], r["wmape"]) for r in rows] == [
-        ("2026-01-06", "overall", "all", 0.12), ("2026-01-06", "queue", "billing", 0.09)]
+        ("2026-01-06", "overall", "all", 0.12), ("2026-01-06", "queue", "Billing", 0.09)]
     assert [r["wmape"] for r in _items(base, "/v1/accuracy/summary", as_of="2026-01-05")] == [0.10]
-    assert _items(base, "/v1/accuracy/summary", scope="queue")[0]["scope_value"] == "billing"
+    assert _items(base, "/v1/accuracy/summary", scope="queue")[0]["scope_value"] == "Billing"
 
 
 def test_alerts_of_a_queue_include_the_whole_centers_newest_first(base: str) -> None:
-    rows = _items(base, "/v1/alerts", queue="billing")
+    rows = _items(base, "/v1/alerts", queue="Billing")
     assert [(r["queue"], r["severity"], r["created_at_utc"]) for r in rows] == [
-        (None, "critical", "2026-01-05T05:10:00Z"), ("billing", "warning", "2026-01-05T05:10:00Z")]
-    assert [r["queue"] for r in _items(base, "/v1/alerts")] == [None, "billing", "support"]
+        (None, "critical", "2026-01-05T05:10:00Z"), ("Billing", "warning", "2026-01-05T05:10:00Z")]
+    assert [r["queue"] for r in _items(base, "/v1/alerts")] == [None, "Billing", "Support"]
     assert [r["queue"] for r in _items(base, "/v1/alerts", severity="critical")] == [None]
 
 
@@ -113,12 +115,12 @@ def test_health_reports_the_database_and_the_last_successful_nightly_run_and_its
 
 def test_queues_lists_every_forecast_queue_with_its_origins(base: str) -> None:
     status, body = get(f"{base}/v1/queues")
-    assert body["items"] == [{"queue": "billing", "first_origin": "2026-01-04", "newest_origin": "2026-01-05"},
-                             {"queue": "support", "first_origin": "2026-01-04", "newest_origin": "2026-01-04"}]
+    assert body["items"] == [{"queue": "Billing", "first_origin": "2026-01-04", "newest_origin": "2026-01-05"},
+                             {"queue": "Support", "first_origin": "2026-01-04", "newest_origin": "2026-01-04"}]
 
 
 def test_capacity_plan_latest_published_takes_the_newest_plan_origin_per_queue_and_week(base: str) -> None:
-    status, body = get(f"{base}/v1/capacity/plan?queue=billing")
+    status, body = get(f"{base}/v1/capacity/plan?queue=Billing")
     assert [(r["scenario"], r["week_start"], r["plan_origin"], r["fte_required_p50"]) for r in body["items"]] == [
         ("published", "2026-01-05", "2026-01-04", 10.0), ("published", "2026-01-12", "2026-01-05", 11.0)]
     assert body["units"]["fte_required_p50"].startswith("FTE") and body["units"]["volume_p50"] == "calls per ISO week"
@@ -130,7 +132,7 @@ def test_a_scenario_reads_its_own_rows_and_never_the_published_ones(base: str) -
     rows = _items(base, "/v1/capacity/plan", scenario="hire10")
     assert [(r["scenario"], r["week_start"], r["fte_required_p50"]) for r in rows] == [("hire10", "2026-01-05", 9.0)]
     rows = _items(base, "/v1/forecasts/daily", scenario="hire10")
-    assert [(r["queue"], r["date"], r["p50"]) for r in rows] == [("billing", "2026-01-06", 150.0)]
+    assert [(r["queue"], r["date"], r["p50"]) for r in rows] == [("Billing", "2026-01-06", 150.0)]
     status, body = get(f"{base}/v1/scenarios")
     assert [(r["scenario"], r["step"], r["created_at_utc"]) for r in body["items"]] == [
         ("hire10", "3_forecast", "2026-01-05T09:00:00Z")]
@@ -162,7 +164,7 @@ def test_an_unknown_queue_is_404_naming_it(base: str) -> None:
 
 
 def test_a_known_queue_without_rows_in_a_table_is_an_empty_page_not_404(base: str) -> None:
-    assert _items(base, "/v1/staffing/daily", queue="support") == []
+    assert _items(base, "/v1/staffing/daily", queue="Support") == []
 
 
 @pytest.mark.parametrize("query", ["date_from=2026-13-01", "date_to=yesterday", "date_to=0", "date_from=1700000000", "origin=2026-02-30",
@@ -174,8 +176,8 @@ def test_a_bad_date_origin_or_page_size_is_422(base: str, query: str) -> None:
     assert body["detail"]
 
 
-@pytest.mark.parametrize("value", ["billing' OR '1'='1", "billing'; DROP TABLE gold_forecast_daily; --",
-                                   "%", "billing%", "*"])
+@pytest.mark.parametrize("value", ["Billing' OR '1'='1", "Billing'; DROP TABLE gold_forecast_daily; --",
+                                   "%", "Billing%", "*", "billing"])
 def test_sql_looking_queue_is_just_a_queue_that_does_not_exist(base: str, value: str) -> None:
     status, body = get(f"{base}/v1/forecasts/daily?{urllib.parse.urlencode({'queue': value})}")
     assert status == 404 and repr(value) in body["detail"]
@@ -242,3 +244,37 @@ def test_the_server_never_logs_a_key(base: str, tmp_path_factory) -> None:
     get(f"{base}/v1/forecasts/daily", key="wrong-key-123")
     logs = list(Path(tmp_path_factory.getbasetemp()).glob("api*/api.log"))
     assert logs and not any(k in log.read_text() for log in logs for k in (*KEYS, "wrong-key-123"))
+
+
+def test_the_readmes_command_and_curl_return_the_latest_forecast(base: str) -> None:
+    section = (REPO / "README.md").read_text().split("## REST API", 1)[1].split("\n## ", 1)[0]
+    command = next(line for line in section.splitlines() if "-m common.api" in line)
+    argv = shlex.split(command.split("#")[0])
+    assert argv[0] == "WFM_API_KEYS=change-me" and argv[2:4] == ["-m", "common.api"]
+    args = api.parse_args(argv[4:])
+    assert (args.config, args.host, args.port) == ("config.yaml", "127.0.0.1", 8080)
+    url = re.search(r'curl -s -H "X-API-Key: change-me" "http://127.0.0.1:8080([^"]+)"', section).group(1)
+    status, body = get(base + url)
+    assert status == 200
+    assert [(r["queue"], r["date"], r["forecast_origin"]) for r in body["items"]] == [
+        ("Billing", "2026-01-05", "2026-01-04")]
+
+
+def test_help_names_the_keys_variable_and_the_options(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        api.main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert all(word in out for word in ("WFM_API_KEYS", "--config", "--host", "--port", "--write-openapi"))
+
+
+def test_an_unreachable_database_is_503_and_health_says_unavailable(caplog) -> None:
+    # Nothing listens on port 1: every connection is refused at once.
+    engine = db.make_read_only_engine("postgresql+psycopg://wfm:secret-pw@127.0.0.1:1/wfm")
+    with serving(api.create_app(engine, "Europe/Stockholm", 30, (b"k",))) as url:
+        status, body = get(f"{url}/v1/health")
+        assert (status, body["status"], body["database"]) == (503, "unavailable", "unreachable")
+        status, body = get(f"{url}/v1/forecasts/daily", key="k")
+        assert status == 503 and "unavailable" in body["detail"] and "secret-pw" not in body["detail"]
+    engine.dispose()
+    assert "database error: OperationalError" in caplog.text and "secret-pw" not in caplog.text

@@ -29,11 +29,11 @@ def _rows(url: str, table, **filters) -> list[dict]:
 
 def test_latest_interval_rows_come_from_the_newest_origin_of_their_local_date(database_url: str) -> None:
     seed(database_url, datetime(2026, 1, 6, 6, 0))
-    rows = _rows(database_url, tables.gold_forecast_interval, queue="billing")
+    rows = _rows(database_url, tables.gold_forecast_interval, queue="Billing")
     # PostgreSQL: CAST(interval_start AS DATE); SQLite: date(interval_start) on its timestamp text.
     assert [(r["forecast_origin"], r["interval_start"], r["p50"]) for r in rows] == [
         (date(2026, 1, 5), datetime(2026, 1, 6, 8, 0), 12.0), (date(2026, 1, 5), datetime(2026, 7, 1, 8, 0), 7.0)]
-    rows = _rows(database_url, tables.gold_forecast_interval, queue="billing", date_from=date(2026, 1, 6),
+    rows = _rows(database_url, tables.gold_forecast_interval, queue="Billing", date_from=date(2026, 1, 6),
                  date_to=date(2026, 1, 6), origin=date(2026, 1, 4))
     assert [r["p50"] for r in rows] == [10.0, 11.0]
 
@@ -43,7 +43,7 @@ def test_latest_daily_rows_and_a_queue_that_is_sql_text(database_url: str) -> No
     rows = _rows(database_url, tables.gold_forecast_daily, date_from=date(2026, 1, 6))
     assert [(r["date"], r["forecast_origin"], r["p50"]) for r in rows] == [
         (date(2026, 1, 6), date(2026, 1, 5), 120.0), (date(2026, 1, 7), date(2026, 1, 5), 130.0)]
-    assert _rows(database_url, tables.gold_forecast_daily, queue="billing' OR '1'='1") == []
+    assert _rows(database_url, tables.gold_forecast_daily, queue="Billing' OR '1'='1") == []
 
 
 def test_the_read_only_engine_refuses_writes(database_url: str) -> None:
