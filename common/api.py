@@ -9,6 +9,7 @@ are compared in constant time and never logged. Without a key the server only st
 from __future__ import annotations
 
 import argparse
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -19,17 +20,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Security
-from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+try:
+    from fastapi import Depends, FastAPI, HTTPException, Request, Security
+    from fastapi.responses import JSONResponse
+    from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+except ModuleNotFoundError as missing:  # the api extra is optional: the nightly pipeline does not need it
+    raise SystemExit(f"wfm-api: {missing.name} is not installed; install the api extra: "
+                     "pip install \"wfm-forecast[api]\" (in a clone: .venv/bin/pip install \".[api]\")") from None
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from common import __version__
 from common import api_models as m
 from common import api_queries as q
-from common.redact import redact
 from common.api_routes import add_routes
+from common.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +43,22 @@ API_VERSION = "1.0.0"  # the REST contract's own version (docs/openapi.json), no
 STALE_AFTER_SECONDS = 36 * 3600  # a nightly run older than a night and a half: the nightly job has missed a night
 
 
+def _digest(key: str) -> bytes:
+    # Keys are compared as SHA-256 digests: equal lengths, so the comparison's time says nothing of a key's length.
+    return hashlib.sha256(key.encode()).digest()
+
+
 def api_keys(environ: dict | os._Environ = os.environ) -> tuple[bytes, ...]:
-    """The configured keys (WFM_API_KEYS, comma-separated, blanks ignored), as bytes for constant-time comparison."""
-    return tuple(k.strip().encode() for k in environ.get(KEYS_ENV, "").split(",") if k.strip())
+    """The configured keys (WFM_API_KEYS, comma-separated, blanks ignored) as digests; the keys are not kept."""
+    return tuple(_digest(k.strip()) for k in environ.get(KEYS_ENV, "").split(",") if k.strip())
 
 
 def key_matches(given: str, keys: tuple[bytes, ...]) -> bool:
-    """Whether `given` is one of `keys`; every key is compared (no early exit), each in constant time."""
+    """Whether `given` is one of the keys `api_keys` read; every one is compared (no early exit), in constant time."""
     found = False
+    given_digest = _digest(given)
     for key in keys:
-        found |= hmac.compare_digest(given.encode(), key)
+        found |= hmac.compare_digest(given_digest, key)
     return found
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -230,9 +231,10 @@ def test_a_missing_sqlite_file_is_a_one_line_error(tmp_path: Path, monkeypatch, 
 
 
 def test_keys_come_from_the_environment_comma_separated_blanks_ignored() -> None:
-    assert api.api_keys({"WFM_API_KEYS": " a1, ,b2,"}) == (b"a1", b"b2")
-    assert api.api_keys({}) == ()
-    assert api.key_matches("b2", (b"a1", b"b2")) and not api.key_matches("b", (b"a1", b"b2"))
+    keys = api.api_keys({"WFM_API_KEYS": " a1, ,b2,"})
+    assert len(keys) == 2 and api.api_keys({}) == ()
+    assert api.key_matches("a1", keys) and api.key_matches("b2", keys)
+    assert not any(api.key_matches(wrong, keys) for wrong in ("b", "a1,b2", "", " a1", "A1"))
 
 
 def test_loopback_hosts() -> None:
@@ -271,10 +273,18 @@ def test_help_names_the_keys_variable_and_the_options(capsys) -> None:
 def test_an_unreachable_database_is_503_and_health_says_unavailable(caplog) -> None:
     # Nothing listens on port 1: every connection is refused at once.
     engine = db.make_read_only_engine("postgresql+psycopg://wfm:secret-pw@127.0.0.1:1/wfm")
-    with serving(api.create_app(engine, "Europe/Stockholm", 30, (b"k",))) as url:
+    with serving(api.create_app(engine, "Europe/Stockholm", 30, api.api_keys({"WFM_API_KEYS": "k"}))) as url:
         status, body = get(f"{url}/v1/health")
         assert (status, body["status"], body["database"]) == (503, "unavailable", "unreachable")
         status, body = get(f"{url}/v1/forecasts/daily", key="k")
         assert status == 503 and "unavailable" in body["detail"] and "secret-pw" not in body["detail"]
     engine.dispose()
     assert "database error: OperationalError" in caplog.text and "secret-pw" not in caplog.text
+
+
+def test_without_the_api_extra_the_command_says_what_to_install() -> None:
+    block = "import runpy, sys; sys.modules['fastapi'] = None; runpy.run_module('common.api', run_name='__main__')"
+    done = subprocess.run([sys.executable, "-c", block], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ('wfm-api: fastapi is not installed; install the api extra: pip install '
+                                   '"wfm-forecast[api]" (in a clone: .venv/bin/pip install ".[api]")')

@@ -95,4 +95,5 @@ def test_pip_builds_a_wheel_with_the_steps_the_package_and_the_commands(tmp_path
             "common/templates/report.txt.j2"} <= names
     entry_points = zipfile.ZipFile(wheel).read(f"wfm_forecast-{__version__}.dist-info/entry_points.txt").decode()
     assert "wfm-forecast = common.entrypoints:forecast" in entry_points
+    assert "wfm-api = common.entrypoints:api" in entry_points and "common/api.py" in names
     assert any(name.endswith("licenses/LICENSE") for name in names)
