@@ -2,7 +2,7 @@
 
 Each endpoint checks its parameters (unknown queue: 404; bad date: 422), builds its select in `api_queries` and
 returns the page envelope of `api_models`. Published forecasts and staffing read the gold tables; a named scenario
-reads the `gold_scenario_*` twin tables where they exist.
+reads their `gold_scenario_*` twins, and the capacity tables' own rows of that scenario.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ DateTo = Annotated[date | None, Query(description="last local date (YYYY-MM-DD),
 Origin = Annotated[Literal["latest"] | date, Query(description="`latest`: the newest forecast origin per queue and "
                                                               "date; or one origin date YYYY-MM-DD"),
                    BeforeValidator(iso_date_text)]
-Scenario = Annotated[str, Query(max_length=60, description="`published`: what the nightly run published; or the "
-                                                           "name of a capacity-plan scenario")]
+Scenario = Annotated[str, Query(max_length=60, description="`published`: what the nightly run published; or a "
+                                                           "scenario run's name (GET /v1/scenarios)")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip (next_offset of the previous page)")]
 
