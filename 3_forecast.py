@@ -34,10 +34,11 @@ import time
 from datetime import timedelta
 
 
-from common import forecast_run, patience, silver, tables, training, validation
-from common.cli import StepContext, StepResult, recorded_overrides, run_step, step_parser, what_if_overrides
+from common import forecast_run, patience, scenarios, silver, tables, training, validation
+from common.cli import StepContext, StepResult, run_step, step_parser, what_if_overrides
 from common.errors import DataError
 from common.vendor import read_vendor
+from common.whatif import save_whatif
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ GOLD_TABLES = (tables.gold_forecast_daily, tables.gold_forecast_interval, tables
 def body(ctx: StepContext) -> StepResult:
     cfg, as_of, f = ctx.cfg, ctx.as_of, ctx.cfg.forecast
     forecast_run.check_config(cfg)
+    scenario = scenarios.check_name(ctx.args.scenario, ctx.args.publish)
     end = as_of + timedelta(days=f.horizon_days - 1)
     weeks = forecast_run.history_weeks(cfg)
     started = time.perf_counter()
@@ -81,27 +83,16 @@ def body(ctx: StepContext) -> StepResult:
     # --publish) is written to files instead, so it never changes what Power BI shows.
     frames = forecast_run.gold_frames(run, queue_patience, ctx.run_id, as_of)
     message = forecast_run.run_message(run, as_of, version, f.horizon_days)
+    if scenario:
+        with ctx.engine.begin() as conn:
+            written = scenarios.write_forecast(conn, ctx, scenario, STEP, frames)
+        return StepResult(written, f"scenario '{scenario}': {message}")
     if what_if_overrides(ctx.args.overrides) and not ctx.args.publish:
-        return _save_whatif(ctx, frames, run.checks, recorded_overrides(ctx.args.overrides, cfg.database_url), message)
+        return save_whatif(ctx, "3_forecast.py", frames, validation.results_frame(run.checks), message)
     with ctx.engine.begin() as conn:
         written = forecast_run.replace_origin(conn, as_of, frames)
         silver.save_checks(conn, validation.results_frame(run.checks), ctx.run_id, STEP, as_of)
     return StepResult(written, message)
-
-
-def _save_whatif(ctx: StepContext, frames: dict, checks: list[validation.CheckResult], overrides: list[str],
-                 message: str) -> StepResult:
-    """A run with --set and without --publish: its outputs as CSV files under report.output_dir, nothing to gold."""
-    folder = ctx.cfg.path(ctx.cfg.report.output_dir) / ctx.as_of.isoformat() / f"whatif-{ctx.run_id}"
-    again = " ".join(["python 3_forecast.py", *(["--config", ctx.args.config] if ctx.args.config else []),
-                      "--as-of", ctx.as_of.isoformat(), *(f"--set {item}" for item in overrides), "--publish"])
-    forecast_run.write_whatif(folder, {t.name.removeprefix("gold_"): frame for t, frame in frames.items()},
-                              validation.results_frame(checks),
-                              {"run_id": ctx.run_id, "as_of": ctx.as_of.isoformat(), "overrides": overrides,
-                               "publish_with": again})
-    log.info("forecast: what-if run (--set %s): NOT published, gold tables unchanged; forecast and staffing are in "
-             "%s; to publish them, run: %s", " --set ".join(overrides), folder, again)
-    return StepResult(0, f"what-if (not published): {message}; files in {folder}; publish with --publish")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publish", action="store_true",
                         help="with --set: write the forecast to gold, replacing the published origin (without it, a "
                              "run with --set is a what-if written to <report.output_dir>/<as-of>/whatif-<run_id>/)")
+    scenarios.add_arguments(parser)
+    if "--list-scenarios" in (sys.argv[1:] if argv is None else argv):
+        return scenarios.list_main(parser, argv)
     return run_step(STEP, parser, body, argv)
 
 

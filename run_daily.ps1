@@ -61,7 +61,8 @@ try {
     $log = "logs\run_daily_${AsOf}_$(Get-Date -Format HHmmss).log"
     "run_daily.ps1: as_of=$AsOf config=$Config from=$From log=$log" | Tee-Object -FilePath $log -Append
     $steps = [ordered]@{ "0" = "0_load_bronze.py"; "1" = "1_build_silver.py"; "1_5" = "1_5_segment_customers.py";
-                         "2" = "2_train.py"; "3" = "3_forecast.py"; "4" = "4_evaluate.py"; "5" = "5_report.py" }
+                         "2" = "2_train.py"; "3" = "3_forecast.py"; "4" = "4_evaluate.py";
+                         "6" = "6_capacity_plan.py"; "5" = "5_report.py" }
     if (-not $steps.Contains($From)) { Write-Error "run_daily.ps1: -From $From is not a step ($($steps.Keys -join ', '))"; exit 2 }
     $setArgs = @()
     foreach ($item in $Set) { $setArgs += @("--set", $item) }
@@ -74,7 +75,7 @@ try {
             if (-not $started) { "run_daily.ps1: skipping step $id ($($steps[$id])): -From $From" | Tee-Object -FilePath $log -Append; continue }
             "run_daily.ps1: step ${id}: $($steps[$id])" | Tee-Object -FilePath $log -Append
             $stepArgs = $setArgs
-            if ($Publish -and ($id -eq "2" -or $id -eq "3")) { $stepArgs += "--publish" }  # a flag of steps 2 and 3 only
+            if ($Publish -and ($id -eq "2" -or $id -eq "3" -or $id -eq "6")) { $stepArgs += "--publish" }  # steps 2, 3, 6 only
             & $py $steps[$id] --config $Config --as-of $Night @stepArgs 2>&1 | Tee-Object -FilePath $log -Append
             $rc = $LASTEXITCODE
             if ($rc -ne 0) {

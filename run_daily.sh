@@ -24,11 +24,12 @@ The nightly run: one lock, a dated log, steps in order, stop at the first failur
   ./run_daily.sh [--config PATH] [--as-of YYYY-MM-DD] [--from STEP]
                  [--demo [--demo-days N] [--demo-nights N]] [--set KEY=VALUE ... [--publish]]
 
-Steps: 0 load bronze, 1 build silver, 1_5 segment customers, 2 train, 3 forecast, 4 evaluate, 5 report.
+Steps: 0 load bronze, 1 build silver, 1_5 segment customers, 2 train, 3 forecast, 4 evaluate, 6 capacity plan
+(weekly, before the report so the email can show it), 5 report.
   --config PATH     config file (default: env WFM_CONFIG, else config.yaml)
   --as-of DATE      the run's date, YYYY-MM-DD (default: today in the configured timezone); actuals up to the day
                     before are used
-  --from STEP       resume at STEP (0, 1, 1_5, 2, 3, 4, 5), e.g. after fixing a failed step
+  --from STEP       resume at STEP (0, 1, 1_5, 2, 3, 4, 6, 5), e.g. after fixing a failed step
   --demo            first write the synthetic demo exports (deterministic) into the inbox of source.csv_glob
                     (data/inbox/): the history before the as-of; a later as-of adds only the new days' files
   --demo-days N     days of demo history before the (first) night (default 730; e.g. 120 for a quick demo)
@@ -106,7 +107,7 @@ log="logs/run_daily_${as_of}_$(date +%H%M%S).log"
 exec > >(tee -a "$log") 2> >(tee -a "$log" >&2)
 echo "run_daily.sh: as_of=$as_of config=$config from=$from_step log=$log"
 
-steps=(0:0_load_bronze.py 1:1_build_silver.py 1_5:1_5_segment_customers.py 2:2_train.py 3:3_forecast.py 4:4_evaluate.py 5:5_report.py)
+steps=(0:0_load_bronze.py 1:1_build_silver.py 1_5:1_5_segment_customers.py 2:2_train.py 3:3_forecast.py 4:4_evaluate.py 6:6_capacity_plan.py 5:5_report.py)
 started=0
 for entry in "${steps[@]}"; do [ "${entry%%:*}" = "$from_step" ] && started=1; done
 if [ "$started" = 0 ]; then
@@ -124,7 +125,7 @@ run_night() {
     echo "run_daily.sh: step $id: $script"
     set +e
     step_args=("${extra[@]}")
-    case "$id" in 2|3) step_args+=("${publish[@]}") ;; esac  # --publish is a flag of steps 2 and 3 only
+    case "$id" in 2|3|6) step_args+=("${publish[@]}") ;; esac  # --publish is a flag of steps 2, 3 and 6 only
     "$py" "$script" --config "$config" --as-of "$night" "${step_args[@]}"
     rc=$?
     set -e

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from common.config_capacity import CapacityConfig
 from common.config_source import SourceConfig, StrictModel
 from common.errors import ConfigError
 
@@ -343,6 +344,7 @@ class Config(StrictModel):
     report: ReportConfig = ReportConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     alerts: AlertsConfig = AlertsConfig()
+    capacity: CapacityConfig = CapacityConfig()
     # Where the config file lives: relative paths in it are resolved against this folder.
     base_dir: Path = Path(".")
 

@@ -6,12 +6,10 @@ config, the model), so a backfill, a what-if or a test runs the same code as the
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import delete
@@ -281,22 +279,6 @@ def log_planner_lines(staffing: pd.DataFrame, staff_daily: pd.DataFrame) -> None
         log.info("%s %s: %d-%d staff at %s peak (p10-p90), %.0f staff-hours (p50), %.0f contacts (p50)",
                  row.queue, f"{row.date:%Y-%m-%d}", peak["staff_p10"], peak["staff_p90"],
                  f"{peak['interval_start']:%H:%M}", row.staff_hours_p50, row.volume_p50)
-
-
-def write_whatif(folder: Path, frames: dict[str, pd.DataFrame], checks: pd.DataFrame, record: dict) -> list[Path]:
-    """Write a what-if run: `<name>.csv` per frame (the gold tables' rows), `checks.csv` and `overrides.json`.
-
-    Returns the paths written. The folder is the run's own (its run id), so a what-if never overwrites another.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, frame in {**frames, "checks": checks}.items():
-        paths.append(folder / f"{name}.csv")
-        frame.to_csv(paths[-1], index=False)
-    paths.append(folder / "overrides.json")
-    paths[-1].write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    return paths
 
 
 # --- step 3's reads and writes -------------------------------------------------------------------------------

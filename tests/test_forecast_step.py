@@ -357,3 +357,34 @@ def test_the_vendor_forecast_issued_before_the_origin_is_a_member_and_a_later_re
     vendor_p50 = members.loc[(members["member"] == "vendor") & (members["p50"] > 0), "p50"]
     assert len(vendor_p50) and (vendor_p50 == 100.0).all()  # the 999 revision came after the origin
     assert members.loc[members["member"] == "vendor", "weight"].max() > 0.5
+
+
+def test_a_scenario_run_writes_beside_the_published_rows_and_never_over_them(tmp_path, data, capsys):
+    path = setup_db(tmp_path, data)
+    assert run(path) == 0
+    published = {t.name: read(path, t) for t in (*forecast_step.GOLD_TABLES, tables.data_quality_checks)}
+    scenario = ["--config", str(path), "--as-of", AS_OF.isoformat(), "--scenario", "sl95",
+                "--set", "staffing.service_level=0.95", "--scenario-note", "95% answered in 20 s"]
+    assert forecast_step.main(scenario) == 0
+    assert forecast_step.main(scenario) == 0     # a re-run replaces the scenario's rows
+    for name, before in published.items():
+        pd.testing.assert_frame_equal(read(path, tables.metadata.tables[name]), before)
+    staffed = read(path, tables.gold_scenario_staffing_interval)
+    base = published["gold_staffing_interval"]
+    assert set(staffed["scenario"]) == {"sl95"} and len(staffed) == len(base)
+    assert staffed["agents_p50"].sum() > base["agents_p50"].sum()
+    assert read(path, tables.gold_scenario_forecast_daily)["p50"].sum() == pytest.approx(
+        published["gold_forecast_daily"]["p50"].sum())
+    assert len(read(path, tables.gold_scenario_staffing_daily)) == len(published["gold_staffing_daily"])
+    kept = read(path, tables.gold_scenarios)
+    assert kept[["scenario", "step", "overrides", "description"]].to_dict("records") == [
+        {"scenario": "sl95", "step": "3_forecast", "overrides": '["staffing.service_level=0.95"]',
+         "description": "95% answered in 20 s"}]
+
+    capsys.readouterr()
+    assert forecast_step.main(["--config", str(path), "--list-scenarios"]) == 0
+    listed = capsys.readouterr().out
+    assert "sl95" in listed and "staffing.service_level=0.95" in listed and "# 95% answered in 20 s" in listed
+    assert forecast_step.main([*scenario[:4], "--scenario", "published"]) == 2
+    assert forecast_step.main([*scenario, "--publish"]) == 2
+    assert "a scenario never replaces the published rows" in capsys.readouterr().err
