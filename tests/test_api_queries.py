@@ -75,3 +75,26 @@ def test_local_iso_carries_the_offset_of_its_utc_twin() -> None:
     assert api_models.local_iso(datetime(2026, 3, 29, 3, 0), datetime(2026, 3, 29, 1, 0)) == "2026-03-29T03:00:00+02:00"
     assert api_models.local_iso(datetime(2026, 1, 5, 7, 0), datetime(2026, 1, 5, 12, 0)) == "2026-01-05T07:00:00-05:00"
     assert api_models.utc_iso(datetime(2026, 1, 5, 7, 0)) == "2026-01-05T07:00:00Z"
+
+
+def test_the_api_serves_step_6s_plan_and_its_scenario_as_the_pipeline_wrote_them(tmp_path) -> None:
+    from common import api
+    from common.config import load_config
+    from tests.api_server import get, serving
+    from tests.test_capacity import run, setup_db
+
+    path = setup_db(tmp_path)
+    assert run(path) == 0 and run(path, "--scenario", "growth", "--set", "staffing.shrinkage=0.4") == 0
+    engine = db.make_read_only_engine(load_config(path).database_url)
+    with serving(api.create_app(engine, "Europe/Stockholm")) as url:
+        status, plan = get(f"{url}/v1/capacity/plan?queue=%28centre%29", key=None)
+        status_growth, growth = get(f"{url}/v1/capacity/plan?queue=%28centre%29&scenario=growth", key=None)
+        status_list, listed = get(f"{url}/v1/scenarios", key=None)
+    engine.dispose()
+    assert (status, status_growth, status_list) == (200, 200, 200)
+    assert [r["weeks_ahead"] for r in plan["items"]] == list(range(4, 27))  # one plan origin: every week of it
+    assert {r["scenario"] for r in plan["items"]} == {"published"} and {r["scenario"] for r in growth["items"]} == {
+        "growth"}
+    # Shrinkage 40% instead of 30%: more FTE every week.
+    assert all(g["fte_required_p50"] > p["fte_required_p50"] for g, p in zip(growth["items"], plan["items"]))
+    assert [(r["scenario"], r["step"]) for r in listed["items"]] == [("growth", "6_capacity_plan")]
