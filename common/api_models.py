@@ -24,8 +24,8 @@ _FRACTION = "fraction (0-1)"
 _UNITS_EXACT = {
     "workload_minutes": "minutes", "window_days": "days", "n_days": "days", "horizon_day": "days",
     "weekday": "0 = Monday", "open_days": "days", "weeks_ahead": "weeks", "headcount_p50": "people",
-    "workload_hours_p50": "hours", "shortfall_probability": _FRACTION, "wmape": _FRACTION, "mape": _FRACTION, "bias": _FRACTION, "coverage": _FRACTION,
-    "wmape_naive": _FRACTION, "total_volume_error": _FRACTION, "shrinkage": _FRACTION,
+    "workload_hours_p50": "hours", "shortfall_probability": _FRACTION, "wmape": _FRACTION, "mape": _FRACTION,
+    "bias": _FRACTION, "coverage": _FRACTION, "wmape_naive": _FRACTION, "total_volume_error": _FRACTION, "shrinkage": _FRACTION,
 }
 
 

@@ -168,8 +168,8 @@ def test_a_known_queue_without_rows_in_a_table_is_an_empty_page_not_404(base: st
     assert _items(base, "/v1/staffing/daily", queue="Support") == []
 
 
-@pytest.mark.parametrize("query", ["date_from=2026-13-01", "date_to=yesterday", "date_to=0", "date_from=1700000000", "origin=2026-02-30",
-                                   "origin=newest", "date_from=2026-01-07&date_to=2026-01-05", "limit=10001",
+@pytest.mark.parametrize("query", ["date_from=2026-13-01", "date_to=yesterday", "date_to=0", "date_from=1700000000",
+                                   "origin=2026-02-30", "origin=newest", "date_from=2026-01-07&date_to=2026-01-05", "limit=10001",
                                    "limit=0", "offset=-1"])
 def test_a_bad_date_origin_or_page_size_is_422(base: str, query: str) -> None:
     status, body = get(f"{base}/v1/forecasts/daily?{query}")
