@@ -14,7 +14,8 @@ AHT comes from recent history; staffing.* gives agents and staff for p10/p50/p90
 patience from its silver_calls (gold_queue_patience), else Erlang C, with per-queue targets (staffing.queues).
 
 Writes gold_forecast_daily, gold_forecast_members, gold_forecast_interval, gold_staffing_interval,
-gold_staffing_daily and gold_queue_patience in one transaction (re-running an as-of replaces that origin's rows; other origins stay) and
+gold_staffing_daily and gold_queue_patience in one transaction (re-running an as-of replaces that origin's rows; other origins stay),
+rebuilds gold_dim_date, gold_dim_queue_date and gold_dim_queue in it, and writes
 one data_quality_checks row per queue per check. A run with --set overrides is a what-if unless --publish
 (overrides of database.*, source.*, report.*, training.model_dir do not count): its outputs go to
 <report.output_dir>/<as-of>/whatif-<run_id>/ as CSV files with checks.csv and overrides.json, and nothing to the
@@ -34,7 +35,7 @@ import time
 from datetime import timedelta
 
 
-from common import forecast_run, patience, scenarios, silver, tables, training, validation
+from common import dims, forecast_run, patience, scenarios, silver, tables, training, validation
 from common.cli import StepContext, StepResult, run_step, step_parser, what_if_overrides
 from common.errors import DataError
 from common.vendor import read_vendor
@@ -91,6 +92,7 @@ def body(ctx: StepContext) -> StepResult:
         return save_whatif(ctx, "3_forecast.py", frames, validation.results_frame(run.checks), message)
     with ctx.engine.begin() as conn:
         written = forecast_run.replace_origin(conn, as_of, frames)
+        dims.replace_dims(conn, cfg)  # the date and queue dimensions, to the last date of this forecast
         silver.save_checks(conn, validation.results_frame(run.checks), ctx.run_id, STEP, as_of)
     return StepResult(written, message)
 

@@ -9,7 +9,8 @@ every night. Recent origins are re-scored every night (their actuals keep arrivi
 re-scores every origin. gold_forecast_accuracy_summary: wMAPE, MAPE, MAE, RMSE, bias, total-volume error, pinball
 loss and p10-p90 coverage over the trailing evaluation.window_days, overall and by queue, horizon day, weekday and
 method, beside the naive benchmark (open days only). gold_alerts: daily MAPE, weekly bias, data freshness, feature
-drift (PSI), model vs naive, fallback used (alerts.*). gold_service_delivered: per queue and interval of the window,
+drift (PSI), model vs naive, fallback used (alerts.*), also posted to the chat webhooks of alerts.webhooks (one that
+is down costs a warning line, never the night). gold_service_delivered: per queue and interval of the window,
 the service delivered (service level against staffing.* targets, ASA, abandon rate) from silver_calls. Each table
 is replaced for this as-of / these origins, never duplicated. A forecast whose model had seen the days it forecast
 is never scored (its old rows are removed; the message says how many).
@@ -29,7 +30,7 @@ import logging
 import sys
 import time
 
-from common import accuracy_store, evaluate_step, service_delivered, training
+from common import accuracy_store, chat, evaluate_step, service_delivered, training
 from common.cli import StepContext, StepResult, run_step, step_parser, whole_number
 from common.errors import DataError
 
@@ -70,6 +71,7 @@ def _evaluate(ctx: StepContext) -> StepResult:
                                                night.alert_rows, ctx.run_id)
         written += service_delivered.replace_delivered(conn, delivered_from, as_of, delivered, ctx.run_id)
     print(evaluate_step.format_night(night, as_of, cfg.evaluation.window_days))
+    chat.post_alerts(cfg.alerts.webhooks, night.alert_rows.to_dict("records"), as_of, ctx.run_id)  # never raises
     return StepResult(written, night.message)
 
 

@@ -81,6 +81,7 @@ try {
             if ($rc -ne 0) {
                 "run_daily.ps1: FAILED at step $id ($($steps[$id])) with exit code $rc; fix it and resume with: run_daily.ps1 -AsOf $Night -From $id" | Tee-Object -FilePath $log -Append
                 & $py -m common.mail --config $Config --failure --subject "wfm-forecast FAILED at step $id for $Night (exit $rc)" --log-file $log
+                & $py -m common.chat --config $Config --failure --subject "wfm-forecast FAILED at step $id for $Night (exit $rc)" --log-file $log
                 exit $rc
             }
         }

@@ -131,8 +131,11 @@ run_night() {
     set -e
     if [ $rc -ne 0 ]; then
       echo "run_daily.sh: FAILED at step $id ($script) with exit code $rc; fix it and resume with: ./run_daily.sh --as-of $night --from $id${then_rest}" >&2
-      # The alert mail (or .eml under output/failures/ without SMTP) must never replace the step's own exit code.
+      # The alert mail (or .eml under output/failures/ without SMTP) and the chat webhooks (alerts.webhooks) must
+      # never replace the step's own exit code.
       "$py" -m common.mail --config "$config" --failure --subject "wfm-forecast FAILED at step $id for $night (exit $rc)" \
+        --log-file "$log" || true
+      "$py" -m common.chat --config "$config" --failure --subject "wfm-forecast FAILED at step $id for $night (exit $rc)" \
         --log-file "$log" || true
       exit $rc
     fi

@@ -30,6 +30,7 @@ class Plan:
     methods: dict[str, str]       # queue -> volume method
     backtest_origins: int
     default_band: list[str]       # queues whose volume spread is assumed (no backtest)
+    inputs: dict[str, QueueInputs]  # what the simulation drew from (the bench converts actuals to FTE with it)
 
 
 def paid_hours_per_week(cfg: Config) -> float:
@@ -58,14 +59,23 @@ def max_occupancy(cfg: Config, queues: list[str]) -> dict[str, float]:
 
 
 def make_plan(cfg: Config, as_of: date, daily: pd.DataFrame, intervals: pd.DataFrame, calendar: pd.DataFrame,
-              staffing_args: dict, hires: pd.DataFrame | None = None, progress=None) -> Plan:
+              staffing_args: dict, hires: pd.DataFrame | None = None, progress=None,
+              backtest: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> Plan:
     """The plan of `as_of` from silver_daily before it (`daily`), the last weeks of silver_interval (`intervals`),
-    the open flags of the planned days (`calendar`: queue, date, is_open) and staffing_table's keyword targets."""
+    the open flags of the planned days (`calendar`: queue, date, is_open) and staffing_table's keyword targets.
+
+    `backtest`: (volume, AHT) errors of a backtest run once over a longer history (bench/bench_capacity.py plans
+    a year of origins): only its rows this plan could have known are used, so the plan is the same as without it.
+    """
     c = cfg.capacity
     weeks = c.horizon_weeks
     panel = cv.Panel.from_daily(daily, as_of)
     origins = cv.backtest_origins(panel, as_of, c.backtest_weeks, c.min_history_weeks)
-    vol_err, aht_err = cv.backtest(panel, weeks, origins, progress)
+    if backtest is None:
+        vol_err, aht_err = cv.backtest(panel, weeks, origins, progress)
+    else:
+        known = [pd.Timestamp(o) for o in origins]
+        vol_err, aht_err = (cv.known_before(e.loc[e["origin"].isin(known)], as_of) for e in backtest)
     methods = cv.choose_methods(vol_err, c.first_week, weeks, cv.VOLUME_METHODS, "recent_mean")
     aht_methods = cv.choose_methods(aht_err, c.first_week, weeks, cv.AHT_METHODS, "recent")
     queues = panel.queues
@@ -118,7 +128,7 @@ def make_plan(cfg: Config, as_of: date, daily: pd.DataFrame, intervals: pd.DataF
     first = c.first_week - 1
     rows = plan_rows(full, inputs, methods, week1, first, weeks, settings)
     drivers = driver_rows(full, alone, week1, c.first_week, weeks)
-    return Plan(rows, drivers, methods, len(origins), default_band)
+    return Plan(rows, drivers, methods, len(origins), default_band, inputs)
 
 
 def _only(settings: SimSettings, driver: str) -> SimSettings:
@@ -126,8 +136,12 @@ def _only(settings: SimSettings, driver: str) -> SimSettings:
 
 
 def _configured_aht(cfg: Config, queue: str, measured: float) -> float:
+    """The queue's measured AHT, else capacity.queues.<queue>.aht_seconds, else forecast.default_aht_seconds (as
+    step 3 staffs a queue without handled calls)."""
     q = cfg.capacity.queues.get(queue)
-    return float(measured) if np.isfinite(measured) else (q.aht_seconds if q and q.aht_seconds else np.nan)
+    if np.isfinite(measured):
+        return float(measured)
+    return float(q.aht_seconds) if q and q.aht_seconds else float(cfg.forecast.default_aht_seconds)
 
 
 def iso_week(day: pd.Timestamp) -> str:

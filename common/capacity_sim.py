@@ -65,6 +65,7 @@ def quantile_function(errors: pd.DataFrame, queue: str, weeks: int) -> tuple[np.
 
     Week h uses the queue's errors of weeks h-2..h+2 ahead, the pooled queues' when the queue has fewer than
     MIN_SAMPLES, and a default band (10% at 4 weeks x sqrt(h / 4), flagged) when there is no backtest at all.
+    Symmetric in log scale around 0: the plan's p50 is the chosen method's forecast.
     """
     out = np.zeros((weeks, len(LEVELS)))
     default = False
@@ -83,7 +84,10 @@ def quantile_function(errors: pd.DataFrame, queue: str, weeks: int) -> tuple[np.
             out[h - 1] = z * DEFAULT_LOG_SD_4W * np.sqrt(h / 4)
             continue
         out[h - 1] = np.quantile(near, LEVELS)
-    return out, default
+    # The spread of the errors, not their bias, mirrored: a bias learnt in a growing year bends the band the wrong
+    # way in a falling one (Toronto 2025: 45-57% coverage with it, 52-71% without; bench/bench_capacity.py).
+    centred = out - out[:, [len(LEVELS) // 2]]
+    return (centred - centred[:, ::-1]) / 2, default
 
 
 def correlations(errors: pd.DataFrame) -> tuple[float, float]:

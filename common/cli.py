@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from common import __version__, db, tables
+from common import __version__, db, prom_metrics, tables
 from common.config import load_config
 from common.config_schema import Config
 from common.errors import ConfigError, PipelineError
@@ -188,11 +188,21 @@ def step_umask() -> int:
 
 def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepContext], StepResult],
              argv: list[str] | None = None) -> int:
-    """Parse flags, run `body` with run bookkeeping, and return the process exit code."""
+    """Parse flags, run `body` with run bookkeeping, and return the process exit code; then, success or not, write
+    the step's Prometheus metrics when metrics.textfile_dir is set (never changing the outcome)."""
+    outcome = prom_metrics.StepOutcome(step)
+    try:
+        return _run_step(step, parser, body, argv, outcome)
+    finally:
+        prom_metrics.after_step(outcome)
+
+
+def _run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepContext], StepResult],
+              argv: list[str] | None, outcome: prom_metrics.StepOutcome) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     run_id = uuid.uuid4().hex[:12]
-    _run_filter.run_id = run_id
+    _run_filter.run_id = outcome.run_id = run_id
     engine = None
     url = None
     recorded = False  # a pipeline_runs row exists for this run
@@ -202,10 +212,11 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
     try:
         os.umask(step_umask())
         cfg = load_config(args.config, args.overrides)
-        as_of = args.as_of or today_in(cfg.timezone)
+        as_of = outcome.as_of = args.as_of or today_in(cfg.timezone)
+        outcome.cfg = cfg
         url = cfg.database_url
         try:
-            engine = db.make_engine(url)
+            engine = outcome.engine = db.make_engine(url)
             db.ensure_schema(engine)
             check_as_of_not_runaway(engine, as_of, today_in(cfg.timezone), cfg.timezone)
             mark_interrupted_runs(engine, step, run_id)
@@ -245,6 +256,7 @@ def run_step(step: str, parser: argparse.ArgumentParser, body: Callable[[StepCon
         _restore_sigterm(previous_term)
         os.umask(previous_umask)
     db.finish_run(engine, run_id, result.status, result.rows_written, result.message)
+    outcome.status, outcome.rows_written = result.status, result.rows_written
     log.info("%s %s in %.1fs: %s", step, result.status, time.perf_counter() - started, result.message)
     return 0
 

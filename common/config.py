@@ -67,8 +67,9 @@ def _format_validation_error(name: str, exc: ValidationError, raw: dict) -> str:
     if err["type"] == "missing":
         return f"{name}: {key}: required key is missing"
     value = _value_at(raw, loc)
-    # A value given where the *name* of a secret's variable belongs may be the secret itself: never echoed.
-    shown = f" (got {value!r})" if value is not _MISSING and not key.endswith("_env") else ""
+    # A value given where the *name* of a secret's variable belongs may be the secret itself, and a URL may hold a
+    # token or password (a chat webhook's path): never echoed.
+    shown = f" (got {value!r})" if value is not _MISSING and not key.endswith(("_env", "url")) else ""
     msg = err["msg"].removeprefix("Value error, ")
     return f"{name}: {key}: {msg}{shown}"
 

@@ -44,7 +44,8 @@ class CapacityConfig(StrictModel):
     shrinkage_sd: float = Field(0.02, ge=0, lt=0.3)        # absolute spread of shrinkage around staffing's value
     ramp: list[float] = [0.25, 0.5, 0.75]                  # a hire's productivity in their 1st, 2nd, ... week; then 1
     hires_file: str | None = None                          # CSV queue,week,count (added to queues.<q>.hires)
-    backtest_weeks: int = Field(104, ge=8, le=520)         # origins of the plan's own backtest (weekly)
+    # origins of the plan's own backtest (weekly): 5 years, so the band has seen more than one regime
+    backtest_weeks: int = Field(260, ge=8, le=1040)
     min_history_weeks: int = Field(8, ge=4, le=104)        # history an origin needs before it is backtested
     queues: dict[str, QueueCapacityConfig] = {}
 

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from common.config_capacity import CapacityConfig
+from common.config_notify import MetricsConfig, WebhookConfig
 from common.config_source import SourceConfig, StrictModel
 from common.errors import ConfigError
 
@@ -315,6 +316,7 @@ class AlertsConfig(StrictModel):
     drift_bins: int = Field(10, ge=2, le=50)
     naive_window_days: int = Field(28, ge=7, le=366)    # model vs seasonal naive over origins in the trailing N days
     naive_min_days: int = Field(10, ge=1, le=366)             # open days needed before that comparison is judged
+    webhooks: list[WebhookConfig] = Field(default_factory=list)  # chat / HTTP endpoints for the open alerts
 
     @model_validator(mode="after")
     def _warning_below_critical(self) -> AlertsConfig:
@@ -345,6 +347,7 @@ class Config(StrictModel):
     evaluation: EvaluationConfig = EvaluationConfig()
     alerts: AlertsConfig = AlertsConfig()
     capacity: CapacityConfig = CapacityConfig()
+    metrics: MetricsConfig = MetricsConfig()
     # Where the config file lives: relative paths in it are resolved against this folder.
     base_dir: Path = Path(".")
 

@@ -5,16 +5,19 @@ Separate from `db` (writes and reads) because it is the one place that issues DD
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from datetime import datetime, timezone
 
-from sqlalchemy import Column, Engine, Index, Table, inspect
+from sqlalchemy import Column, Engine, Index, Table, delete, insert, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import DDLElement
 
-from common import tables
+from common import tables, views
 from common.errors import DataError
+from common.view_sql import CreateView, DropView
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,56 @@ def ensure_schema(engine: Engine) -> None:
         for index in missing_indexes(conn):
             index.create(conn)
             log.info("schema: created index %s on %s", index.name, index.table.name)
+    ensure_views(engine)
+
+
+def ensure_views(engine: Engine) -> None:
+    """Create the views of `common.views` that are missing, and recreate those whose SQL changed (a new version, or a
+    column a table gained: the views list their columns). A view is left alone while its SQL is unchanged, so the
+    nightly steps do not take a lock on what Power BI is reading.
+
+    A view that cannot be created is a warning, not a failed step: the tables are the contract, the views a
+    convenience over them (e.g. on PostgreSQL a user's own view that reads ours blocks the DROP; the next step tries
+    again).
+    """
+    try:
+        with engine.begin() as conn:
+            stale = stale_views(conn)
+            existing = set(inspect(conn).get_view_names()) if stale else set()
+            record = tables.schema_views
+            for view, sql in stale:
+                if view.name in existing:
+                    conn.execute(DropView(view.name))
+                conn.execute(CreateView(view.name, view.query))
+                conn.execute(delete(record).where(record.c.view_name == view.name))
+                conn.execute(insert(record).values(view_name=view.name, sql_sha256=_sha(sql), created_at=_utc_now()))
+        if stale:
+            log.info("schema: created view(s) %s", ", ".join(v.name for v, _ in stale))
+    except DBAPIError as exc:
+        log.warning("schema: the views could not be created or updated (the tables are fine, the next step tries "
+                    "again): %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
+
+
+def stale_views(conn: Connection) -> list[tuple[views.View, str]]:
+    """(view, its CREATE VIEW for this backend) for every view that is missing or was created from other SQL."""
+    existing = set(inspect(conn).get_view_names())
+    record = tables.schema_views
+    created = dict(conn.execute(select(record.c.view_name, record.c.sql_sha256)).all())
+    out = []
+    for view in views.VIEWS:
+        sql = str(CreateView(view.name, view.query).compile(dialect=conn.dialect))
+        if view.name not in existing or created.get(view.name) != _sha(sql):
+            out.append((view, sql))
+    return out
+
+
+def _sha(sql: str) -> str:
+    return hashlib.sha256(sql.encode()).hexdigest()
+
+
+def _utc_now() -> datetime:
+    """Naive UTC, as db.utc_now (db imports this module, not the other way round)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 # What a database says when a table another run created a moment ago is created again (SQLite, PostgreSQL: "already

@@ -61,7 +61,9 @@ def test_a_database_without_a_newer_nullable_column_answers_null_for_it(tmp_path
     url = f"sqlite:///{tmp_path / 'old.db'}"
     seed(url, datetime(2026, 1, 6, 6, 0))
     engine = db.make_engine(url)
-    with engine.begin() as conn:  # as a database from before 0.6 (no FTE columns)
+    with engine.begin() as conn:  # as a database from before 0.6 (no FTE columns, no views)
+        for (view,) in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'view'")).all():
+            conn.execute(text(f'DROP VIEW "{view}"'))
         for column in ("fte_p10", "fte_p50", "fte_p90"):
             conn.execute(text(f"ALTER TABLE gold_staffing_daily DROP COLUMN {column}"))
     engine.dispose()

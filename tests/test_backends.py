@@ -25,7 +25,8 @@ from common.errors import DataError
 from tests.conftest import CDR_HEADER, write_config, write_csv
 
 STEPS = {name: importlib.import_module(name) for name in (
-    "0_load_bronze", "1_build_silver", "1_5_segment_customers", "2_train", "3_forecast", "4_evaluate", "5_report")}
+    "0_load_bronze", "1_build_silver", "1_5_segment_customers", "2_train", "3_forecast", "4_evaluate",
+    "6_capacity_plan", "5_report")}
 
 AS_OF = date(2025, 3, 10)  # a Monday; night 1 is the Monday before
 NIGHT1 = AS_OF - timedelta(days=7)
@@ -33,11 +34,11 @@ DAYS = 80  # step 2 needs 56 days of history before its backtest origin (two wee
 # Columns a run stamps with its own id or clock: they differ between any two runs, whatever the backend; `overrides`
 # holds each run's --set database.url=..., which names the backend.
 VOLATILE = {"run_id", "created_at", "checked_at", "loaded_at", "started_at", "finished_at", "promoted_at", "message",
-            "overrides"}
+            "overrides", "sql_sha256", "created_at_utc"}  # schema_views: each backend's CREATE VIEW is its own SQL
 # Small and quick: one backtest origin, 20 trees, no calibration; short demo weekends may look incomplete.
 SETTINGS = {"validation__completeness_min_share": 0.0, "training__min_history_days": 28,
             "training__backtest_origins": 1, "training__calibration_origins": 0,
-            "training__params": {"n_estimators": 20, "min_data_in_leaf": 5}}
+            "training__params": {"n_estimators": 20, "min_data_in_leaf": 5}, "capacity__simulations": 200}
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,9 @@ def run_pipeline(directory: Path, url: str, exports: Path) -> None:
         extra = {"0_load_bronze": ["--workers", "0"], "1_build_silver": ["--workers", "0"],
                  "5_report": ["--no-email"]}.get(name, [])
         step(name, config, AS_OF, url, everything, *extra)
+    # named scenarios: beside the published rows, in their own tables and keys
+    step("3_forecast", config, AS_OF, url, everything, "--scenario", "sl90", "--set", "staffing.service_level=0.9")
+    step("6_capacity_plan", config, AS_OF, url, everything, "--scenario", "sl90", "--set", "staffing.service_level=0.9")
 
 
 def _without_timings(metrics: str) -> str:
@@ -111,8 +115,7 @@ def test_two_nights_on_sqlite_fill_every_table_the_comparison_relies_on(sqlite_r
     # A CDR export fills no interval-report or daily-total table; two months are too short for the ensemble's
     # weights (2 inner backtest origins), so the model is LightGBM alone and no members are written.
     empty = [name for name, frame in sqlite_run.items() if frame.empty
-             and name not in ("bronze_interval", "bronze_daily", "gold_forecast_members", "gold_forecast_intraday")
-             and not name.startswith(("gold_capacity", "gold_scenario"))]
+             and name not in ("bronze_interval", "bronze_daily", "gold_forecast_members", "gold_forecast_intraday")]
     assert empty == []
     assert set(sqlite_run["gold_forecast_daily"]["method"]) >= {"lightgbm"}
     assert len(sqlite_run["bronze_rejects"]) == 3

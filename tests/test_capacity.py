@@ -66,6 +66,8 @@ def test_volume_spread_comes_from_the_backtest_errors_at_that_horizon():
                            "log_error": np.r_[np.linspace(-0.1, 0.1, 100), np.linspace(-0.5, 0.5, 100)]})
     qf, default = quantile_function(errors.loc[errors["weeks_ahead"] == 1], "A", 1)
     assert not default and qf[0, 0] == pytest.approx(-0.1) and qf[0, -1] == pytest.approx(0.1)
+    skewed, _ = quantile_function(errors.assign(log_error=errors["log_error"] + 0.3).iloc[:100], "A", 1)
+    assert skewed[0] == pytest.approx(qf[0])      # the spread, not the bias: a skew is mirrored around 0
     inputs = _inputs([1000])
     inputs.volume_errors = qf
     settings = SimSettings(simulations=4000, seed=3, paid_hours_per_week=37.5, shrinkage_sd=0.0, ramp=[])
@@ -229,3 +231,16 @@ def test_step_6_runs_weekly_once_a_plan_exists(tmp_path):
     assert "capacity.run_weekdays is [mon]" in runs["message"].iloc[-1]
     assert run(path, "--force", as_of=tuesday + timedelta(days=1)) == 0
     assert set(read(path, tables.gold_capacity_plan)["plan_origin"].dt.date) == {tuesday, tuesday + timedelta(days=1)}
+
+
+def test_a_backtest_run_once_over_a_longer_history_gives_the_same_plan(tmp_path):
+    # bench/bench_capacity.py backtests once and plans many origins from it: each must equal the step's own plan
+    cfg = load_config(write_config(tmp_path, capacity__method="occupancy", **FAST))
+    daily = synthetic_daily()
+    panel = Panel.from_daily(daily, AS_OF + timedelta(days=28))
+    longer = backtest(panel, cfg.capacity.horizon_weeks, [AS_OF - timedelta(weeks=k) for k in range(-3, 40)])
+    alone = plan_of(cfg, daily.loc[daily["date"] < pd.Timestamp(AS_OF)], AS_OF)
+    queues = sorted(daily["queue"].unique())
+    shared = make_plan(cfg, AS_OF, daily, pd.DataFrame(columns=["queue", "interval_start", "offered", "is_open"]),
+                       capacity_step.planned_calendar(cfg, queues, AS_OF), {}, backtest=longer)
+    pd.testing.assert_frame_equal(alone.rows, shared.rows)
