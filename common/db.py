@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,7 @@ from sqlalchemy.sql import Select
 from common import __version__, tables
 from common.db_postgres import has_copy, postgres_copy, postgres_read
 from common.db_values import frame_records, sqlite_values, typed_column
-from common.errors import DataError
+from common.errors import ConfigError, DataError
 from common.redact import mask_url
 from common.schema import ensure_schema  # noqa: F401 - steps and tests call db.ensure_schema
 
@@ -62,6 +63,24 @@ def make_engine(url: str, sqlite_cache_mb: int = SQLITE_CACHE_MB) -> Engine:
     if backend == "mssql":
         # pyodbc is only imported for SQL Server URLs; fast_executemany makes bulk inserts usable there.
         return create_engine(url, fast_executemany=True, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True)
+
+
+def make_read_only_engine(url: str) -> Engine:
+    """An engine that cannot write, where the backend allows it: a SQLite file opened `mode=ro` (it must exist),
+    PostgreSQL sessions with `default_transaction_read_only`. Other backends: grant the login read access only."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = Path(parsed.database or "")
+        if not parsed.database or parsed.database == ":memory:" or not path.is_file():
+            raise ConfigError(f"database.url: SQLite file {parsed.database!r} not found; run the pipeline first "
+                              "(or ./run_daily.sh --demo)")
+        return create_engine(f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true",
+                             connect_args={"timeout": 60})
+    if backend == "postgresql":
+        return create_engine(url, pool_pre_ping=True,
+                             connect_args={"options": "-c default_transaction_read_only=on"})
     return create_engine(url, pool_pre_ping=True)
 
 
