@@ -112,6 +112,8 @@ def make_plan(cfg: Config, as_of: date, daily: pd.DataFrame, intervals: pd.DataF
     for i, q in enumerate(queues):
         vq, vdefault = quantile_function(chosen_vol, q, weeks)
         aq, _ = quantile_function(chosen_aht, q, weeks)
+        if not np.isfinite(aht_weekly[i]).any():     # no AHT in the data: a configured one, no spread to learn
+            aq = np.zeros_like(aq)
         aht = aht_by_method[aht_methods.get(q, "recent")][i]
         aht = np.where(np.isfinite(aht), aht, _configured_aht(cfg, q, np.nan))
         if vdefault:
