@@ -54,9 +54,14 @@ def test_a_daily_only_export_is_forecast_by_the_day_for_every_queue_and_the_repo
         intervals = pd.read_sql("select count(*) as n from gold_forecast_interval", conn)["n"].iloc[0]
         staffing = pd.read_sql("select count(*) as n from gold_staffing_interval", conn)["n"].iloc[0]
         silver_intervals = pd.read_sql("select count(*) as n from silver_interval", conn)["n"].iloc[0]
+        plan = pd.read_sql("select queue, staffing_model from gold_capacity_plan", conn)
     status = dict(zip(runs["step"], runs["status"]))
     assert status == {"0_load_bronze": "success", "1_build_silver": "success", "1_5_segment_customers": "skipped",
-                      "2_train": "success", "3_forecast": "success", "4_evaluate": "success", "5_report": "success"}
+                      "2_train": "success", "3_forecast": "success", "4_evaluate": "success",
+                      "6_capacity_plan": "success", "5_report": "success"}
+    # a capacity plan without intervals: workload / max occupancy, per queue and the centre
+    assert set(plan["queue"]) == {"Billing", "Support", "(centre)"}
+    assert set(plan.loc[plan["queue"] != "(centre)", "staffing_model"]) == {"occupancy"}
     # every day 2024-02-05..2025-03-09 (Sundays too, closed), from the daily rows only
     assert daily.groupby("queue")["date"].nunique().to_dict() == {"Billing": 399, "Support": 399}
     assert silver_intervals == 0
