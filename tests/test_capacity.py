@@ -244,3 +244,19 @@ def test_a_backtest_run_once_over_a_longer_history_gives_the_same_plan(tmp_path)
     shared = make_plan(cfg, AS_OF, daily, pd.DataFrame(columns=["queue", "interval_start", "offered", "is_open"]),
                        capacity_step.planned_calendar(cfg, queues, AS_OF), {}, backtest=longer)
     pd.testing.assert_frame_equal(alone.rows, shared.rows)
+
+
+def test_bad_capacity_inputs_stop_with_one_line_naming_the_file_row_or_key(tmp_path, capsys):
+    hires = tmp_path / "hires.csv"
+    hires.write_text("queue,week,count\nSupport,2025-04-14,5\nSupport,next monday,3\n", encoding="utf-8")
+    path = setup_db(tmp_path, capacity__hires_file=str(hires))
+    assert run(path) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "hires.csv: row 3" in err and "fix the row" in err
+    typo = tmp_path / "typo"
+    typo.mkdir()
+    path = setup_db(typo, capacity__queues={"Suport": {"headcount": 10}})
+    assert run(path) == 2
+    err = capsys.readouterr().err
+    assert "capacity.queues: Suport not in silver_daily" in err
+    assert read(path, tables.gold_capacity_plan).empty      # nothing half-written
