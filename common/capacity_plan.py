@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -120,7 +120,7 @@ def make_plan(cfg: Config, as_of: date, daily: pd.DataFrame, intervals: pd.DataF
             default_band.append(q)
         inputs[q] = QueueInputs(volume=by_method[methods.get(q, "recent_mean")][i], open_days=open_days[i],
                                 aht=aht, shrinkage=shrink[q], volume_errors=vq, aht_errors=aq, curve=curve[q],
-                                supply=supplies[q], default_band=vdefault)
+                                supply=supplies[q])
     week_corr, queue_corr = correlations(chosen_vol)
     settings = SimSettings(c.simulations, c.seed, paid_hours_per_week(cfg), c.shrinkage_sd, list(c.ramp),
                            week_corr, queue_corr)
@@ -134,7 +134,7 @@ def make_plan(cfg: Config, as_of: date, daily: pd.DataFrame, intervals: pd.DataF
 
 
 def _only(settings: SimSettings, driver: str) -> SimSettings:
-    return SimSettings(**{**settings.__dict__, "vary": (driver,)})
+    return replace(settings, vary=(driver,))
 
 
 def _configured_aht(cfg: Config, queue: str, measured: float) -> float:
@@ -202,7 +202,7 @@ def driver_rows(full: dict, alone: dict[str, dict], week1: date, first_week: int
             cols = slice(lo - 1, hi)
             need = s["need"][:, cols].mean(axis=1)
             supply = s["supply"][:, cols].mean(axis=1)
-            shares = variance_shares(full, {d: alone[d] for d in DRIVERS}, queue, cols)
+            shares = variance_shares(alone, queue, cols)
             if np.isnan(supply).all():
                 shares["attrition"] = np.nan
             p10, p50, p90 = np.nanquantile(need, [0.1, 0.5, 0.9]) if np.isfinite(need).any() else (np.nan,) * 3

@@ -16,7 +16,7 @@ input's share is its variance of (need - supply) over the sum of the four.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -44,7 +44,6 @@ class QueueInputs:
     aht_errors: np.ndarray
     curve: StaffingCurve
     supply: QueueSupply
-    default_band: bool = False    # volume_errors assumed (history too short for the backtest)
 
 
 @dataclass
@@ -57,7 +56,6 @@ class SimSettings:
     week_corr: float = 0.8
     queue_corr: float = 0.5
     vary: tuple[str, ...] = DRIVERS
-    extra: dict = field(default_factory=dict)
 
 
 def quantile_function(errors: pd.DataFrame, queue: str, weeks: int) -> tuple[np.ndarray, bool]:
@@ -190,7 +188,7 @@ def with_centre(sims: dict[str, dict[str, np.ndarray]], centre: str) -> dict[str
     return {**sims, centre: total}
 
 
-def variance_shares(full: dict, one_at_a_time: dict[str, dict], queue: str, weeks: slice) -> dict[str, float]:
+def variance_shares(one_at_a_time: dict[str, dict], queue: str, weeks: slice) -> dict[str, float]:
     """{driver: share of the variance of the block's mean (need - supply)} from the one-input reruns."""
     var = {}
     for driver, sims in one_at_a_time.items():
